@@ -1,0 +1,272 @@
+"""Pinhole cameras in the OpenCV convention.
+
+Camera frame: x right, y down, z forward. ``K`` is ``3x3`` in pixels and the
+centre of pixel (row i, column j) is at ``(u, v) = (j, i)``, so the image
+spans ``u in [-0.5, W - 0.5]``. Normalised coordinates are those of
+``grid_sample(..., align_corners=False)``: ``-1`` and ``+1`` are the outer
+edges of the border pixels.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .checks import broadcast_batch, check_shape
+
+__all__ = [
+    "make_intrinsics",
+    "validate_intrinsics",
+    "project_points",
+    "unproject_points",
+    "pixel_centers",
+    "depth_to_points",
+    "scale_intrinsics",
+    "crop_intrinsics",
+    "pixels_to_normalized",
+    "normalized_to_pixels",
+]
+
+
+def make_intrinsics(
+    fx: torch.Tensor | float,
+    fy: torch.Tensor | float,
+    cx: torch.Tensor | float,
+    cy: torch.Tensor | float,
+    *,
+    dtype: torch.dtype | None = None,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """Pinhole ``K = [[fx, 0, cx], [0, fy, cy], [0, 0, 1]]``.
+
+    Args:
+        fx, fy, cx, cy: scalars or tensors of a common broadcast shape ``(...)``.
+
+    Returns:
+        ``(..., 3, 3)``.
+
+    Raises:
+        ValueError: if a focal length is zero or not finite.
+
+    Example:
+        >>> make_intrinsics(100.0, 100.0, 31.5, 23.5)
+        tensor([[100.0000,   0.0000,  31.5000],
+                [  0.0000, 100.0000,  23.5000],
+                [  0.0000,   0.0000,   1.0000]])
+    """
+    vals = [torch.as_tensor(v, dtype=dtype, device=device) for v in (fx, fy, cx, cy)]
+    if dtype is None and not vals[0].is_floating_point():
+        vals = [v.float() for v in vals]
+    vals = torch.broadcast_tensors(*[v.to(vals[0].dtype) for v in vals])
+    fx, fy, cx, cy = vals
+    o, i = torch.zeros_like(fx), torch.ones_like(fx)
+    K = torch.stack([fx, o, cx, o, fy, cy, o, o, i], dim=-1).unflatten(-1, (3, 3))
+    validate_intrinsics(K)
+    return K
+
+
+def validate_intrinsics(K: torch.Tensor, name: str = "K") -> None:
+    """Raise ``ValueError`` unless ``K`` is ``(..., 3, 3)``, finite, with non-zero focal lengths
+    and last row ``(0, 0, 1)``. Use it where cameras enter unrender (readers, datasets).
+
+    Example:
+        >>> validate_intrinsics(torch.eye(3))
+    """
+    check_shape(K, name, (3, 3))
+    if not bool(torch.isfinite(K).all()):
+        raise ValueError(f"{name}: intrinsics contain NaN or inf")
+    if bool((K[..., 0, 0] == 0).any() | (K[..., 1, 1] == 0).any()):
+        raise ValueError(f"{name}: impossible camera, a focal length is zero")
+    last = torch.tensor([0.0, 0.0, 1.0], dtype=K.dtype, device=K.device)
+    if not bool(torch.isclose(K[..., 2, :], last).all()):
+        raise ValueError(f"{name}: last row must be (0, 0, 1), got {K[..., 2, :].reshape(-1, 3)[0].tolist()}")
+
+
+def project_points(
+    points_cam: torch.Tensor, K: torch.Tensor, *, min_depth: float = 1e-6
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Project camera-frame points to pixels.
+
+    Points with ``z <= min_depth`` (on or behind the camera) get
+    ``in_front = False`` and a finite but meaningless ``uv`` (their ``z`` is
+    clamped to ``min_depth``): mask them out with ``in_front``.
+
+    Args:
+        points_cam: ``(..., N, 3)``.
+        K: ``(..., 3, 3)``.
+
+    Returns:
+        uv ``(..., N, 2)`` pixel coordinates, depth ``(..., N)`` (the z
+        coordinate) and in_front ``(..., N)`` bool.
+
+    Example:
+        >>> K = make_intrinsics(100.0, 100.0, 50.0, 40.0)
+        >>> uv, z, ok = project_points(torch.tensor([[0.1, 0.0, 2.0]]), K)
+        >>> uv, z, ok
+        (tensor([[55., 40.]]), tensor([2.]), tensor([True]))
+    """
+    b1 = check_shape(points_cam, "points_cam", (None, 3))
+    b2 = check_shape(K, "K", (3, 3))
+    broadcast_batch(b1, b2, names=("points_cam", "K"))
+    z = points_cam[..., 2]
+    in_front = z > min_depth
+    zc = torch.where(in_front, z, torch.full_like(z, min_depth))
+    xy = points_cam[..., :2] / zc[..., None]
+    K_ = K[..., None, :, :]
+    u = K_[..., 0, 0] * xy[..., 0] + K_[..., 0, 1] * xy[..., 1] + K_[..., 0, 2]
+    v = K_[..., 1, 1] * xy[..., 1] + K_[..., 1, 2]
+    return torch.stack([u, v], dim=-1), z, in_front
+
+
+def unproject_points(uv: torch.Tensor, depth: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
+    """Lift pixels with z-depth to camera-frame points (the inverse of :func:`project_points`).
+
+    Args:
+        uv: ``(..., N, 2)`` pixel coordinates.
+        depth: ``(..., N)`` z-depth in metres (0 gives the camera centre).
+        K: ``(..., 3, 3)`` with non-zero focal lengths.
+
+    Returns:
+        ``(..., N, 3)``.
+
+    Example:
+        >>> K = make_intrinsics(100.0, 100.0, 50.0, 40.0)
+        >>> unproject_points(torch.tensor([[55.0, 40.0]]), torch.tensor([2.0]), K)
+        tensor([[0.1000, 0.0000, 2.0000]])
+    """
+    b1 = check_shape(uv, "uv", ("N", 2))
+    b2 = check_shape(depth, "depth", ("N",), sizes={"N": uv.shape[-2]})
+    b3 = check_shape(K, "K", (3, 3))
+    broadcast_batch(b1, b2, b3, names=("uv", "depth", "K"))
+    K_ = K[..., None, :, :]
+    y = (uv[..., 1] - K_[..., 1, 2]) / K_[..., 1, 1]
+    x = (uv[..., 0] - K_[..., 0, 2] - K_[..., 0, 1] * y) / K_[..., 0, 0]
+    return torch.stack([x * depth, y * depth, depth.expand_as(x)], dim=-1)
+
+
+def pixel_centers(
+    H: int, W: int, *, dtype: torch.dtype = torch.float32, device: torch.device | str | None = None
+) -> torch.Tensor:
+    """Pixel-centre coordinates ``(u, v) = (j, i)`` of an ``H x W`` image.
+
+    Returns:
+        ``(H, W, 2)``.
+
+    Example:
+        >>> pixel_centers(2, 3)[1, 2]
+        tensor([2., 1.])
+    """
+    if H <= 0 or W <= 0:
+        raise ValueError(f"image size must be positive, got H={H}, W={W}")
+    v, u = torch.meshgrid(
+        torch.arange(H, dtype=dtype, device=device), torch.arange(W, dtype=dtype, device=device), indexing="ij"
+    )
+    return torch.stack([u, v], dim=-1)
+
+
+def depth_to_points(depth: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
+    """Camera-frame 3D point of every pixel of a z-depth map.
+
+    Args:
+        depth: ``(..., 1, H, W)`` metres; 0 (unknown) gives the camera centre.
+        K: ``(..., 3, 3)``.
+
+    Returns:
+        ``(..., H, W, 3)``.
+
+    Example:
+        >>> K = make_intrinsics(1.0, 1.0, 0.0, 0.0)
+        >>> depth_to_points(torch.full((1, 1, 2), 2.0), K)[0, 1]
+        tensor([2., 0., 2.])
+    """
+    check_shape(depth, "depth", (1, None, None))
+    check_shape(K, "K", (3, 3))
+    H, W = depth.shape[-2:]
+    uv = pixel_centers(H, W, dtype=depth.dtype, device=depth.device).reshape(H * W, 2)
+    pts = unproject_points(uv, depth.reshape(*depth.shape[:-3], H * W), K)
+    return pts.unflatten(-2, (H, W))
+
+
+def scale_intrinsics(K: torch.Tensor, scale_x: float, scale_y: float) -> torch.Tensor:
+    """Intrinsics of the image resized by ``(scale_x, scale_y)`` (new size / old size).
+
+    Image *edges* scale, not pixel centres: ``fx' = sx fx`` and
+    ``cx' = sx (cx + 0.5) - 0.5`` (likewise for y).
+
+    Args:
+        K: ``(..., 3, 3)``.
+
+    Returns:
+        ``(..., 3, 3)``.
+
+    Example:
+        >>> K = make_intrinsics(100.0, 100.0, 31.5, 15.5)   # 64 x 32 image, centred
+        >>> scale_intrinsics(K, 0.5, 0.5)[:2, 2]             # 32 x 16 image, centred
+        tensor([15.5000,  7.5000])
+    """
+    check_shape(K, "K", (3, 3))
+    if scale_x <= 0 or scale_y <= 0:
+        raise ValueError(f"scales must be positive, got ({scale_x}, {scale_y})")
+    S = torch.tensor(
+        [[scale_x, 0.0, 0.5 * scale_x - 0.5], [0.0, scale_y, 0.5 * scale_y - 0.5], [0.0, 0.0, 1.0]],
+        dtype=K.dtype,
+        device=K.device,
+    )
+    return S @ K
+
+
+def crop_intrinsics(K: torch.Tensor, top: float, left: float) -> torch.Tensor:
+    """Intrinsics of the crop whose top-left pixel was ``(row top, column left)``.
+
+    Args:
+        K: ``(..., 3, 3)``.
+
+    Returns:
+        ``(..., 3, 3)``: ``cx - left``, ``cy - top``.
+
+    Example:
+        >>> crop_intrinsics(make_intrinsics(100.0, 100.0, 50.0, 40.0), 10, 20)[:2, 2]
+        tensor([30., 30.])
+    """
+    check_shape(K, "K", (3, 3))
+    out = K.clone()
+    out[..., 0, 2] = K[..., 0, 2] - left
+    out[..., 1, 2] = K[..., 1, 2] - top
+    return out
+
+
+def pixels_to_normalized(uv: torch.Tensor, H: int, W: int) -> torch.Tensor:
+    """Pixel coordinates to ``grid_sample(align_corners=False)`` coordinates.
+
+    ``x = (2u + 1) / W - 1``, ``y = (2v + 1) / H - 1``.
+
+    Args:
+        uv: ``(..., 2)``.
+
+    Returns:
+        ``(..., 2)``.
+
+    Example:
+        >>> pixels_to_normalized(torch.tensor([-0.5, 3.5]), 4, 4)
+        tensor([-1.,  1.])
+    """
+    check_shape(uv, "uv", (2,))
+    size = torch.tensor([W, H], dtype=uv.dtype, device=uv.device)
+    return (2 * uv + 1) / size - 1
+
+
+def normalized_to_pixels(xy: torch.Tensor, H: int, W: int) -> torch.Tensor:
+    """Inverse of :func:`pixels_to_normalized`.
+
+    Args:
+        xy: ``(..., 2)``.
+
+    Returns:
+        ``(..., 2)``.
+
+    Example:
+        >>> normalized_to_pixels(torch.tensor([-1.0, 1.0]), 4, 4)
+        tensor([-0.5000,  3.5000])
+    """
+    check_shape(xy, "xy", (2,))
+    size = torch.tensor([W, H], dtype=xy.dtype, device=xy.device)
+    return ((xy + 1) * size - 1) / 2

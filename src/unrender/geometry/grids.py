@@ -1,0 +1,358 @@
+"""Voxel grids: a metric box cut into voxels, and the maps between images and volumes.
+
+Layout: volumes are ``(..., C, Z, Y, X)``; ``grid_sample``'s last dim
+``(x, y, z)`` indexes ``X, Y, Z``; the centre of voxel ``(iz, iy, ix)`` is at
+``bounds_min + (i + 0.5) * voxel_size`` and normalised coordinates follow
+``align_corners=False`` (``-1`` and ``+1`` are the grid's outer faces). The
+grid lives in some frame called ``grid`` here (a reference camera, the world):
+cameras are given as ``cam_from_grid``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .camera import pixel_centers, pixels_to_normalized, project_points, unproject_points
+from .checks import broadcast_batch, check_shape
+from .poses import invert_rigid, transform_points
+
+__all__ = ["VoxelGrid", "unproject_to_grid", "carve_depth", "warp_volume", "sample_frustum"]
+
+
+@dataclass(frozen=True)
+class VoxelGrid:
+    """An axis-aligned box ``[bounds_min, bounds_max]`` (metres, ``(x, y, z)``) cut into
+    ``resolution = (X, Y, Z)`` voxels.
+
+    Example:
+        >>> g = VoxelGrid((-1.0, -1.0, 0.0), (1.0, 1.0, 4.0), (4, 4, 8))
+        >>> g.shape, g.voxel_size
+        ((8, 4, 4), (0.5, 0.5, 0.5))
+        >>> g.world_to_index(torch.tensor([-0.75, -0.75, 0.25]))
+        tensor([0., 0., 0.])
+    """
+
+    bounds_min: tuple[float, float, float]
+    bounds_max: tuple[float, float, float]
+    resolution: tuple[int, int, int]
+
+    def __post_init__(self) -> None:
+        for name in ("bounds_min", "bounds_max", "resolution"):
+            v = getattr(self, name)
+            if len(v) != 3:
+                raise ValueError(f"VoxelGrid.{name}: expected 3 values (x, y, z), got {v!r}")
+        object.__setattr__(self, "bounds_min", tuple(float(v) for v in self.bounds_min))
+        object.__setattr__(self, "bounds_max", tuple(float(v) for v in self.bounds_max))
+        if any(int(r) != r or r <= 0 for r in self.resolution):
+            raise ValueError(f"VoxelGrid.resolution: expected positive integers, got {self.resolution!r}")
+        object.__setattr__(self, "resolution", tuple(int(r) for r in self.resolution))
+        if any(not (hi > lo) for lo, hi in zip(self.bounds_min, self.bounds_max, strict=True)):
+            raise ValueError(f"VoxelGrid: bounds_max {self.bounds_max} must exceed bounds_min {self.bounds_min}")
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """``(Z, Y, X)``, the trailing dims of a volume."""
+        X, Y, Z = self.resolution
+        return (Z, Y, X)
+
+    @property
+    def voxel_size(self) -> tuple[float, float, float]:
+        """Edge lengths ``(x, y, z)`` of one voxel in metres."""
+        return tuple((hi - lo) / r for lo, hi, r in zip(self.bounds_min, self.bounds_max, self.resolution, strict=True))
+
+    @property
+    def num_voxels(self) -> int:
+        X, Y, Z = self.resolution
+        return X * Y * Z
+
+    def _t(self, values: tuple, like: torch.Tensor) -> torch.Tensor:
+        return torch.tensor(values, dtype=like.dtype, device=like.device)
+
+    def world_to_index(self, points: torch.Tensor) -> torch.Tensor:
+        """Continuous voxel index ``(ix, iy, iz)`` of points ``(..., 3)``; voxel centres are integers."""
+        check_shape(points, "points", (3,))
+        return (points - self._t(self.bounds_min, points)) / self._t(self.voxel_size, points) - 0.5
+
+    def index_to_world(self, index: torch.Tensor) -> torch.Tensor:
+        """Points ``(..., 3)`` of continuous voxel indices ``(ix, iy, iz)``."""
+        check_shape(index, "index", (3,))
+        return self._t(self.bounds_min, index) + (index + 0.5) * self._t(self.voxel_size, index)
+
+    def world_to_normalized(self, points: torch.Tensor) -> torch.Tensor:
+        """``grid_sample(align_corners=False)`` coordinates ``(x, y, z)`` of points ``(..., 3)``."""
+        check_shape(points, "points", (3,))
+        lo, hi = self._t(self.bounds_min, points), self._t(self.bounds_max, points)
+        return 2 * (points - lo) / (hi - lo) - 1
+
+    def normalized_to_world(self, coords: torch.Tensor) -> torch.Tensor:
+        """Inverse of :meth:`world_to_normalized`."""
+        check_shape(coords, "coords", (3,))
+        lo, hi = self._t(self.bounds_min, coords), self._t(self.bounds_max, coords)
+        return lo + (coords + 1) / 2 * (hi - lo)
+
+    def contains(self, points: torch.Tensor) -> torch.Tensor:
+        """Bool ``(...)``: the point lies inside the grid's box (faces included)."""
+        check_shape(points, "points", (3,))
+        lo, hi = self._t(self.bounds_min, points), self._t(self.bounds_max, points)
+        return ((points >= lo) & (points <= hi)).all(-1)
+
+    def centers(self, *, dtype: torch.dtype = torch.float32, device: torch.device | str | None = None) -> torch.Tensor:
+        """World coordinates ``(x, y, z)`` of every voxel centre, ``(Z, Y, X, 3)``."""
+        Z, Y, X = self.shape
+        iz, iy, ix = torch.meshgrid(
+            *(torch.arange(n, dtype=dtype, device=device) for n in (Z, Y, X)), indexing="ij"
+        )
+        return self.index_to_world(torch.stack([ix, iy, iz], dim=-1))
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> VoxelGrid:
+        d = json.loads(text)
+        return cls(tuple(d["bounds_min"]), tuple(d["bounds_max"]), tuple(d["resolution"]))
+
+
+def _views_in(images: torch.Tensor, K: torch.Tensor, cam_from_grid: torch.Tensor, names: tuple[str, str, str]):
+    """Validate ``(..., N, C, H, W)`` images with ``(..., N, 3, 3)`` and ``(..., N, 4, 4)`` cameras
+    and return them flattened to ``(B, N, ...)`` plus the leading shape."""
+    bi = check_shape(images, names[0], ("N", None, None, None))
+    sizes = {"N": images.shape[-4]}
+    bk = check_shape(K, names[1], ("N", 3, 3), sizes=sizes)
+    bt = check_shape(cam_from_grid, names[2], ("N", 4, 4), sizes=sizes)
+    batch = broadcast_batch(bi, bk, bt, names=names)
+    N = images.shape[-4]
+    images = images.expand(*batch, *images.shape[-4:]).reshape(-1, *images.shape[-4:])
+    K = K.expand(*batch, N, 3, 3).reshape(-1, N, 3, 3)
+    cam_from_grid = cam_from_grid.expand(*batch, N, 4, 4).reshape(-1, N, 4, 4)
+    return images, K, cam_from_grid, batch
+
+
+def _project_centers(grid: VoxelGrid, K: torch.Tensor, cam_from_grid: torch.Tensor, H: int, W: int):
+    """Project every voxel centre into ``(B, N)`` cameras: pixel uv ``(B, N, V, 2)``,
+    depth ``(B, N, V)`` and a visibility mask (in front and inside the image)."""
+    centers = grid.centers(dtype=K.dtype, device=K.device).reshape(-1, 3)
+    pts = transform_points(cam_from_grid, centers)
+    uv, z, in_front = project_points(pts, K)
+    u, v = uv.unbind(-1)
+    inside = in_front & (u >= -0.5) & (u <= W - 0.5) & (v >= -0.5) & (v <= H - 0.5)
+    return uv, z, inside
+
+
+def unproject_to_grid(
+    grid: VoxelGrid,
+    images: torch.Tensor,
+    K: torch.Tensor,
+    cam_from_grid: torch.Tensor,
+    *,
+    mode: str = "bilinear",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Unproject per-view images or feature maps into a voxel grid and average over views.
+
+    Every voxel centre is projected into every view; a view *sees* a voxel when
+    the centre is in front of it and inside its image. The result is the mean of
+    the sampled values over the views that see the voxel (0 where none does),
+    and the number of those views.
+
+    Args:
+        grid: the voxel grid, in the frame called ``grid``.
+        images: ``(..., N, C, H, W)``.
+        K: ``(..., N, 3, 3)``.
+        cam_from_grid: ``(..., N, 4, 4)``.
+        mode: ``grid_sample`` mode, ``"bilinear"`` or ``"nearest"``.
+
+    Returns:
+        features ``(..., C, Z, Y, X)`` and count ``(..., 1, Z, Y, X)``.
+
+    Example:
+        >>> from unrender.geometry import make_intrinsics
+        >>> g = VoxelGrid((-1.0, -1.0, 1.0), (1.0, 1.0, 3.0), (2, 2, 2))
+        >>> K = make_intrinsics(2.0, 2.0, 1.5, 1.5)[None]
+        >>> feat, count = unproject_to_grid(g, torch.ones(1, 3, 4, 4), K, torch.eye(4)[None])
+        >>> feat.shape, count.shape
+        (torch.Size([3, 2, 2, 2]), torch.Size([1, 2, 2, 2]))
+    """
+    imgs, K, T, batch = _views_in(images, K, cam_from_grid, ("images", "K", "cam_from_grid"))
+    B, N, C, H, W = imgs.shape
+    uv, _, seen = _project_centers(grid, K, T, H, W)
+    xy = pixels_to_normalized(uv, H, W)  # (B, N, V, 2)
+    sampled = F.grid_sample(
+        imgs.reshape(B * N, C, H, W), xy.reshape(B * N, 1, -1, 2), mode=mode, padding_mode="zeros", align_corners=False
+    ).reshape(B, N, C, -1)
+    w = seen.to(imgs.dtype)[:, :, None, :]
+    count = w.sum(1)  # (B, 1, V)
+    feats = (sampled * w).sum(1) / count.clamp(min=1)
+    Z, Y, X = grid.shape
+    return feats.reshape(*batch, C, Z, Y, X), count.reshape(*batch, 1, Z, Y, X)
+
+
+def carve_depth(
+    grid: VoxelGrid,
+    depth: torch.Tensor,
+    K: torch.Tensor,
+    cam_from_grid: torch.Tensor,
+    *,
+    margin: float | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Occupied and free voxels from depth maps (vectorised over pixels, voxels, views and batch).
+
+    * occupied: every valid depth pixel (``> 0``) is lifted to 3D and marks the
+      voxel it falls into;
+    * free: a voxel is free when some view sees its centre with
+      ``z < depth(pixel) - margin``, i.e. the ray to the surface passes through
+      it; the pixel is the one the centre projects into (nearest). Occupied wins
+      over free.
+
+    Pixels with depth 0 (unknown) mark nothing. Not differentiable (masks).
+
+    Args:
+        grid: the voxel grid.
+        depth: ``(..., N, 1, H, W)`` z-depth in metres, 0 = unknown.
+        K: ``(..., N, 3, 3)``.
+        cam_from_grid: ``(..., N, 4, 4)``.
+        margin: metres a voxel centre must lie in front of the surface to be
+            free; default half the voxel diagonal.
+
+    Returns:
+        occupied ``(..., 1, Z, Y, X)`` and free ``(..., 1, Z, Y, X)``, float 0/1.
+
+    Example:
+        >>> from unrender.geometry import make_intrinsics
+        >>> g = VoxelGrid((-1.0, -1.0, 0.0), (1.0, 1.0, 4.0), (2, 2, 4))
+        >>> K = make_intrinsics(4.0, 4.0, 3.5, 3.5)[None]
+        >>> occ, free = carve_depth(g, torch.full((1, 1, 8, 8), 2.5), K, torch.eye(4)[None])
+        >>> occ[0, :, 0, 0], free[0, :, 0, 0]
+        (tensor([0., 0., 1., 0.]), tensor([1., 1., 0., 0.]))
+    """
+    dep, K, T, batch = _views_in(depth, K, cam_from_grid, ("depth", "K", "cam_from_grid"))
+    B, N, C, H, W = dep.shape
+    if C != 1:
+        raise ValueError(f"depth: expected shape (..., N, 1, H, W), got {tuple(depth.shape)}")
+    if margin is None:
+        margin = 0.5 * sum(s * s for s in grid.voxel_size) ** 0.5
+    Z, Y, X = grid.shape
+    V = grid.num_voxels
+    with torch.no_grad():
+        # occupied: scatter the lifted depth pixels
+        uv = pixel_centers(H, W, dtype=dep.dtype, device=dep.device).reshape(-1, 2)
+        d = dep.reshape(B, N, H * W)
+        pts = transform_points(invert_rigid(T), unproject_points(uv, d, K))  # (B, N, HW, 3)
+        idx = torch.floor(grid.world_to_index(pts) + 0.5).long()
+        ok = (d > 0) & grid.contains(pts)
+        ok &= ((idx >= 0) & (idx < torch.tensor(grid.resolution, device=idx.device))).all(-1)
+        flat = (idx[..., 2] * Y + idx[..., 1]) * X + idx[..., 0]
+        flat = torch.where(ok, flat + V * torch.arange(B, device=flat.device)[:, None, None], B * V)
+        occ = torch.zeros(B * V + 1, dtype=dep.dtype, device=dep.device)
+        occ.index_fill_(0, flat.reshape(-1), 1.0)
+        occ = occ[:-1].reshape(B, V)
+        # free: voxel centres in front of the observed surface
+        uv_c, z, seen = _project_centers(grid, K, T, H, W)
+        ij = torch.floor(uv_c + 0.5).long()
+        u = ij[..., 0].clamp(0, W - 1)
+        v = ij[..., 1].clamp(0, H - 1)
+        d_at = d.gather(-1, v * W + u)  # (B, N, V)
+        free = (seen & (d_at > 0) & (z < d_at - margin)).any(1).to(dep.dtype)
+        free = free * (1 - occ)
+    return occ.reshape(*batch, 1, Z, Y, X), free.reshape(*batch, 1, Z, Y, X)
+
+
+def warp_volume(
+    volume: torch.Tensor,
+    grid: VoxelGrid,
+    dst_from_src: torch.Tensor,
+    *,
+    dst_grid: VoxelGrid | None = None,
+    mode: str = "bilinear",
+    padding_mode: str = "zeros",
+) -> torch.Tensor:
+    """Resample a volume into another frame.
+
+    The output voxel at ``p`` (in the ``dst`` frame, on ``dst_grid``) takes the
+    input's value at ``src_from_dst @ p``; outside the input it is 0 (or per
+    ``padding_mode``).
+
+    Args:
+        volume: ``(..., C, Z, Y, X)`` on ``grid`` in the ``src`` frame.
+        grid: the input volume's grid.
+        dst_from_src: ``(..., 4, 4)`` rigid transform.
+        dst_grid: the output grid (default: ``grid``).
+
+    Returns:
+        ``(..., C, Z', Y', X')``.
+
+    Example:
+        >>> g = VoxelGrid((0.0, 0.0, 0.0), (4.0, 1.0, 1.0), (4, 1, 1))
+        >>> vol = torch.tensor([1.0, 2.0, 3.0, 4.0]).reshape(1, 1, 1, 4)
+        >>> shift = torch.eye(4); shift[0, 3] = 1.0
+        >>> warp_volume(vol, g, shift).flatten()
+        tensor([0., 1., 2., 3.])
+    """
+    dst_grid = grid if dst_grid is None else dst_grid
+    bv = check_shape(volume, "volume", (None,) + grid.shape)
+    bt = check_shape(dst_from_src, "dst_from_src", (4, 4))
+    batch = broadcast_batch(bv, bt, names=("volume", "dst_from_src"))
+    C = volume.shape[-4]
+    vol = volume.expand(*batch, *volume.shape[-4:]).reshape(-1, C, *grid.shape)
+    T = dst_from_src.expand(*batch, 4, 4).reshape(-1, 4, 4)
+    pts = dst_grid.centers(dtype=volume.dtype, device=volume.device).reshape(-1, 3)
+    src = transform_points(invert_rigid(T), pts)
+    xyz = grid.world_to_normalized(src).reshape(-1, *dst_grid.shape, 3)
+    out = F.grid_sample(vol, xyz, mode=mode, padding_mode=padding_mode, align_corners=False)
+    return out.reshape(*batch, C, *dst_grid.shape)
+
+
+def sample_frustum(
+    volume: torch.Tensor,
+    grid: VoxelGrid,
+    K: torch.Tensor,
+    cam_from_grid: torch.Tensor,
+    H: int,
+    W: int,
+    depths: torch.Tensor,
+    *,
+    mode: str = "bilinear",
+) -> torch.Tensor:
+    """Sample a volume on a camera frustum: at every pixel centre and every depth plane.
+
+    The point for pixel ``(u, v)`` and plane ``d`` is the camera-frame point
+    with z-depth ``d`` on that pixel's ray. Outside the grid the value is 0.
+
+    Args:
+        volume: ``(..., C, Z, Y, X)``.
+        grid: the volume's grid, in the frame called ``grid``.
+        K: ``(..., 3, 3)`` intrinsics of the ``H x W`` output image.
+        cam_from_grid: ``(..., 4, 4)``.
+        H, W: output image size.
+        depths: ``(D,)`` z-depths of the planes, metres.
+
+    Returns:
+        ``(..., C, D, H, W)``.
+
+    Example:
+        >>> from unrender.geometry import make_intrinsics
+        >>> g = VoxelGrid((-1.0, -1.0, 0.0), (1.0, 1.0, 2.0), (2, 2, 2))
+        >>> K = make_intrinsics(2.0, 2.0, 1.5, 1.5)
+        >>> vol = torch.ones(1, 2, 2, 2)
+        >>> sample_frustum(vol, g, K, torch.eye(4), 4, 4, torch.tensor([0.5, 1.5])).shape
+        torch.Size([1, 2, 4, 4])
+    """
+    bv = check_shape(volume, "volume", (None,) + grid.shape)
+    bk = check_shape(K, "K", (3, 3))
+    bt = check_shape(cam_from_grid, "cam_from_grid", (4, 4))
+    check_shape(depths, "depths", (None,), max_batch=0)
+    batch = broadcast_batch(bv, bk, bt, names=("volume", "K", "cam_from_grid"))
+    C, D = volume.shape[-4], depths.shape[0]
+    vol = volume.expand(*batch, *volume.shape[-4:]).reshape(-1, C, *grid.shape)
+    K = K.expand(*batch, 3, 3).reshape(-1, 3, 3)
+    T = cam_from_grid.expand(*batch, 4, 4).reshape(-1, 4, 4)
+    uv = pixel_centers(H, W, dtype=volume.dtype, device=volume.device).reshape(1, H * W, 2).expand(D, H * W, 2)
+    dd = depths.to(volume.dtype)[:, None].expand(D, H * W)
+    pts_cam = unproject_points(uv.reshape(D * H * W, 2), dd.reshape(D * H * W), K)  # (B, DHW, 3)
+    pts = transform_points(invert_rigid(T), pts_cam)
+    xyz = grid.world_to_normalized(pts).reshape(-1, D, H, W, 3)
+    out = F.grid_sample(vol, xyz, mode=mode, padding_mode="zeros", align_corners=False)
+    return out.reshape(*batch, C, D, H, W)
