@@ -46,6 +46,8 @@ class TrainConfig:
     ckpt_every: int = 100
     keep_ckpts: int = 2
     out_dir: Path = Path("runs/default")
+    time_limit_min: float = 0.0
+    """Stop early (then save and evaluate as usual) after this many minutes of training (0: no limit)."""
     resume: bool = True
     """Continue from the newest checkpoint in ``out_dir`` if there is one."""
     progress: bool = True

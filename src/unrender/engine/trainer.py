@@ -285,6 +285,11 @@ class Trainer:
                     self.evaluate()
                 for hook in self.hooks:
                     hook(self, self.step)
+                if tc.time_limit_min and self.step < tc.max_steps:
+                    in_time = all_true(time.time() - t0 <= 60 * tc.time_limit_min, self.device, self.dist)
+                    if not in_time:  # every rank agrees, so every rank stops here
+                        tqdm.write(f"time limit of {tc.time_limit_min} min reached at step {self.step}")
+                        break
             bar.close()
             final_ckpt = self.save()
             metrics = self.evaluate()

@@ -64,3 +64,12 @@ class ToyRays(Dataset):
             raise IndexError(i)
         K, T = make_camera(torch.Generator().manual_seed(self.base + i), self.H, self.W)
         return {**render_view(K, T, self.H, self.W), "K": K, "cam_from_world": T}
+
+
+def inside_scene(points: torch.Tensor) -> torch.Tensor:
+    """Bool ``(...)``: the point ``(..., 3)`` is inside a sphere or under the ground (y >= 0)."""
+    inside = points[..., 1] >= 0
+    for cx, cy, cz, r in SPHERES:
+        c = torch.tensor([cx, cy, cz], dtype=points.dtype, device=points.device)
+        inside |= ((points - c) ** 2).sum(-1) <= r * r
+    return inside
