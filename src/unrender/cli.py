@@ -95,8 +95,8 @@ def cmd_train(args: list[str]) -> int:
     from .engine import Trainer
 
     metrics = Trainer(method, cfg).fit()
-    scalars = {k: v for k, v in metrics.items() if isinstance(v, (int, float, str)) and k != "images"}
-    print(json.dumps(scalars, indent=2))
+    if metrics:  # only the main DDP process reports
+        print(json.dumps({k: v for k, v in metrics.items() if isinstance(v, (int, float, str))}, indent=2))
     return 0
 
 
@@ -139,7 +139,7 @@ def cmd_eval(args: list[str]) -> int:
         metrics = method.evaluate(model, cfg, device)
     scalars = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
     out = ea.out or Path(ck["path"]) / "eval.json"
-    from .engine import atomic_write_text
+    from .io import atomic_write_text
 
     atomic_write_text(out, json.dumps({"checkpoint": str(ck["path"]), **scalars}, indent=2))
     print(json.dumps(scalars, indent=2))

@@ -1,6 +1,6 @@
 """The training engine: one trainer for every method."""
 
-from .checkpoint import atomic_write_text, find_latest_checkpoint, load_checkpoint, save_checkpoint
+from .checkpoint import find_latest_checkpoint, load_checkpoint, save_checkpoint
 from .config import TrainConfig, config_from_dict, config_to_dict, config_to_json
 from .trainer import StepBatchSampler, Trainer, build_optimizer, build_scheduler, seed_everything, unwrap
 
@@ -8,7 +8,6 @@ __all__ = [
     "StepBatchSampler",
     "TrainConfig",
     "Trainer",
-    "atomic_write_text",
     "build_optimizer",
     "build_scheduler",
     "config_from_dict",

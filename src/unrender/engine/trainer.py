@@ -12,6 +12,7 @@ import contextlib
 import json
 import math
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -228,7 +229,9 @@ class Trainer:
                     f"{self.bad_in_a_row} consecutive steps had a non-finite loss or gradient (step {self.step}); "
                     "lower the learning rate or check the data"
                 )
-        self.scheduler.step()
+        with warnings.catch_warnings():  # a skipped first step still advances the schedule
+            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
+            self.scheduler.step()
         out = {k: float(v.detach()) for k, v in losses.items() if isinstance(v, torch.Tensor) and v.numel() == 1}
         out.update(grad_norm=grad_norm, lr=self.scheduler.get_last_lr()[0], skipped=self.skipped)
         return out

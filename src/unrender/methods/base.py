@@ -24,7 +24,9 @@ class Method:
     * ``build_dataset(cfg, split) -> Dataset`` for ``split`` in ``{"train", "val"}``;
       items must be deterministic functions of the index (exact resume relies on it).
     * ``loss(model, batch, cfg) -> dict`` of scalar tensors including ``"loss"``
-      (what is optimised); the rest is logged.
+      (what is optimised); the rest is logged. Make ``"loss"`` a mean over the
+      batch's samples: DDP averages the ranks' gradients, so only then does a
+      2-process run equal a 1-process run with the same global batch.
     * ``evaluate(model, cfg, device) -> dict`` of floats (and, optionally,
       ``"images"``: a dict name -> HxWx3 uint8 array for the report).
     """

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from ..io import atomic_write_text
 from .images import save_png
 
 __all__ = ["write_report"]
@@ -32,8 +33,6 @@ def write_report(
     the table; ``"images"`` maps a caption to an ``(H, W, 3)`` uint8 array, saved
     as a PNG next to the report.
     """
-    from ..engine.checkpoint import atomic_write_text
-
     out_dir = Path(out_dir)
     parts = [f"<!doctype html><meta charset='utf-8'><title>{html.escape(title)}</title>",
              "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}td,th{padding:2px 10px;"

@@ -29,7 +29,8 @@ def loss(model: nn.Module, batch: dict[str, torch.Tensor], cfg: ToyConfig) -> di
     gt = batch["distance"][:, 0]
     hit = gt > 0
     err = (pred.clamp(min=1e-6).log() - gt.clamp(min=1e-6).log()).abs()
-    l1 = (err * hit).sum() / hit.sum().clamp(min=1)
+    # mean per view, then over views: the DDP average of rank losses equals the global-batch loss
+    l1 = ((err * hit).flatten(1).sum(1) / hit.flatten(1).sum(1).clamp(min=1)).mean()
     return {"loss": l1, "log_l1": l1.detach()}
 
 
