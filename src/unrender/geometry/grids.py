@@ -85,8 +85,8 @@ class VoxelGrid:
     def world_to_normalized(self, points: torch.Tensor) -> torch.Tensor:
         """``grid_sample(align_corners=False)`` coordinates ``(x, y, z)`` of points ``(..., 3)``."""
         check_shape(points, "points", (3,))
-        lo, hi = self._t(self.bounds_min, points), self._t(self.bounds_max, points)
-        return 2 * (points - lo) / (hi - lo) - 1
+        scale, offset = self.normalization(dtype=points.dtype, device=points.device)
+        return points * scale + offset
 
     def normalized_to_world(self, coords: torch.Tensor) -> torch.Tensor:
         """Inverse of :meth:`world_to_normalized`."""
@@ -107,6 +107,24 @@ class VoxelGrid:
             *(torch.arange(n, dtype=dtype, device=device) for n in (Z, Y, X)), indexing="ij"
         )
         return self.index_to_world(torch.stack([ix, iy, iz], dim=-1))
+
+    def axis_centers(
+        self, *, dtype: torch.dtype = torch.float32, device: torch.device | str | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Voxel-centre coordinates along each axis: ``x (X,)``, ``y (Y,)``, ``z (Z,)``."""
+        return tuple(
+            lo + (torch.arange(n, dtype=dtype, device=device) + 0.5) * s
+            for lo, n, s in zip(self.bounds_min, self.resolution, self.voxel_size, strict=True)
+        )
+
+    def normalization(
+        self, *, dtype: torch.dtype = torch.float32, device: torch.device | str | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(scale, offset)``, each ``(3,)``: ``world_to_normalized(p) = p * scale + offset``."""
+        lo = torch.tensor(self.bounds_min, dtype=dtype, device=device)
+        hi = torch.tensor(self.bounds_max, dtype=dtype, device=device)
+        scale = 2 / (hi - lo)
+        return scale, -1 - lo * scale
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -133,14 +151,29 @@ def _views_in(images: torch.Tensor, K: torch.Tensor, cam_from_grid: torch.Tensor
 
 
 def _project_centers(grid: VoxelGrid, K: torch.Tensor, cam_from_grid: torch.Tensor, H: int, W: int):
-    """Project every voxel centre into ``(B, N)`` cameras: pixel uv ``(B, N, V, 2)``,
-    depth ``(B, N, V)`` and a visibility mask (in front and inside the image)."""
-    centers = grid.centers(dtype=K.dtype, device=K.device).reshape(-1, 3)
-    pts = transform_points(cam_from_grid, centers)
-    uv, z, in_front = project_points(pts, K)
-    u, v = uv.unbind(-1)
-    inside = in_front & (u >= -0.5) & (u <= W - 0.5) & (v >= -0.5) & (v <= H - 0.5)
-    return uv, z, inside
+    """Project every voxel centre into ``(B, N)`` cameras.
+
+    Returns ``grid_sample`` coordinates ``(B, N, V, 2)``, depth ``(B, N, V)`` and
+    a visibility mask (in front and inside the image). The projection is affine
+    in the voxel index, so it is computed separably per axis and summed, with
+    the pixel normalisation folded into the projection matrix.
+    """
+    B, N = K.shape[:2]
+    norm = torch.tensor(
+        [[2 / W, 0.0, 1 / W - 1], [0.0, 2 / H, 1 / H - 1], [0.0, 0.0, 1.0]], dtype=K.dtype, device=K.device
+    )
+    A = norm @ K @ cam_from_grid[..., :3, :]  # (B, N, 3, 4): grid point -> (x_n z, y_n z, z)
+    xs, ys, zs = grid.axis_centers(dtype=K.dtype, device=K.device)
+    tx = xs[:, None] * A[:, :, None, :, 0]  # (B, N, X, 3)
+    ty = ys[:, None] * A[:, :, None, :, 1]  # (B, N, Y, 3)
+    tz = zs[:, None] * A[:, :, None, :, 2] + A[:, :, None, :, 3]  # (B, N, Z, 3)
+    uvw = (tz[:, :, :, None, None] + ty[:, :, None, :, None]) + tx[:, :, None, None, :]  # (B, N, Z, Y, X, 3)
+    uvw = uvw.reshape(B, N, -1, 3)
+    z = uvw[..., 2]
+    in_front = z > 1e-6
+    xy = uvw[..., :2] / torch.where(in_front, z, torch.full_like(z, 1e-6))[..., None]
+    seen = in_front & (xy.abs() <= 1).all(-1)
+    return xy, z, seen
 
 
 def unproject_to_grid(
@@ -178,14 +211,13 @@ def unproject_to_grid(
     """
     imgs, K, T, batch = _views_in(images, K, cam_from_grid, ("images", "K", "cam_from_grid"))
     B, N, C, H, W = imgs.shape
-    uv, _, seen = _project_centers(grid, K, T, H, W)
-    xy = pixels_to_normalized(uv, H, W)  # (B, N, V, 2)
+    xy, _, seen = _project_centers(grid, K, T, H, W)
+    xy = torch.where(seen[..., None], xy, torch.full_like(xy, 3.0))  # unseen: sample far outside (zeros)
     sampled = F.grid_sample(
         imgs.reshape(B * N, C, H, W), xy.reshape(B * N, 1, -1, 2), mode=mode, padding_mode="zeros", align_corners=False
     ).reshape(B, N, C, -1)
-    w = seen.to(imgs.dtype)[:, :, None, :]
-    count = w.sum(1)  # (B, 1, V)
-    feats = (sampled * w).sum(1) / count.clamp(min=1)
+    count = seen.sum(1, keepdim=True).to(imgs.dtype)  # (B, 1, V)
+    feats = sampled.sum(1) / count.clamp(min=1)
     Z, Y, X = grid.shape
     return feats.reshape(*batch, C, Z, Y, X), count.reshape(*batch, 1, Z, Y, X)
 
@@ -250,10 +282,10 @@ def carve_depth(
         occ.index_fill_(0, flat.reshape(-1), 1.0)
         occ = occ[:-1].reshape(B, V)
         # free: voxel centres in front of the observed surface
-        uv_c, z, seen = _project_centers(grid, K, T, H, W)
-        ij = torch.floor(uv_c + 0.5).long()
-        u = ij[..., 0].clamp(0, W - 1)
-        v = ij[..., 1].clamp(0, H - 1)
+        xy, z, seen = _project_centers(grid, K, T, H, W)
+        # nearest pixel: floor(u + 0.5) with u = ((x + 1) W - 1) / 2
+        u = torch.floor((xy[..., 0] + 1) * (W / 2)).long().clamp(0, W - 1)
+        v = torch.floor((xy[..., 1] + 1) * (H / 2)).long().clamp(0, H - 1)
         d_at = d.gather(-1, v * W + u)  # (B, N, V)
         free = (seen & (d_at > 0) & (z < d_at - margin)).any(1).to(dep.dtype)
         free = free * (1 - occ)
@@ -349,10 +381,15 @@ def sample_frustum(
     vol = volume.expand(*batch, *volume.shape[-4:]).reshape(-1, C, *grid.shape)
     K = K.expand(*batch, 3, 3).reshape(-1, 3, 3)
     T = cam_from_grid.expand(*batch, 4, 4).reshape(-1, 4, 4)
-    uv = pixel_centers(H, W, dtype=volume.dtype, device=volume.device).reshape(1, H * W, 2).expand(D, H * W, 2)
-    dd = depths.to(volume.dtype)[:, None].expand(D, H * W)
-    pts_cam = unproject_points(uv.reshape(D * H * W, 2), dd.reshape(D * H * W), K)  # (B, DHW, 3)
-    pts = transform_points(invert_rigid(T), pts_cam)
-    xyz = grid.world_to_normalized(pts).reshape(-1, D, H, W, 3)
+    # the point at depth d on pixel ray r is R^T (d r - t): affine in d, so its normalised grid
+    # coordinates are d * a + b with a, b per pixel / per camera.
+    uv = pixel_centers(H, W, dtype=volume.dtype, device=volume.device).reshape(H * W, 2)
+    rays = unproject_points(uv, torch.ones(H * W, dtype=volume.dtype, device=volume.device), K)  # (B, HW, 3)
+    scale, offset = grid.normalization(dtype=volume.dtype, device=volume.device)
+    Rt = T[:, :3, :3].transpose(-1, -2)
+    a = (rays @ T[:, :3, :3]) * scale  # (R^T r)^T = r^T R
+    b = -(Rt @ T[:, :3, 3:])[..., 0] * scale + offset  # (B, 3)
+    xyz = torch.addcmul(b[:, None, None, :], depths.to(volume.dtype)[None, :, None, None], a[:, None])
+    xyz = xyz.reshape(-1, D, H, W, 3)
     out = F.grid_sample(vol, xyz, mode=mode, padding_mode="zeros", align_corners=False)
     return out.reshape(*batch, C, D, H, W)
