@@ -145,7 +145,9 @@ def test_box_gradcheck():
 
 def test_nms():
     base = torch.tensor([0.0, 0.0, 10.0, 4.0, 1.5, 1.8, 0.0])
-    boxes = torch.stack([base, base + torch.tensor([0.2, 0, 0, 0, 0, 0, 0.05]), base + torch.tensor([6.0, 0, 0, 0, 0, 0, 0])])
+    boxes = torch.stack(
+        [base, base + torch.tensor([0.2, 0, 0, 0, 0, 0, 0.05]), base + torch.tensor([6.0, 0, 0, 0, 0, 0, 0])]
+    )
     scores = torch.tensor([0.5, 0.9, 0.7])
     assert nms_boxes(boxes, scores, 0.5).tolist() == [1, 2]
     assert nms_boxes(boxes, scores, 0.99).tolist() == [1, 2, 0]

@@ -42,7 +42,7 @@ def test_train_then_eval(tmp_path):
     r = run("train", "toy", "--preset", "tiny", "--train.out-dir", str(tmp_path / "r"), "--train.no-progress",
             "--train.max-steps", "5")  # fmt: skip
     assert r.returncode == 0, r.stderr
-    assert "abs_rel" in json.loads(r.stdout[r.stdout.index("{"):])
+    assert "abs_rel" in json.loads(r.stdout[r.stdout.index("{") :])
     r = run("eval", "toy", "--ckpt", str(tmp_path / "r"), "--out", str(tmp_path / "e.json"))
     assert r.returncode == 0, r.stderr
     assert "abs_rel" in json.loads((tmp_path / "e.json").read_text())

@@ -104,7 +104,9 @@ def test_ap_hand_computed():
     dup = [torch.tensor([box(0.0), box(0.0)])]
     ap = average_precision(dup, [torch.tensor([0.9, 0.8])], [torch.tensor([box(0.0)])], iou_thresholds=(0.5,))
     assert ap[0.5] == pytest.approx(1.0)  # precision 1 at recall 1 comes first
-    ap = average_precision(dup, [torch.tensor([0.9, 0.8])], [torch.tensor([box(0.0), box(20.0)])], iou_thresholds=(0.5,))
+    ap = average_precision(
+        dup, [torch.tensor([0.9, 0.8])], [torch.tensor([box(0.0), box(20.0)])], iou_thresholds=(0.5,)
+    )
     assert ap[0.5] == pytest.approx(20 / 40)  # recall 1/2 at precision 1, never more
     # a shifted box: IoU 1/3 in BEV (half overlap along x) is a hit at 0.25 and a miss at 0.5
     shifted = [torch.tensor([box(2.0)])]

@@ -173,7 +173,9 @@ def test_convention_scale_intrinsics_keeps_edges():
     small = F.avg_pool2d(img, 2)
     xy = pixels_to_normalized(uv, 2, 2)
     val = F.grid_sample(small, xy[None, None], align_corners=False)
-    big_val = F.grid_sample(img, pixels_to_normalized(torch.tensor([[0.5, 0.5]]), 4, 4)[None, None], align_corners=False)
+    big_val = F.grid_sample(
+        img, pixels_to_normalized(torch.tensor([[0.5, 0.5]]), 4, 4)[None, None], align_corners=False
+    )
     torch.testing.assert_close(val, big_val)
 
 

@@ -52,21 +52,30 @@ def _split_preset(args: list[str]) -> tuple[str | None, list[str]]:
     return preset, rest
 
 
-def _method_or_message(name: str):
+def _method_for(command: str, args: list[str]):
+    """The method named by ``args[0]``, or ``(None, exit code)`` after printing help or an error."""
     from .methods import MethodNotBuiltError, get_method
 
+    if not args or args[0] in ("-h", "--help"):
+        print(_methods_help(command))
+        return None, 0
     try:
-        return get_method(name), None
+        return get_method(args[0]), None
     except MethodNotBuiltError as e:
-        return None, str(e)
+        return None, _fail(str(e))
     except KeyError as e:
-        return None, str(e.args[0])
+        return None, _fail(str(e.args[0]))
 
 
 def _methods_help(command: str) -> str:
     from .methods import METHODS, PLANNED, get_method
 
-    lines = [f"usage: unrender {command} <method> " + ("[--preset NAME] [overrides]" if command == "train" else "--ckpt PATH"), "", "methods:"]
+    lines = [
+        f"usage: unrender {command} <method> "
+        + ("[--preset NAME] [overrides]" if command == "train" else "--ckpt PATH"),
+        "",
+        "methods:",
+    ]
     for name in sorted(METHODS):
         m = get_method(name)
         lines.append(f"  {name:<14} {m.description} (presets: {', '.join(m.presets)}; default {m.default_preset})")
@@ -79,18 +88,16 @@ def _methods_help(command: str) -> str:
 def cmd_train(args: list[str]) -> int:
     import tyro
 
-    if not args or args[0] in ("-h", "--help"):
-        print(_methods_help("train"))
-        return 0
-    method, msg = _method_or_message(args[0])
+    method, code = _method_for("train", args)
     if method is None:
-        return _fail(msg)
+        return code
     preset, rest = _split_preset(args[1:])
     try:
         default = method.make_config(preset)
     except ValueError as e:
         return _fail(str(e))
-    desc = f"{method.description}\n\nPresets: {', '.join(method.presets)} (default {method.default_preset}); pick one with --preset NAME."
+    presets = f"Presets: {', '.join(method.presets)} (default {method.default_preset}); pick one with --preset NAME."
+    desc = f"{method.description}\n\n{presets}"
     cfg = tyro.cli(method.config, default=default, args=rest, prog=f"unrender train {method.name}", description=desc)
     from .engine import Trainer
 
@@ -112,12 +119,9 @@ class EvalArgs:
 def cmd_eval(args: list[str]) -> int:
     import tyro
 
-    if not args or args[0] in ("-h", "--help"):
-        print(_methods_help("eval"))
-        return 0
-    method, msg = _method_or_message(args[0])
+    method, code = _method_for("eval", args)
     if method is None:
-        return _fail(msg)
+        return code
     ea = tyro.cli(EvalArgs, args=args[1:], prog=f"unrender eval {method.name}", description=method.description)
     import torch
 

@@ -157,7 +157,9 @@ class Trainer:
         if ckpt is not None:
             self._restore(ckpt)
         if self.dist.enabled:
-            self.ddp = DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+            self.ddp = DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None
+            )
         else:
             self.ddp = self.model
         self.logger = RunLogger(self.out_dir, enabled=self.dist.is_main, tensorboard=self.tc.tensorboard)
@@ -214,7 +216,11 @@ class Trainer:
             if self.tc.grad_clip > 0:
                 gn = torch.nn.utils.clip_grad_norm_(params, self.tc.grad_clip)
             else:
-                gn = torch.linalg.vector_norm(torch.stack([p.grad.detach().norm() for p in params])) if params else torch.zeros(())
+                gn = (
+                    torch.linalg.vector_norm(torch.stack([p.grad.detach().norm() for p in params]))
+                    if params
+                    else torch.zeros(())
+                )
             grad_norm = float(gn)
             ok = all_true(math.isfinite(grad_norm), self.device, self.dist)
         if ok:
@@ -245,13 +251,20 @@ class Trainer:
             gathered = [rng]
         path = None
         if self.dist.is_main:
+            train_state = {
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "rng": gathered,
+            }
             path = save_checkpoint(
-                self.out_dir / "checkpoints", self.step, self.model,
+                self.out_dir / "checkpoints",
+                self.step,
+                self.model,
                 config_json=self.config_json,
                 state={"method": self.method.name, "skipped": self.skipped},
-                train_state={"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(), "rng": gathered},
+                train_state=train_state,
                 keep=self.tc.keep_ckpts,
-            )  # fmt: skip
+            )
         if self.dist.enabled:
             dist.barrier()
         return path

@@ -155,6 +155,10 @@ def _pairwise(boxes1: torch.Tensor, boxes2: torch.Tensor) -> tuple[torch.Tensor,
     return boxes1[..., :, None, :], boxes2[..., None, :, :]
 
 
+def _bev_intersection(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return _polygon_intersection_area(*torch.broadcast_tensors(bev_polygons(a), bev_polygons(b)))
+
+
 def _iou(inter: torch.Tensor, size1: torch.Tensor, size2: torch.Tensor) -> torch.Tensor:
     union = size1 + size2 - inter
     ok = union > 0
@@ -180,9 +184,7 @@ def box_iou_bev(boxes1: torch.Tensor, boxes2: torch.Tensor) -> torch.Tensor:
         tensor([[0.3333]])
     """
     a, b = _pairwise(boxes1, boxes2)
-    pa, pb = bev_polygons(a), bev_polygons(b)
-    pa, pb = torch.broadcast_tensors(pa, pb)
-    inter = _polygon_intersection_area(pa, pb)
+    inter = _bev_intersection(a, b)
     area_a = a[..., 3].clamp(min=0) * a[..., 5].clamp(min=0)
     area_b = b[..., 3].clamp(min=0) * b[..., 5].clamp(min=0)
     return _iou(inter, area_a, area_b)
@@ -207,8 +209,7 @@ def box_iou_3d(boxes1: torch.Tensor, boxes2: torch.Tensor) -> torch.Tensor:
         tensor([[0.1429]])
     """
     a, b = _pairwise(boxes1, boxes2)
-    pa, pb = torch.broadcast_tensors(bev_polygons(a), bev_polygons(b))
-    inter_bev = _polygon_intersection_area(pa, pb)
+    inter_bev = _bev_intersection(a, b)
     top = torch.maximum(a[..., 1] - a[..., 4] / 2, b[..., 1] - b[..., 4] / 2)
     bottom = torch.minimum(a[..., 1] + a[..., 4] / 2, b[..., 1] + b[..., 4] / 2)
     inter = inter_bev * (bottom - top).clamp(min=0)

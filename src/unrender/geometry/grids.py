@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 
-from .camera import pixel_centers, pixels_to_normalized, project_points, unproject_points
+from .camera import pixel_centers, unproject_points
 from .checks import broadcast_batch, check_shape
 from .poses import invert_rigid, transform_points
 
@@ -103,9 +103,7 @@ class VoxelGrid:
     def centers(self, *, dtype: torch.dtype = torch.float32, device: torch.device | str | None = None) -> torch.Tensor:
         """World coordinates ``(x, y, z)`` of every voxel centre, ``(Z, Y, X, 3)``."""
         Z, Y, X = self.shape
-        iz, iy, ix = torch.meshgrid(
-            *(torch.arange(n, dtype=dtype, device=device) for n in (Z, Y, X)), indexing="ij"
-        )
+        iz, iy, ix = torch.meshgrid(*(torch.arange(n, dtype=dtype, device=device) for n in (Z, Y, X)), indexing="ij")
         return self.index_to_world(torch.stack([ix, iy, iz], dim=-1))
 
     def axis_centers(
@@ -127,11 +125,18 @@ class VoxelGrid:
         return scale, -1 - lo * scale
 
     def to_json(self) -> str:
+        """The grid as a JSON object ``{bounds_min, bounds_max, resolution}``."""
         return json.dumps(asdict(self))
 
     @classmethod
     def from_json(cls, text: str) -> VoxelGrid:
-        d = json.loads(text)
+        """Inverse of :meth:`to_json`; raises ``ValueError`` on a malformed description."""
+        try:
+            d = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"VoxelGrid.from_json: not JSON: {e}") from None
+        if not isinstance(d, dict) or not {"bounds_min", "bounds_max", "resolution"} <= set(d):
+            raise ValueError(f"VoxelGrid.from_json: expected bounds_min, bounds_max and resolution, got {text[:80]!r}")
         return cls(tuple(d["bounds_min"]), tuple(d["bounds_max"]), tuple(d["resolution"]))
 
 

@@ -104,9 +104,7 @@ def matrix_to_quaternion(R: torch.Tensor) -> torch.Tensor:
     check_shape(R, "R", (3, 3))
     r = R.flatten(-2)
     r00, r01, r02, r10, r11, r12, r20, r21, r22 = r.unbind(-1)
-    t = torch.stack(
-        [1 + r00 + r11 + r22, 1 + r00 - r11 - r22, 1 - r00 + r11 - r22, 1 - r00 - r11 + r22], dim=-1
-    )
+    t = torch.stack([1 + r00 + r11 + r22, 1 + r00 - r11 - r22, 1 - r00 + r11 - r22, 1 - r00 - r11 + r22], dim=-1)
     # The largest t is >= 1 (they sum to 4), so clamping at 0.1 only touches unused branches.
     s = 2 * t.clamp(min=0.1).sqrt()  # 4 * (the chosen component)
     cands = torch.stack(

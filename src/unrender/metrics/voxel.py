@@ -29,7 +29,9 @@ def voxel_iou(
         tensor([0.5000])
     """
     if pred.shape != gt.shape or pred.dim() < 1:
-        raise ValueError(f"voxel_iou: pred and gt must have one shape (B, ...), got {tuple(pred.shape)} and {tuple(gt.shape)}")
+        raise ValueError(
+            f"voxel_iou: pred and gt must have one shape (B, ...), got {tuple(pred.shape)} and {tuple(gt.shape)}"
+        )
     p = pred > threshold if pred.dtype != torch.bool else pred
     g = gt.bool()
     if mask is not None:

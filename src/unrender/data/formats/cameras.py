@@ -17,7 +17,12 @@ from ...geometry.checks import check_shape
 from ...geometry.poses import invert_rigid, make_rigid
 from ...geometry.rotations import quaternion_to_matrix
 
-__all__ = ["cam_from_world_from_opengl", "opengl_from_cam_from_world", "cam_from_world_from_colmap", "kitti_cam_from_velo"]
+__all__ = [
+    "cam_from_world_from_opengl",
+    "opengl_from_cam_from_world",
+    "cam_from_world_from_colmap",
+    "kitti_cam_from_velo",
+]
 
 
 def _flip(like: torch.Tensor) -> torch.Tensor:

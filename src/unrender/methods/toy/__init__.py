@@ -49,7 +49,9 @@ def evaluate(model: nn.Module, cfg: ToyConfig, device: torch.device) -> dict[str
         gt = item["depth"][None]
         acc.update(pred, gt)
         if i < 4:
-            rows.append([colorize_depth(gt[0, 0], max_depth=12), colorize_depth(pred[0, 0] * (gt[0, 0] > 0), max_depth=12)])
+            rows.append(
+                [colorize_depth(gt[0, 0], max_depth=12), colorize_depth(pred[0, 0] * (gt[0, 0] > 0), max_depth=12)]
+            )
     out: dict[str, Any] = {k: v for k, v in acc.compute().items() if k in ("abs_rel", "rmse", "a1", "num_images")}
     out["images"] = {"depth: ground truth | prediction": image_grid(rows)}
     return out

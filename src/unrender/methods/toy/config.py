@@ -32,7 +32,9 @@ class ToyConfig:
 
 def tiny() -> ToyConfig:
     return ToyConfig(
-        train=TrainConfig(max_steps=30, batch_size=4, lr=3e-3, ckpt_every=10, log_every=5, out_dir=Path("runs/toy-tiny")),
+        train=TrainConfig(
+            max_steps=30, batch_size=4, lr=3e-3, ckpt_every=10, log_every=5, out_dir=Path("runs/toy-tiny")
+        ),
         height=6, width=8, eval_height=12, eval_width=16, num_train=64, num_eval=2, hidden=32, layers=2, frequencies=3,
     )  # fmt: skip
 
@@ -43,7 +45,9 @@ def cpu() -> ToyConfig:
 
 def gpu() -> ToyConfig:
     return ToyConfig(
-        train=TrainConfig(max_steps=5000, batch_size=64, lr=2e-3, ckpt_every=1000, precision="bf16", out_dir=Path("runs/toy-gpu")),
+        train=TrainConfig(
+            max_steps=5000, batch_size=64, lr=2e-3, ckpt_every=1000, precision="bf16", out_dir=Path("runs/toy-gpu")
+        ),
         height=32, width=48, hidden=256, layers=4, num_train=4096,
     )  # fmt: skip
 
