@@ -84,3 +84,13 @@ def test_voxel_grid_json_errors():
         G.VoxelGrid.from_json("{")
     with pytest.raises(ValueError, match="expected bounds_min"):
         G.VoxelGrid.from_json('{"a": 1}')
+
+
+def test_dtype_and_device_mismatch_raise():
+    with pytest.raises(ValueError, match=r"points_b: expected dtype torch.float32 \(the dtype of a_from_b\)"):
+        G.transform_points(torch.eye(4), torch.zeros(2, 3, dtype=F64))
+    with pytest.raises(ValueError, match="K: expected dtype"):
+        G.project_points(torch.zeros(2, 3), torch.eye(3, dtype=F64))
+    g = G.VoxelGrid((-1, -1, 0), (1, 1, 2), (2, 2, 2))
+    with pytest.raises(ValueError, match="cam_from_grid: expected dtype"):
+        G.unproject_to_grid(g, torch.zeros(1, 1, 4, 4), torch.eye(3)[None], torch.eye(4, dtype=F64)[None])

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import torch
 
-from .checks import broadcast_batch, check_shape
+from .checks import check_args, check_shape
 from .rotations import yaw_matrix
 
 __all__ = [
@@ -149,9 +149,7 @@ def _polygon_intersection_area(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor
 
 
 def _pairwise(boxes1: torch.Tensor, boxes2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    b1 = check_shape(boxes1, "boxes1", (None, 7))
-    b2 = check_shape(boxes2, "boxes2", (None, 7))
-    broadcast_batch(b1, b2, names=("boxes1", "boxes2"))
+    check_args(("boxes1", boxes1, (None, 7)), ("boxes2", boxes2, (None, 7)))
     return boxes1[..., :, None, :], boxes2[..., None, :, :]
 
 

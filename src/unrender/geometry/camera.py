@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from .checks import broadcast_batch, check_shape
+from .checks import check_args, check_shape
 
 __all__ = [
     "make_intrinsics",
@@ -104,9 +104,7 @@ def project_points(
         >>> uv, z, ok
         (tensor([[55., 40.]]), tensor([2.]), tensor([True]))
     """
-    b1 = check_shape(points_cam, "points_cam", (None, 3))
-    b2 = check_shape(K, "K", (3, 3))
-    broadcast_batch(b1, b2, names=("points_cam", "K"))
+    check_args(("points_cam", points_cam, (None, 3)), ("K", K, (3, 3)))
     z = points_cam[..., 2]
     in_front = z > min_depth
     zc = torch.where(in_front, z, torch.full_like(z, min_depth))
@@ -133,10 +131,7 @@ def unproject_points(uv: torch.Tensor, depth: torch.Tensor, K: torch.Tensor) -> 
         >>> unproject_points(torch.tensor([[55.0, 40.0]]), torch.tensor([2.0]), K)
         tensor([[0.1000, 0.0000, 2.0000]])
     """
-    b1 = check_shape(uv, "uv", ("N", 2))
-    b2 = check_shape(depth, "depth", ("N",), sizes={"N": uv.shape[-2]})
-    b3 = check_shape(K, "K", (3, 3))
-    broadcast_batch(b1, b2, b3, names=("uv", "depth", "K"))
+    check_args(("uv", uv, ("N", 2)), ("depth", depth, ("N",)), ("K", K, (3, 3)))
     K_ = K[..., None, :, :]
     y = (uv[..., 1] - K_[..., 1, 2]) / K_[..., 1, 1]
     x = (uv[..., 0] - K_[..., 0, 2] - K_[..., 0, 1] * y) / K_[..., 0, 0]

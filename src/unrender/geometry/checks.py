@@ -14,7 +14,7 @@ import torch
 
 Dim = int | str | None
 
-__all__ = ["check_shape", "check_same_dtype", "check_finite", "broadcast_batch"]
+__all__ = ["check_shape", "check_same_dtype", "check_finite", "broadcast_batch", "check_args"]
 
 
 def _fmt(trailing: Sequence[Dim]) -> str:
@@ -120,3 +120,17 @@ def broadcast_batch(*shapes: tuple[int, ...], names: Sequence[str]) -> tuple[int
     except RuntimeError:
         desc = ", ".join(f"{n}{s}" for n, s in zip(names, shapes, strict=True))
         raise ValueError(f"batch shapes do not broadcast: {desc}") from None
+
+
+def check_args(*specs: tuple[str, object, Sequence[Dim]], sizes: dict[str, int] | None = None) -> tuple[int, ...]:
+    """Check several arguments at once: each one's trailing shape (see :func:`check_shape`), one
+    dtype and device for all, and batch shapes that broadcast. Returns the broadcast batch shape.
+
+    Example:
+        >>> check_args(("K", torch.zeros(2, 3, 3), (3, 3)), ("points", torch.zeros(5, 3), (None, 3)))
+        (2,)
+    """
+    sizes = {} if sizes is None else sizes
+    batches = [check_shape(t, n, trailing, sizes=sizes) for n, t, trailing in specs]
+    check_same_dtype(**{n: t for n, t, _ in specs})
+    return broadcast_batch(*batches, names=[n for n, _, _ in specs])

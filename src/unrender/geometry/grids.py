@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from .camera import pixel_centers, unproject_points
-from .checks import broadcast_batch, check_shape
+from .checks import check_args, check_shape
 from .poses import invert_rigid, transform_points
 
 __all__ = ["VoxelGrid", "unproject_to_grid", "carve_depth", "warp_volume", "sample_frustum"]
@@ -143,11 +143,9 @@ class VoxelGrid:
 def _views_in(images: torch.Tensor, K: torch.Tensor, cam_from_grid: torch.Tensor, names: tuple[str, str, str]):
     """Validate ``(..., N, C, H, W)`` images with ``(..., N, 3, 3)`` and ``(..., N, 4, 4)`` cameras
     and return them flattened to ``(B, N, ...)`` plus the leading shape."""
-    bi = check_shape(images, names[0], ("N", None, None, None))
-    sizes = {"N": images.shape[-4]}
-    bk = check_shape(K, names[1], ("N", 3, 3), sizes=sizes)
-    bt = check_shape(cam_from_grid, names[2], ("N", 4, 4), sizes=sizes)
-    batch = broadcast_batch(bi, bk, bt, names=names)
+    batch = check_args(
+        (names[0], images, ("N", None, None, None)), (names[1], K, ("N", 3, 3)), (names[2], cam_from_grid, ("N", 4, 4))
+    )
     N = images.shape[-4]
     images = images.expand(*batch, *images.shape[-4:]).reshape(-1, *images.shape[-4:])
     K = K.expand(*batch, N, 3, 3).reshape(-1, N, 3, 3)
@@ -329,9 +327,7 @@ def warp_volume(
         tensor([0., 1., 2., 3.])
     """
     dst_grid = grid if dst_grid is None else dst_grid
-    bv = check_shape(volume, "volume", (None,) + grid.shape)
-    bt = check_shape(dst_from_src, "dst_from_src", (4, 4))
-    batch = broadcast_batch(bv, bt, names=("volume", "dst_from_src"))
+    batch = check_args(("volume", volume, (None,) + grid.shape), ("dst_from_src", dst_from_src, (4, 4)))
     C = volume.shape[-4]
     vol = volume.expand(*batch, *volume.shape[-4:]).reshape(-1, C, *grid.shape)
     T = dst_from_src.expand(*batch, 4, 4).reshape(-1, 4, 4)
@@ -377,11 +373,10 @@ def sample_frustum(
         >>> sample_frustum(vol, g, K, torch.eye(4), 4, 4, torch.tensor([0.5, 1.5])).shape
         torch.Size([1, 2, 4, 4])
     """
-    bv = check_shape(volume, "volume", (None,) + grid.shape)
-    bk = check_shape(K, "K", (3, 3))
-    bt = check_shape(cam_from_grid, "cam_from_grid", (4, 4))
+    batch = check_args(
+        ("volume", volume, (None,) + grid.shape), ("K", K, (3, 3)), ("cam_from_grid", cam_from_grid, (4, 4))
+    )
     check_shape(depths, "depths", (None,), max_batch=0)
-    batch = broadcast_batch(bv, bk, bt, names=("volume", "K", "cam_from_grid"))
     C, D = volume.shape[-4], depths.shape[0]
     vol = volume.expand(*batch, *volume.shape[-4:]).reshape(-1, C, *grid.shape)
     K = K.expand(*batch, 3, 3).reshape(-1, 3, 3)

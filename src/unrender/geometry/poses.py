@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from .checks import broadcast_batch, check_shape
+from .checks import check_args, check_shape
 
 __all__ = [
     "make_rigid",
@@ -28,9 +28,7 @@ def make_rigid(R: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         >>> make_rigid(torch.eye(3), torch.tensor([1.0, 2.0, 3.0]))[:3, 3]
         tensor([1., 2., 3.])
     """
-    bR = check_shape(R, "R", (3, 3))
-    bt = check_shape(t, "t", (3,))
-    batch = broadcast_batch(bR, bt, names=("R", "t"))
+    batch = check_args(("R", R, (3, 3)), ("t", t, (3,)))
     top = torch.cat([R.expand(*batch, 3, 3), t.expand(*batch, 3)[..., None]], dim=-1)
     bottom = torch.zeros(*batch, 1, 4, dtype=R.dtype, device=R.device)
     bottom[..., 0, 3] = 1.0
@@ -63,9 +61,7 @@ def compose(a_from_b: torch.Tensor, b_from_c: torch.Tensor) -> torch.Tensor:
         >>> compose(torch.eye(4), torch.eye(4)).shape
         torch.Size([4, 4])
     """
-    b1 = check_shape(a_from_b, "a_from_b", (4, 4))
-    b2 = check_shape(b_from_c, "b_from_c", (4, 4))
-    broadcast_batch(b1, b2, names=("a_from_b", "b_from_c"))
+    check_args(("a_from_b", a_from_b, (4, 4)), ("b_from_c", b_from_c, (4, 4)))
     return a_from_b @ b_from_c
 
 
@@ -103,9 +99,7 @@ def transform_points(a_from_b: torch.Tensor, points_b: torch.Tensor) -> torch.Te
         >>> transform_points(T, torch.zeros(1, 3))
         tensor([[0., 0., 2.]])
     """
-    b1 = check_shape(a_from_b, "a_from_b", (4, 4))
-    b2 = check_shape(points_b, "points_b", (None, 3))
-    broadcast_batch(b1, b2, names=("a_from_b", "points_b"))
+    check_args(("a_from_b", a_from_b, (4, 4)), ("points_b", points_b, (None, 3)))
     R, t = a_from_b[..., :3, :3], a_from_b[..., :3, 3]
     return points_b @ R.transpose(-1, -2) + t[..., None, :]
 
@@ -125,9 +119,7 @@ def transform_directions(a_from_b: torch.Tensor, dirs_b: torch.Tensor) -> torch.
         >>> transform_directions(T, torch.tensor([[0.0, 0.0, 1.0]]))
         tensor([[0., 0., 1.]])
     """
-    b1 = check_shape(a_from_b, "a_from_b", (4, 4))
-    b2 = check_shape(dirs_b, "dirs_b", (None, 3))
-    broadcast_batch(b1, b2, names=("a_from_b", "dirs_b"))
+    check_args(("a_from_b", a_from_b, (4, 4)), ("dirs_b", dirs_b, (None, 3)))
     return dirs_b @ a_from_b[..., :3, :3].transpose(-1, -2)
 
 
@@ -154,12 +146,9 @@ def look_at(eye: torch.Tensor, target: torch.Tensor, up: torch.Tensor | None = N
         >>> transform_points(T, torch.zeros(1, 3))
         tensor([[0., 0., 5.]])
     """
-    be = check_shape(eye, "eye", (3,))
-    bt = check_shape(target, "target", (3,))
     if up is None:
-        up = torch.tensor([0.0, -1.0, 0.0], dtype=eye.dtype, device=eye.device)
-    bu = check_shape(up, "up", (3,))
-    batch = broadcast_batch(be, bt, bu, names=("eye", "target", "up"))
+        up = torch.tensor([0.0, -1.0, 0.0], dtype=getattr(eye, "dtype", None), device=getattr(eye, "device", None))
+    batch = check_args(("eye", eye, (3,)), ("target", target, (3,)), ("up", up, (3,)))
     eye, target, up = eye.expand(*batch, 3), target.expand(*batch, 3), up.expand(*batch, 3)
     up = up / up.norm(dim=-1, keepdim=True).clamp(min=1e-12)
 

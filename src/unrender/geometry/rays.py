@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from .camera import pixel_centers, unproject_points
-from .checks import broadcast_batch, check_shape
+from .checks import check_args
 from .poses import invert_rigid
 
 __all__ = ["camera_rays", "plucker", "plucker_map"]
@@ -28,9 +28,7 @@ def camera_rays(K: torch.Tensor, cam_from_world: torch.Tensor, H: int, W: int) -
         >>> d
         tensor([[[0., 0., 1.]]])
     """
-    b1 = check_shape(K, "K", (3, 3))
-    b2 = check_shape(cam_from_world, "cam_from_world", (4, 4))
-    batch = broadcast_batch(b1, b2, names=("K", "cam_from_world"))
+    batch = check_args(("K", K, (3, 3)), ("cam_from_world", cam_from_world, (4, 4)))
     uv = pixel_centers(H, W, dtype=K.dtype, device=K.device).reshape(H * W, 2)
     ones = torch.ones(H * W, dtype=K.dtype, device=K.device)
     d_cam = unproject_points(uv, ones, K)  # (..., HW, 3) on the z = 1 plane
@@ -58,9 +56,7 @@ def plucker(origins: torch.Tensor, directions: torch.Tensor) -> torch.Tensor:
         >>> plucker(torch.tensor([1.0, 0.0, 0.0]), torch.tensor([0.0, 0.0, 2.0]))
         tensor([ 0.,  0.,  1.,  0., -1.,  0.])
     """
-    b1 = check_shape(origins, "origins", (3,))
-    b2 = check_shape(directions, "directions", (3,))
-    batch = broadcast_batch(b1, b2, names=("origins", "directions"))
+    batch = check_args(("origins", origins, (3,)), ("directions", directions, (3,)))
     d = directions / directions.norm(dim=-1, keepdim=True).clamp(min=1e-12)
     o, d = origins.expand(*batch, 3), d.expand(*batch, 3)
     return torch.cat([d, torch.linalg.cross(o, d, dim=-1)], dim=-1)
