@@ -30,7 +30,7 @@ from .camera import (
     unproject_points,
     validate_intrinsics,
 )
-from .checks import broadcast_batch, check_finite, check_same_dtype, check_shape
+from .checks import broadcast_batch, check_args, check_finite, check_same_dtype, check_shape
 from .grids import VoxelGrid, carve_depth, sample_frustum, unproject_to_grid, warp_volume
 from .poses import compose, invert_rigid, look_at, make_rigid, split_rigid, transform_directions, transform_points
 from .rays import camera_rays, plucker, plucker_map
@@ -63,6 +63,7 @@ __all__ = [
     "broadcast_batch",
     "camera_rays",
     "carve_depth",
+    "check_args",
     "check_finite",
     "check_same_dtype",
     "check_shape",
