@@ -152,11 +152,25 @@ def cmd_eval(args: list[str]) -> int:
 
 
 def cmd_synth(args: list[str]) -> int:
-    if args and args[0] in ("-h", "--help"):
-        print(f"usage: unrender synth <{'|'.join(SYNTH_KINDS)}> --out DIR --num N\n\n{COMMANDS['synth']}.")
-        print("\nNot built yet: the synthetic world (issue 3) is still open.")
-        return 0
-    return _fail("`synth` is not built yet: the synthetic world (issue 3) is still open")
+    import tyro
+
+    from .data.synth import DatasetError, SynthArgs, write_dataset
+
+    if args and not args[0].startswith("-"):  # `unrender synth rooms ...` is `--kind rooms`
+        args = ["--kind", args[0], *args[1:]]
+    a = tyro.cli(
+        SynthArgs,
+        args=args,
+        prog="unrender synth",
+        description=f"{COMMANDS['synth']}. Example: unrender synth rooms --out data/rooms --num 200",
+        config=(tyro.conf.OmitArgPrefixes,),
+    )
+    try:
+        out = write_dataset(a.synth, a.out, workers=a.workers)
+    except DatasetError as e:
+        return _fail(str(e))
+    print(f"wrote {a.synth.num} {a.synth.kind} samples to {out}")
+    return 0
 
 
 def cmd_bench(args: list[str]) -> int:

@@ -1,0 +1,216 @@
+"""Synthetic datasets on disk: a versioned folder of compressed ``.npz`` samples, a JSON index
+and PNG previews, written in parallel, resumable, and crash-safe; and the torch ``Dataset``
+that reads it back (or generates the same samples on the fly).
+
+Layout::
+
+    DIR/index.json               {"format": "unrender-synth", "schema": 1, "config": {...},
+                                  "classes": [...], "samples": [{"index", "file", "preview"}, ...]}
+    DIR/samples/000042.npz       one sample (see unrender.world.sample.make_sample)
+    DIR/previews/000042.png      RGB, depth and semantics of its views
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import zipfile
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+from tqdm.auto import tqdm
+
+from ..io import atomic_path, atomic_write_text
+from ..world.sample import SCHEMA_VERSION, SynthConfig, make_sample
+from ..world.scene import CLASSES
+
+__all__ = ["SynthArgs", "write_dataset", "SynthDataset", "sample_to_tensors", "DatasetError", "preview_image"]
+
+FORMAT = "unrender-synth"
+
+
+@dataclass
+class SynthArgs:
+    """``unrender synth`` arguments."""
+
+    out: Path
+    """Output folder (created; a rerun resumes, skipping finished samples)."""
+    synth: SynthConfig
+    workers: int = 2
+    """Worker processes."""
+
+
+class DatasetError(ValueError):
+    """A dataset folder or sample file that is missing, malformed or of another version."""
+
+
+def _name(i: int) -> str:
+    return f"{i:06d}"
+
+
+def _palette(n: int) -> np.ndarray:
+    rng = np.random.default_rng(7)
+    pal = rng.integers(40, 255, (n, 3)).astype(np.uint8)
+    pal[0] = 0
+    return pal
+
+
+def preview_image(s: dict[str, np.ndarray], max_views: int = 4) -> np.ndarray:
+    """RGB, depth and semantic rows for the first views of a sample, ``(H', W', 3)`` uint8."""
+    from ..viz import colorize_depth, image_grid
+
+    n = min(max_views, s["rgb"].shape[0])
+    pal = _palette(len(CLASSES))
+    rows = [
+        [s["rgb"][i].transpose(1, 2, 0) for i in range(n)],
+        [colorize_depth(s["depth"][i, 0]) for i in range(n)],
+        [pal[s["semantic"][i, 0].clip(0, len(CLASSES) - 1)] for i in range(n)],
+    ]
+    return image_grid(rows)
+
+
+def _valid(path: Path) -> bool:
+    try:
+        with zipfile.ZipFile(path) as z:
+            return "meta.npy" in z.namelist()
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+def _write_one(cfg: SynthConfig, index: int, root: str) -> int:
+    from ..viz import save_png
+
+    torch.set_num_threads(1)
+    s = make_sample(cfg, index)
+    with atomic_path(Path(root) / "samples" / f"{_name(index)}.npz") as tmp:
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, **s)
+    save_png(Path(root) / "previews" / f"{_name(index)}.png", preview_image(s))
+    return index
+
+
+def write_dataset(cfg: SynthConfig, out: str | Path, *, workers: int = 2, progress: bool = True) -> Path:
+    """Write ``cfg.num`` samples under ``out``; samples already there (complete) are skipped.
+
+    Raises:
+        DatasetError: ``out`` holds a dataset made with another config or schema.
+    """
+    out = Path(out)
+    index_path = out / "index.json"
+    config = asdict(cfg)
+    if index_path.exists():
+        try:
+            old = json.loads(index_path.read_text())
+        except json.JSONDecodeError as e:
+            raise DatasetError(f"{index_path}: not JSON ({e})") from None
+        same = {k: v for k, v in old.get("config", {}).items() if k != "num"} == {
+            k: v for k, v in config.items() if k != "num"
+        }
+        if old.get("format") != FORMAT or old.get("schema") != SCHEMA_VERSION or not same:
+            raise DatasetError(f"{out} holds another dataset (format/schema/config differ); use a new --out")
+    (out / "samples").mkdir(parents=True, exist_ok=True)
+    (out / "previews").mkdir(parents=True, exist_ok=True)
+    todo = [i for i in range(cfg.num) if not _valid(out / "samples" / f"{_name(i)}.npz")]
+    bar = tqdm(
+        total=cfg.num, initial=cfg.num - len(todo), desc=f"synth {cfg.kind}", disable=not progress, dynamic_ncols=True
+    )
+    if todo:
+        if workers <= 1:
+            for i in todo:
+                _write_one(cfg, i, str(out))
+                bar.update(1)
+        else:
+            ctx = mp.get_context("spawn")
+            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+                futures = [pool.submit(_write_one, cfg, i, str(out)) for i in todo]
+                for fut in as_completed(futures):
+                    fut.result()
+                    bar.update(1)
+    bar.close()
+    index = {
+        "format": FORMAT,
+        "schema": SCHEMA_VERSION,
+        "config": config,
+        "classes": list(CLASSES),
+        "samples": [
+            {"index": i, "file": f"samples/{_name(i)}.npz", "preview": f"previews/{_name(i)}.png"}
+            for i in range(cfg.num)
+        ],
+    }
+    atomic_write_text(index_path, json.dumps(index, indent=1))
+    return out
+
+
+def sample_to_tensors(s: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Convert a stored sample to tensors in unrender's conventions: images float in [0, 1],
+    depth float32 metres, ids long; JSON fields parsed."""
+    out: dict[str, Any] = {}
+    for k, v in s.items():
+        if k in ("scene_json", "meta"):
+            out[k] = json.loads(str(v))
+        elif k == "rgb":
+            out[k] = torch.from_numpy(np.asarray(v)).float() / 255
+        elif v.dtype in (np.int16, np.int32, np.int64, np.uint8) and k not in ("occupancy",):
+            out[k] = torch.from_numpy(np.asarray(v).astype(np.int64))
+        elif v.dtype == np.float16:
+            out[k] = torch.from_numpy(np.asarray(v).astype(np.float32))
+        else:
+            out[k] = torch.from_numpy(np.asarray(v))
+    if "occupancy" in out:
+        out["occupancy"] = out["occupancy"].float()[None]
+    return out
+
+
+class SynthDataset(Dataset):
+    """Samples of a synthetic dataset, from disk (``root``) or generated on the fly (``config``).
+
+    Both go through :func:`~unrender.world.sample.make_sample` and
+    :func:`sample_to_tensors`, so an item is the same either way.
+    """
+
+    def __init__(self, root: str | Path | None = None, *, config: SynthConfig | None = None):
+        if (root is None) == (config is None):
+            raise ValueError("SynthDataset: give exactly one of root (a folder) or config (generate on the fly)")
+        self.root = Path(root) if root is not None else None
+        if self.root is not None:
+            path = self.root / "index.json"
+            if not path.is_file():
+                raise DatasetError(f"no dataset at {self.root}: {path} is missing (run `unrender synth`)")
+            try:
+                index = json.loads(path.read_text())
+            except json.JSONDecodeError as e:
+                raise DatasetError(f"{path}: not JSON ({e})") from None
+            if index.get("format") != FORMAT:
+                raise DatasetError(f"{path}: not an unrender synthetic dataset")
+            if index.get("schema") != SCHEMA_VERSION:
+                raise DatasetError(f"{path}: schema {index.get('schema')}, this unrender reads {SCHEMA_VERSION}")
+            self.config = SynthConfig(**index["config"])
+            self.files = [self.root / e["file"] for e in index["samples"]]
+        else:
+            self.config = config
+            self.files = []
+
+    def __len__(self) -> int:
+        return len(self.files) if self.root is not None else self.config.num
+
+    def raw(self, i: int) -> dict[str, np.ndarray]:
+        if not 0 <= i < len(self):
+            raise IndexError(f"sample {i} out of range 0..{len(self) - 1}")
+        if self.root is None:
+            return make_sample(self.config, i)
+        path = self.files[i]
+        if not path.is_file():
+            raise DatasetError(f"sample file missing: {path}")
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                return {k: z[k] for k in z.files}
+        except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
+            raise DatasetError(f"corrupt sample file {path}: {e}") from None
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return sample_to_tensors(self.raw(i))
