@@ -1,20 +1,53 @@
-"""Readers and writers of real file formats. Foreign conventions are converted here and nowhere else."""
+"""Readers and writers of real file formats. Foreign conventions are converted here and nowhere else.
 
+Every reader raises :class:`FormatError` (a ``ValueError``) for a malformed file and
+:class:`MissingFileError` (also a ``FileNotFoundError``) for a missing one.
+"""
+
+from .binvox import read_binvox, write_binvox
 from .cameras import (
     cam_from_world_from_colmap,
     cam_from_world_from_opengl,
     kitti_cam_from_velo,
     opengl_from_cam_from_world,
 )
-from .kitti import KittiObject, read_kitti_calib, read_kitti_label, write_kitti_label
+from .colmap import ColmapModel, read_colmap_text
+from .errors import FormatError, MissingFileError
+from .h36m import H36MSamples, read_h36m
+from .kitti import (
+    KittiObject,
+    read_kitti_calib,
+    read_kitti_depth_png,
+    read_kitti_label,
+    read_kitti_velodyne,
+    velodyne_depth_map,
+    write_kitti_label,
+)
+from .nerf import NerfScene, read_transforms_json
+from .realestate import RealEstateClip, read_realestate10k
 
 __all__ = [
+    "ColmapModel",
+    "FormatError",
+    "H36MSamples",
     "KittiObject",
+    "MissingFileError",
+    "NerfScene",
+    "RealEstateClip",
     "cam_from_world_from_colmap",
     "cam_from_world_from_opengl",
     "kitti_cam_from_velo",
     "opengl_from_cam_from_world",
+    "read_binvox",
+    "read_colmap_text",
+    "read_h36m",
     "read_kitti_calib",
+    "read_kitti_depth_png",
     "read_kitti_label",
+    "read_kitti_velodyne",
+    "read_realestate10k",
+    "read_transforms_json",
+    "velodyne_depth_map",
+    "write_binvox",
     "write_kitti_label",
 ]
