@@ -24,7 +24,7 @@ from unrender.data.formats import (
     velodyne_depth_map,
     write_binvox,
 )
-from unrender.geometry import VoxelGrid, matrix_to_quaternion, project_points, transform_points
+from unrender.geometry import VoxelGrid, matrix_to_quaternion, transform_points
 
 FRAMES = ("000000", "000001", "000002")
 
