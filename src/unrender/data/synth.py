@@ -53,23 +53,15 @@ def _name(i: int) -> str:
     return f"{i:06d}"
 
 
-def _palette(n: int) -> np.ndarray:
-    rng = np.random.default_rng(7)
-    pal = rng.integers(40, 255, (n, 3)).astype(np.uint8)
-    pal[0] = 0
-    return pal
-
-
 def preview_image(s: dict[str, np.ndarray], max_views: int = 4) -> np.ndarray:
     """RGB, depth and semantic rows for the first views of a sample, ``(H', W', 3)`` uint8."""
-    from ..viz import colorize_depth, image_grid
+    from ..viz import colorize_depth, colorize_labels, image_grid
 
     n = min(max_views, s["rgb"].shape[0])
-    pal = _palette(len(CLASSES))
     rows = [
         [s["rgb"][i].transpose(1, 2, 0) for i in range(n)],
         [colorize_depth(s["depth"][i, 0]) for i in range(n)],
-        [pal[s["semantic"][i, 0].clip(0, len(CLASSES) - 1)] for i in range(n)],
+        [colorize_labels(s["semantic"][i, 0]) for i in range(n)],
     ]
     return image_grid(rows)
 

@@ -9,6 +9,7 @@ Plücker rays ``(d, o x d)``. This package imports nothing else of unrender.
 """
 
 from .boxes import (
+    BOX_EDGES,
     bev_polygons,
     box_corners,
     box_iou_3d,
@@ -50,6 +51,7 @@ from .rotations import (
 )
 
 __all__ = [
+    "BOX_EDGES",
     "VoxelGrid",
     "axis_angle_to_matrix",
     "axis_angle_to_quaternion",

@@ -30,6 +30,7 @@ from .checks import check_args, check_shape
 from .rotations import yaw_matrix
 
 __all__ = [
+    "BOX_EDGES",
     "box_corners",
     "box_volume",
     "bev_polygons",
@@ -44,6 +45,10 @@ _CORNER_SIGNS = (
     (1, 1, 1), (1, 1, -1), (-1, 1, -1), (-1, 1, 1),
     (1, -1, 1), (1, -1, -1), (-1, -1, -1), (-1, -1, 1),
 )  # fmt: skip
+
+
+# The 12 edges as pairs of corner indices: bottom face, top face, then the verticals.
+BOX_EDGES = ((0, 1), (1, 2), (2, 3), (3, 0), (4, 5), (5, 6), (6, 7), (7, 4), (0, 4), (1, 5), (2, 6), (3, 7))
 
 
 def box_corners(boxes: torch.Tensor) -> torch.Tensor:

@@ -10,7 +10,16 @@ import torch
 
 from ..io import atomic_path
 
-__all__ = ["to_uint8", "colorize_depth", "image_grid", "save_png"]
+__all__ = [
+    "to_uint8",
+    "colorize_depth",
+    "colorize_labels",
+    "image_grid",
+    "save_png",
+    "draw_segments",
+    "box_edges_2d",
+    "frustum_lines",
+]
 
 # A perceptual ramp (dark blue -> teal -> yellow), sampled at 6 points and interpolated.
 _RAMP = np.array(
@@ -76,3 +85,52 @@ def save_png(path: str | Path, image: np.ndarray | torch.Tensor) -> Path:
     with atomic_path(path) as tmp:
         Image.fromarray(to_uint8(image)).save(tmp, format="PNG")
     return Path(path)
+
+
+def colorize_labels(labels: torch.Tensor | np.ndarray, num: int = 256, *, seed: int = 7) -> np.ndarray:
+    """``(H, W)`` integer labels -> ``(H, W, 3)`` uint8 with a fixed random palette; 0 is black."""
+    lab = labels.detach().cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
+    pal = np.random.default_rng(seed).integers(40, 255, (num, 3)).astype(np.uint8)
+    pal[0] = 0
+    return pal[np.clip(lab.astype(np.int64), 0, num - 1)]
+
+
+def draw_segments(
+    image: np.ndarray, segments: np.ndarray, colors: Sequence[tuple[int, int, int]], width: int = 1
+) -> np.ndarray:
+    """Draw 2D segments ``(S, 2, 2)`` (pixel coordinates) onto a copy of an ``(H, W, 3)`` uint8 image."""
+    from PIL import Image, ImageDraw
+
+    im = Image.fromarray(to_uint8(image))
+    draw = ImageDraw.Draw(im)
+    for seg, col in zip(np.asarray(segments), colors, strict=True):
+        draw.line([tuple(seg[0]), tuple(seg[1])], fill=tuple(int(c) for c in col), width=width)
+    return np.asarray(im)
+
+
+def box_edges_2d(boxes: torch.Tensor, K: torch.Tensor, cam_from_world: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Projected edges of 3D boxes ``(M, 7)`` (world): segments ``(S, 2, 2)`` and the box index of each.
+
+    Edges with an end behind the camera (``z < 0.1`` m) are left out.
+    """
+    from ..geometry import BOX_EDGES, box_corners, project_points, transform_points
+
+    c = transform_points(cam_from_world, box_corners(boxes).reshape(-1, 3)).reshape(-1, 8, 3)
+    uv, z, _ = project_points(c, K)
+    e = torch.tensor(BOX_EDGES)
+    ok = (z[:, e[:, 0]] > 0.1) & (z[:, e[:, 1]] > 0.1)  # (M, 12)
+    segs = torch.stack([uv[:, e[:, 0]], uv[:, e[:, 1]]], -2)  # (M, 12, 2, 2)
+    owner = torch.arange(len(boxes))[:, None].expand_as(ok)
+    return segs[ok].cpu().numpy(), owner[ok].cpu().numpy()
+
+
+def frustum_lines(K: torch.Tensor, cam_from_world: torch.Tensor, H: int, W: int, depth: float) -> np.ndarray:
+    """World-frame wireframe of a camera's frustum to ``depth``: ``(16, 3)`` segment end points."""
+    from ..geometry import invert_rigid, transform_points, unproject_points
+
+    corners = torch.tensor([[-0.5, -0.5], [W - 0.5, -0.5], [W - 0.5, H - 0.5], [-0.5, H - 0.5]], dtype=K.dtype)
+    far = unproject_points(corners, torch.full((4,), depth, dtype=K.dtype), K)
+    pts = transform_points(invert_rigid(cam_from_world), torch.cat([torch.zeros(1, 3, dtype=K.dtype), far]))
+    o, c = pts[0], pts[1:]
+    segs = [(o, c[i]) for i in range(4)] + [(c[i], c[(i + 1) % 4]) for i in range(4)]
+    return torch.stack([torch.stack(s) for s in segs]).reshape(-1, 3).cpu().numpy()

@@ -1,10 +1,17 @@
-"""A self-contained HTML report: metric tables and pictures."""
+"""A self-contained HTML report: tables, pictures and interactive 3D point views.
+
+Everything is inlined (PNG as base64, a small vanilla-JS canvas viewer), so the
+file opens anywhere, offline, with no CDN. When the page has drawn everything it
+sets ``document.body.dataset.status = "ok"``; a script error sets it to
+``"error: ..."`` (the browser test reads this).
+"""
 
 from __future__ import annotations
 
+import base64
 import html
-import re
-import unicodedata
+import io
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -12,44 +19,140 @@ from typing import Any
 import numpy as np
 
 from ..io import atomic_write_text
-from .images import save_png
+from .images import to_uint8
 
-__all__ = ["write_report"]
+__all__ = ["write_report", "png_data_uri"]
+
+_VIEWER_JS = r"""
+(function () {
+  function mat(a, b) { return [a[0]*b[0]+a[1]*b[3]+a[2]*b[6], a[0]*b[1]+a[1]*b[4]+a[2]*b[7], a[0]*b[2]+a[1]*b[5]+a[2]*b[8],
+                               a[3]*b[0]+a[4]*b[3]+a[5]*b[6], a[3]*b[1]+a[4]*b[4]+a[5]*b[7], a[3]*b[2]+a[4]*b[5]+a[5]*b[8],
+                               a[6]*b[0]+a[7]*b[3]+a[8]*b[6], a[6]*b[1]+a[7]*b[4]+a[8]*b[7], a[6]*b[2]+a[7]*b[5]+a[8]*b[8]]; }
+  function viewer(canvas, data) {
+    var ctx = canvas.getContext("2d"), W = canvas.width, H = canvas.height;
+    var pts = data.points, cols = data.colors, n = pts.length / 3, c = data.center, yaw = 0.6, pitch = 0.5, dist = data.radius * 2.6;
+    function rot() {  // world (y down) -> view: yaw about y, then pitch about x
+      var cy = Math.cos(yaw), sy = Math.sin(yaw), cp = Math.cos(pitch), sp = Math.sin(pitch);
+      return mat([1, 0, 0, 0, cp, -sp, 0, sp, cp], [cy, 0, -sy, 0, 1, 0, sy, 0, cy]);
+    }
+    function project(R, x, y, z) {
+      var px = x - c[0], py = y - c[1], pz = z - c[2];
+      var vx = R[0]*px + R[1]*py + R[2]*pz, vy = R[3]*px + R[4]*py + R[5]*pz, vz = R[6]*px + R[7]*py + R[8]*pz + dist;
+      var f = 0.9 * H;
+      return [W / 2 + f * vx / vz, H / 2 + f * vy / vz, vz];
+    }
+    function draw() {
+      var R = rot(), proj = new Float32Array(3 * n), order = new Uint32Array(n), i;
+      ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, W, H);
+      for (i = 0; i < n; i++) { var p = project(R, pts[3*i], pts[3*i+1], pts[3*i+2]); proj[3*i] = p[0]; proj[3*i+1] = p[1]; proj[3*i+2] = p[2]; order[i] = i; }
+      order.sort(function (a, b) { return proj[3*b+2] - proj[3*a+2]; });
+      var s = Math.max(1.5, data.point_size * 0.9 * H / dist);
+      for (var k = 0; k < n; k++) {
+        i = order[k]; if (proj[3*i+2] <= 0.05) continue;
+        ctx.fillStyle = "rgb(" + cols[3*i] + "," + cols[3*i+1] + "," + cols[3*i+2] + ")";
+        ctx.fillRect(proj[3*i] - s / 2, proj[3*i+1] - s / 2, s, s);
+      }
+      ctx.lineWidth = 1.5;
+      (data.cameras || []).forEach(function (cam) {
+        ctx.strokeStyle = cam.color || "#d62728";
+        var q = cam.lines.map(function (v) { return project(R, v[0], v[1], v[2]); });
+        for (var j = 0; j + 1 < q.length; j += 2) {
+          if (q[j][2] <= 0.05 || q[j+1][2] <= 0.05) continue;
+          ctx.beginPath(); ctx.moveTo(q[j][0], q[j][1]); ctx.lineTo(q[j+1][0], q[j+1][1]); ctx.stroke();
+        }
+      });
+    }
+    var drag = null;
+    canvas.addEventListener("mousedown", function (e) { drag = [e.clientX, e.clientY]; });
+    window.addEventListener("mouseup", function () { drag = null; });
+    canvas.addEventListener("mousemove", function (e) {
+      if (!drag) return;
+      yaw += (e.clientX - drag[0]) * 0.01; pitch = Math.max(-1.5, Math.min(1.5, pitch + (e.clientY - drag[1]) * 0.01));
+      drag = [e.clientX, e.clientY]; draw();
+    });
+    canvas.addEventListener("wheel", function (e) { e.preventDefault(); dist *= Math.exp(e.deltaY * 0.001); draw(); }, {passive: false});
+    draw();
+  }
+  window.addEventListener("error", function (e) { document.body.dataset.status = "error: " + e.message; });
+  window.addEventListener("load", function () {
+    try {
+      document.querySelectorAll("canvas[data-scene]").forEach(function (cv) {
+        viewer(cv, JSON.parse(document.getElementById(cv.dataset.scene).textContent));
+      });
+      if (!document.body.dataset.status) document.body.dataset.status = "ok";
+    } catch (err) { document.body.dataset.status = "error: " + err; throw err; }
+  });
+})();
+"""
 
 
-def _slug(text: str) -> str:
-    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
-    return re.sub(r"[^a-z0-9]+", "_", ascii_text.lower()).strip("_")[:60] or "image"
+def png_data_uri(image: np.ndarray) -> str:
+    """An ``(H, W, 3)`` image as a ``data:image/png;base64,...`` URI."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(to_uint8(image)).save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-def write_report(
-    out_dir: str | Path,
-    title: str,
-    sections: Mapping[str, Mapping[str, Any]],
-) -> Path:
-    """Write ``<out_dir>/report.html`` with, per section, a table of scalars and its images.
+def _scene_json(scene: Mapping[str, Any]) -> str:
+    pts = np.asarray(scene["points"], dtype=np.float64).reshape(-1, 3)
+    cols = np.asarray(scene.get("colors", np.full_like(pts, 80)), dtype=np.uint8).reshape(-1, 3)
+    lo, hi = pts.min(0) if len(pts) else np.zeros(3), pts.max(0) if len(pts) else np.ones(3)
+    data = {
+        "points": np.round(pts, 3).reshape(-1).tolist(),
+        "colors": cols.reshape(-1).tolist(),
+        "center": ((lo + hi) / 2).tolist(),
+        "radius": float(max(np.linalg.norm(hi - lo) / 2, 1e-3)),
+        "point_size": float(scene.get("point_size", 0.05)),
+        "cameras": [
+            {
+                "lines": np.round(np.asarray(c["lines"], dtype=np.float64), 3).tolist(),
+                "color": c.get("color", "#d62728"),
+            }
+            for c in scene.get("cameras", [])
+        ],
+    }
+    return json.dumps(data).replace("</", "<\\/")
 
-    ``sections`` maps a heading to a dict of values: numbers and strings go in
-    the table; ``"images"`` maps a caption to an ``(H, W, 3)`` uint8 array, saved
-    as a PNG next to the report.
+
+def write_report(path: str | Path, title: str, sections: Mapping[str, Mapping[str, Any]]) -> Path:
+    """Write a single self-contained HTML file.
+
+    ``sections`` maps a heading to a dict: numbers and strings go in a table;
+    ``"images"`` maps a caption to an ``(H, W, 3)`` uint8 array; ``"scene3d"``
+    maps a caption to ``{"points" (N, 3), "colors" (N, 3) uint8, "point_size",
+    "cameras": [{"lines": (2L, 3) segment end points, "color"}]}`` shown in an
+    interactive viewer (drag to turn, wheel to zoom).
     """
-    out_dir = Path(out_dir)
-    parts = [f"<!doctype html><meta charset='utf-8'><title>{html.escape(title)}</title>",
-             "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}td,th{padding:2px 10px;"
-             "text-align:left}img{image-rendering:pixelated;max-width:100%}</style>",
-             f"<h1>{html.escape(title)}</h1>"]  # fmt: skip
+    path = Path(path)
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        f"<title>{html.escape(title)}</title>",
+        "<style>body{font-family:sans-serif;max-width:1200px;margin:2em auto;color:#222}td,th{padding:2px 10px;"
+        "text-align:left}img{image-rendering:pixelated;max-width:100%}canvas{border:1px solid #ccc;cursor:grab}"
+        "figure{margin:1em 0}figcaption{color:#555}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+    ]
+    n3d = 0
     for heading, values in sections.items():
-        parts.append(f"<h2>{html.escape(heading)}</h2><table>")
-        for k, v in values.items():
-            if k == "images":
-                continue
-            shown = f"{v:.4g}" if isinstance(v, float) else str(v)
-            parts.append(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(shown)}</td></tr>")
-        parts.append("</table>")
+        parts.append(f"<h2>{html.escape(heading)}</h2>")
+        rows = [(k, v) for k, v in values.items() if k not in ("images", "scene3d")]
+        if rows:
+            parts.append("<table>")
+            for k, v in rows:
+                shown = f"{v:.4g}" if isinstance(v, float) else str(v)
+                parts.append(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(shown)}</td></tr>")
+            parts.append("</table>")
         for caption, im in dict(values.get("images", {})).items():
-            name = f"{_slug(heading)}__{_slug(caption)}.png"
-            save_png(out_dir / name, np.asarray(im))
-            parts.append(f"<figure><img src='{name}'><figcaption>{html.escape(caption)}</figcaption></figure>")
-    path = out_dir / "report.html"
+            parts.append(f"<figure><img src='{png_data_uri(np.asarray(im))}' alt='{html.escape(caption)}'>")
+            parts.append(f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+        for caption, scene in dict(values.get("scene3d", {})).items():
+            sid = f"scene{n3d}"
+            n3d += 1
+            parts.append(f"<figure><canvas width='720' height='480' data-scene='{sid}'></canvas>")
+            parts.append(f"<figcaption>{html.escape(caption)} (drag to turn, wheel to zoom)</figcaption></figure>")
+            parts.append(f"<script type='application/json' id='{sid}'>{_scene_json(scene)}</script>")
+    parts.append(f"<script>{_VIEWER_JS}</script></body></html>")
     atomic_write_text(path, "\n".join(parts))
     return path

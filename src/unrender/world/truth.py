@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ..geometry import VoxelGrid, box_corners, check_args, invert_rigid, project_points, transform_points
+from ..geometry import BOX_EDGES, VoxelGrid, box_corners, check_args, invert_rigid, project_points, transform_points
 from .primitives import KINDS, inside
 from .scene import Scene, class_id
 
@@ -105,9 +105,7 @@ def boxes_2d(
         ``(M,)`` bool: some part of the box is in front of the camera and inside the image.
     """
     c = transform_points(cam_from_world, box_corners(boxes_world).reshape(-1, 3)).reshape(-1, 8, 3)
-    edges = torch.tensor(
-        [[0, 1], [1, 2], [2, 3], [3, 0], [4, 5], [5, 6], [6, 7], [7, 4], [0, 4], [1, 5], [2, 6], [3, 7]]
-    )
+    edges = torch.tensor(BOX_EDGES)
     a, b = c[:, edges[:, 0]], c[:, edges[:, 1]]
     near = 0.1
     dz = b[..., 2] - a[..., 2]
