@@ -13,12 +13,12 @@ __all__ = ["Method", "METHODS", "PLANNED", "get_method", "available_methods", "M
 
 # name -> module defining ``METHOD``
 METHODS: dict[str, str] = {
+    "mapping": "unrender.methods.mapping",
     "toy": "unrender.methods.toy",
 }
 
 # names announced in the roadmap but not built yet -> the issue that builds them
 PLANNED: dict[str, str] = {
-    "mapping": "neural 3D mapping (issue 4)",
     "depth": "metric monocular depth (issue 5)",
     "nvs": "transformer novel-view synthesis (issue 6)",
     "energy-pose": "learned-energy 3D pose lifting (issue 7)",

@@ -1,0 +1,101 @@
+"""Config and presets of neural 3D mapping."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from ...engine.config import TrainConfig
+
+
+@dataclass
+class MappingData:
+    """Generated rooms; every sample has ``views_in`` input RGB-D views and one held-out view."""
+
+    num_train: int = 400
+    num_val: int = 40
+    views_in: int = 3
+    height: int = 64
+    width: int = 64
+    seed: int = 0
+    root: Path = Path("runs/data")
+    """Datasets are written (once, resumably) under this folder, named by their settings."""
+    bounds_min: tuple[float, float, float] = (-3.2, -0.8, 0.0)
+    bounds_max: tuple[float, float, float] = (3.2, 2.4, 6.4)
+    """Voxel memory box in the reference camera's gravity-aligned frame (x right, y down, z ahead)."""
+    resolution: tuple[int, int, int] = (32, 16, 32)
+    """Voxels along x, y, z."""
+    occupancy_target: Literal["exact", "carved"] = "exact"
+    """Supervise occupancy with the analytic scene (every voxel known) or with occupancy/free space
+    carved from all views of the sample, held-out view included (only those voxels count)."""
+
+
+@dataclass
+class MappingModel:
+    channels: tuple[int, int, int] = (16, 32, 64)
+    """Feature channels at full, 1/2 and 1/4 resolution (the bottleneck)."""
+    unet: bool = False
+    """Skip connections from encoder to decoder (the comparison variant); False: the bottleneck carries all."""
+    image_features: int = 0
+    """Channels of a small 2D CNN whose features are unprojected too (0: only occupancy and colour)."""
+    occupancy: bool = True
+    semantics: bool = True
+    view: bool = True
+    detection: bool = True
+    view_channels: int = 8
+    depth_planes: int = 24
+    det_classes: tuple[str, ...] = ("table", "chair", "shelf", "box")
+    yaw_bins: int = 4
+    """Heading bins over [0, pi): boxes are symmetric under a half turn."""
+    max_detections: int = 32
+    nms_iou: float = 0.3
+
+
+@dataclass
+class MappingLoss:
+    occupancy: float = 1.0
+    semantics: float = 0.5
+    view: float = 1.0
+    heatmap: float = 1.0
+    box: float = 0.5
+
+
+@dataclass
+class MappingConfig:
+    """Neural 3D mapping: RGB-D views -> egomotion-stabilised voxel memory -> occupancy, semantics,
+    novel views and oriented 3D boxes."""
+
+    train: TrainConfig = field(default_factory=TrainConfig)
+    data: MappingData = field(default_factory=MappingData)
+    model: MappingModel = field(default_factory=MappingModel)
+    loss: MappingLoss = field(default_factory=MappingLoss)
+
+
+def tiny() -> MappingConfig:
+    return MappingConfig(
+        train=TrainConfig(
+            max_steps=20, batch_size=2, lr=2e-3, ckpt_every=10, log_every=5, out_dir=Path("runs/mapping-tiny")
+        ),
+        data=MappingData(num_train=4, num_val=2, height=32, width=32, resolution=(16, 8, 16)),
+        model=MappingModel(channels=(8, 16, 32), view_channels=4, depth_planes=12, max_detections=16),
+    )
+
+
+def cpu() -> MappingConfig:
+    return MappingConfig(
+        train=TrainConfig(max_steps=4000, batch_size=4, lr=2e-3, warmup_steps=100, weight_decay=1e-4, ckpt_every=500,
+                          eval_every=0, out_dir=Path("runs/mapping"), time_limit_min=28.0),
+    )  # fmt: skip
+
+
+def gpu() -> MappingConfig:
+    return MappingConfig(
+        train=TrainConfig(max_steps=30000, batch_size=16, lr=2e-3, warmup_steps=500, weight_decay=1e-4, ckpt_every=2000,
+                          precision="bf16", num_workers=4, out_dir=Path("runs/mapping-gpu")),
+        data=MappingData(num_train=4000, num_val=200, height=128, width=128, resolution=(64, 32, 64)),
+        model=MappingModel(channels=(24, 48, 96), view_channels=16, depth_planes=48),
+    )  # fmt: skip
+
+
+PRESETS = {"tiny": tiny, "cpu": cpu, "gpu": gpu}

@@ -1,0 +1,133 @@
+"""Samples for neural 3D mapping: generated rooms seen from a few RGB-D views plus one held-out view.
+
+The voxel memory lives in the *reference frame*: the first input camera with its pitch and roll
+removed (origin at the camera, y down along gravity, z along the camera's horizontal heading).
+Every camera is expressed as ``cam_from_mem``, and boxes stay yaw-only boxes there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset
+
+from ...data.synth import SynthDataset, write_dataset
+from ...geometry import VoxelGrid, carve_depth, invert_rigid, make_rigid, transform_points, yaw_matrix
+from ...world import CLASSES, Scene
+from ...world.sample import SynthConfig
+from ...world.truth import occupancy
+from .config import MappingConfig
+
+__all__ = ["MappingDataset", "mem_from_world", "memory_grid", "MAX_BOXES"]
+
+MAX_BOXES = 24
+
+
+def memory_grid(cfg: MappingConfig) -> VoxelGrid:
+    d = cfg.data
+    return VoxelGrid(d.bounds_min, d.bounds_max, d.resolution)
+
+
+def mem_from_world(cam_from_world: torch.Tensor) -> torch.Tensor:
+    """The gravity-aligned reference frame of a camera ``(4, 4)``: its centre, world y, its heading."""
+    world_from_cam = invert_rigid(cam_from_world)
+    f = world_from_cam[:3, 2]
+    phi = torch.atan2(-f[0], f[2])  # yaw_matrix(phi) turns the heading onto +z
+    R = yaw_matrix(phi)
+    return make_rigid(R, -R @ world_from_cam[:3, 3])
+
+
+def _synth_config(cfg: MappingConfig, split: str) -> SynthConfig:
+    d = cfg.data
+    return SynthConfig(
+        kind="rooms",
+        num=d.num_train if split == "train" else d.num_val,
+        views=d.views_in + 1,
+        height=d.height,
+        width=d.width,
+        seed=d.seed if split == "train" else d.seed + 7919,
+        occupancy=False,
+    )
+
+
+def _folder(cfg: MappingConfig, sc: SynthConfig) -> Path:
+    key = hashlib.sha1(json.dumps([sc.kind, sc.views, sc.height, sc.width, sc.seed]).encode()).hexdigest()[:8]
+    return Path(cfg.data.root) / f"rooms-{sc.height}x{sc.width}-v{sc.views}-s{sc.seed}-{key}"
+
+
+class MappingDataset(Dataset):
+    """Processed mapping samples (cached in memory after the first read).
+
+    Item keys: ``rgb_in (N, 3, H, W)``, ``depth_in (N, 1, H, W)``, ``K_in (N, 3, 3)``,
+    ``cam_from_mem_in (N, 4, 4)``; ``rgb_out (3, H, W)``, ``K_out``, ``cam_from_mem_out`` (the
+    held-out view); ``occ (1, Z, Y, X)`` exact occupancy, ``sem (Z, Y, X)`` class ids,
+    ``occ_target``/``occ_known (1, Z, Y, X)`` what the occupancy loss sees; ``boxes (24, 7)``
+    in the memory frame and ``box_labels (24,)`` (index into the detected classes, -1 = padding).
+    """
+
+    def __init__(self, cfg: MappingConfig, split: str, *, generate: bool = True, workers: int = 2):
+        sc = _synth_config(cfg, split)
+        folder = _folder(cfg, sc)
+        if generate:
+            write_dataset(sc, folder, workers=workers, progress=True)
+        self.synth = SynthDataset(folder)
+        self.cfg = cfg
+        self.grid = memory_grid(cfg)
+        self.det_ids = {CLASSES.index(c): i for i, c in enumerate(cfg.model.det_classes)}
+        self._cache: dict[int, dict[str, torch.Tensor]] = {}
+
+    def __len__(self) -> int:
+        return len(self.synth)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        if i not in self._cache:
+            self._cache[i] = self._make(i)
+        return self._cache[i]
+
+    def _make(self, i: int) -> dict[str, torch.Tensor]:
+        s = self.synth[i]
+        n = self.cfg.data.views_in
+        T_world = s["cam_from_world"].double()
+        M = mem_from_world(T_world[0])
+        cam_from_mem = T_world @ invert_rigid(M)
+        scene = Scene.from_json(json.dumps(s["scene_json"]))
+        occ, sem = occupancy(scene, self.grid, grid_from_world=M)
+        depth = s["depth"].float()
+        if self.cfg.data.occupancy_target == "exact":
+            target, known = occ, torch.ones_like(occ)
+        else:
+            carved, free = carve_depth(self.grid, depth.double(), s["K"].double(), cam_from_mem)
+            target, known = carved, ((carved + free) > 0).double()
+        # boxes of the detected classes whose centre lies in the memory box
+        boxes = torch.zeros(MAX_BOXES, 7)
+        labels = torch.full((MAX_BOXES,), -1, dtype=torch.long)
+        bw = s["boxes_world"][0].double()
+        centres = transform_points(M, bw[:, :3])
+        phi = math.atan2(M[0, 2].item(), M[0, 0].item())  # M's rotation is yaw_matrix(phi)
+        k = 0
+        for j in range(len(bw)):
+            cls = int(s["box_classes"][j])
+            if cls in self.det_ids and bool(self.grid.contains(centres[j])) and k < MAX_BOXES:
+                yaw = float(bw[j, 6]) + phi
+                boxes[k] = torch.cat([centres[j], bw[j, 3:6], torch.tensor([yaw], dtype=torch.float64)]).float()
+                labels[k] = self.det_ids[cls]
+                k += 1
+        return {
+            "rgb_in": s["rgb"][:n],
+            "depth_in": depth[:n],
+            "K_in": s["K"][:n].float(),
+            "cam_from_mem_in": cam_from_mem[:n].float(),
+            "rgb_out": s["rgb"][n],
+            "K_out": s["K"][n].float(),
+            "cam_from_mem_out": cam_from_mem[n].float(),
+            "occ": occ.float(),
+            "sem": sem,
+            "occ_target": target.float(),
+            "occ_known": known.float(),
+            "boxes": boxes,
+            "box_labels": labels,
+        }

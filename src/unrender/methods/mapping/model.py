@@ -1,0 +1,171 @@
+"""The mapping network: voxel memory from RGB-D views -> 3D encoder-decoder -> heads.
+
+Reads top-down: memory construction, the 3D feature net (bottleneck or U-Net), the heads.
+"""
+
+from __future__ import annotations
+
+import torch
+from einops import rearrange
+from torch import nn
+
+from ...geometry import VoxelGrid, carve_depth, check_shape, sample_frustum, unproject_to_grid
+from ...render import alpha_composite
+from ...world import CLASSES
+from .config import MappingConfig
+from .data import memory_grid
+from .detection import REG_CHANNELS
+
+__all__ = ["MappingNet", "build_memory"]
+
+
+def build_memory(
+    grid: VoxelGrid, rgb: torch.Tensor, depth: torch.Tensor, K: torch.Tensor, cam_from_mem: torch.Tensor,
+    feats: torch.Tensor | None = None,
+) -> torch.Tensor:  # fmt: skip
+    """Fuse ``N`` RGB-D views into the voxel memory.
+
+    Per view: its occupancy (voxels its depth points fall in) and ``occupancy * rgb`` (and
+    ``occupancy * features``); views are fused by a masked mean over the views that see a voxel.
+    Appended: the fraction of views seeing each voxel, and occupied / free space carved from all
+    input depths.
+
+    Args:
+        rgb: ``(B, N, 3, H, W)``; depth: ``(B, N, 1, H, W)``; K: ``(B, N, 3, 3)``;
+        cam_from_mem: ``(B, N, 4, 4)``; feats: ``(B, N, F, H, W)`` or ``None``.
+
+    Returns:
+        ``(B, 7 + F, Z, Y, X)``.
+    """
+    B, N, _, H, W = rgb.shape
+    check_shape(depth, "depth", (B, N, 1, H, W), max_batch=0)
+    if N == 0:
+        raise ValueError("build_memory: need at least one input view")
+    one = lambda x: x.reshape(B * N, 1, *x.shape[2:])  # each view on its own
+    occ_v, _ = carve_depth(grid, one(depth).to(K.dtype), one(K), one(cam_from_mem))  # (BN, 1, Z, Y, X)
+    img = rgb if feats is None else torch.cat([rgb, feats], 2)
+    col_v, seen_v = unproject_to_grid(grid, one(img), one(K), one(cam_from_mem))  # (BN, C, ...), (BN, 1, ...)
+    per_view = torch.cat([occ_v, occ_v * col_v], 1).reshape(B, N, -1, *grid.shape)
+    seen = seen_v.reshape(B, N, 1, *grid.shape)
+    count = seen.sum(1)
+    fused = (per_view * seen).sum(1) / count.clamp(min=1)
+    occ_all, free_all = carve_depth(grid, depth.to(K.dtype), K, cam_from_mem)
+    return torch.cat([fused, count / N, occ_all, free_all], 1)
+
+
+def _block(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv3d(cin, cout, 3, stride=stride, padding=1, bias=False), nn.GroupNorm(min(8, cout), cout), nn.SiLU()
+    )
+
+
+class FeatureNet3D(nn.Module):
+    """3D encoder to a small bottleneck and a decoder back to full resolution.
+
+    Without ``unet`` there are no skip connections: everything the decoder produces passes
+    through the bottleneck (``channels[-1]`` channels at ``1 / 2^(levels-1)`` resolution).
+    """
+
+    def __init__(self, *, cin: int, channels: tuple[int, ...], unet: bool):
+        super().__init__()
+        self.unet = unet
+        self.stem = nn.Sequential(_block(cin, channels[0]), _block(channels[0], channels[0]))
+        self.down = nn.ModuleList(
+            nn.Sequential(_block(a, b, stride=2), _block(b, b))
+            for a, b in zip(channels[:-1], channels[1:], strict=True)
+        )
+        self.up = nn.ModuleList(
+            nn.ConvTranspose3d(b, a, 2, stride=2) for a, b in zip(channels[:-1], channels[1:], strict=True)
+        )
+        self.fuse = nn.ModuleList(_block(2 * a if unet else a, a) for a in channels[:-1])
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(B, cin, Z, Y, X)`` -> features ``(B, channels[0], Z, Y, X)`` and the bottleneck."""
+        skips = [self.stem(x)]
+        for down in self.down:
+            skips.append(down(skips[-1]))
+        h = bottleneck = skips[-1]
+        for i in reversed(range(len(self.up))):
+            h = self.up[i](h)
+            if self.unet:
+                h = torch.cat([h, skips[i]], 1)
+            h = self.fuse[i](h)
+        return h, bottleneck
+
+
+class ViewDecoder(nn.Module):
+    """Frustum features (one per depth plane) -> RGB: composite by occupancy, then a small 2D CNN."""
+
+    def __init__(self, *, cin: int, depth_planes: int, width: int = 32):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(cin * depth_planes + cin + 1, width, 3, padding=1), nn.SiLU(),
+            nn.Conv2d(width, width, 3, padding=1), nn.SiLU(),
+            nn.Conv2d(width, 3, 1),
+        )  # fmt: skip
+
+    def forward(self, frustum: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+        """frustum ``(B, C, D, H, W)``, alpha ``(B, 1, D, H, W)`` -> RGB ``(B, 3, H, W)`` in [0, 1]."""
+        composite, acc = alpha_composite(alpha, frustum)
+        x = torch.cat([rearrange(frustum, "b c d h w -> b (c d) h w"), composite, acc], 1)
+        return torch.sigmoid(self.net(x))
+
+
+class MappingNet(nn.Module):
+    def __init__(self, cfg: MappingConfig):
+        super().__init__()
+        m = cfg.model
+        self.cfg = cfg
+        self.grid = memory_grid(cfg)
+        self.image_net = None
+        if m.image_features:
+            self.image_net = nn.Sequential(
+                nn.Conv2d(3, m.image_features, 3, padding=1), nn.SiLU(), nn.Conv2d(m.image_features, m.image_features, 3, padding=1)
+            )  # fmt: skip
+        cin = 7 + m.image_features
+        c0 = m.channels[0]
+        self.net = FeatureNet3D(cin=cin, channels=m.channels, unet=m.unet)
+        self.occ_head = nn.Conv3d(c0, 1, 1) if m.occupancy or m.view else None
+        self.sem_head = nn.Conv3d(c0, len(CLASSES), 1) if m.semantics else None
+        if m.view:
+            self.view_feat = nn.Conv3d(c0, m.view_channels, 1)
+            self.view_dec = ViewDecoder(cin=m.view_channels, depth_planes=m.depth_planes)
+        if m.detection:
+            Y = self.grid.resolution[1]
+            k, nb = len(m.det_classes), m.yaw_bins
+            self.bev = nn.Sequential(
+                nn.Conv2d(c0 * Y, 64, 3, padding=1), nn.SiLU(), nn.Conv2d(64, 64, 3, padding=1), nn.SiLU()
+            )
+            self.det_out = nn.Conv2d(64, k + REG_CHANNELS + 2 * nb, 1)
+            nn.init.constant_(self.det_out.bias[:k], -2.2)  # CenterNet prior: heatmap starts near 0.1
+        near, far = 0.3, float(cfg.data.bounds_max[2]) + 1.5
+        self.register_buffer("planes", torch.linspace(near, far, m.depth_planes), persistent=False)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        m = self.cfg.model
+        rgb, depth = batch["rgb_in"], batch["depth_in"]
+        B, N, _, H, W = rgb.shape
+        feats = None
+        if self.image_net is not None:
+            feats = self.image_net(rgb.flatten(0, 1)).unflatten(0, (B, N))
+        memory = build_memory(self.grid, rgb, depth, batch["K_in"], batch["cam_from_mem_in"], feats)
+        h, bottleneck = self.net(memory)
+        out: dict[str, torch.Tensor] = {"bottleneck": bottleneck}
+        if self.occ_head is not None:
+            out["occ_logits"] = self.occ_head(h)
+        if self.sem_head is not None:
+            out["sem_logits"] = self.sem_head(h)
+        if m.view:
+            vol = torch.cat([self.view_feat(h), torch.sigmoid(out["occ_logits"])], 1)
+            Ho, Wo = batch["rgb_out"].shape[-2:]
+            fr = sample_frustum(vol, self.grid, batch["K_out"], batch["cam_from_mem_out"], Ho, Wo, self.planes)
+            out["rgb_pred"] = self.view_dec(fr[:, :-1], fr[:, -1:])
+        if m.detection:
+            k, nb = len(m.det_classes), m.yaw_bins
+            bev = self.bev(rearrange(h, "b c z y x -> b (c y) z x"))
+            d = self.det_out(bev)
+            out["heatmap_logits"] = d[:, :k]
+            out["reg"] = d[:, k : k + REG_CHANNELS]
+            out["yaw_logits"] = d[:, k + REG_CHANNELS : k + REG_CHANNELS + nb]
+            out["yaw_res"] = d[:, k + REG_CHANNELS + nb :]
+        return out

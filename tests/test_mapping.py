@@ -1,0 +1,53 @@
+import math
+
+import torch
+
+from unrender.geometry import VoxelGrid, box_iou_3d
+from unrender.methods.mapping.detection import bins_to_yaw, decode_boxes, encode_targets, yaw_to_bins
+
+GRID = VoxelGrid((-3.2, -0.8, 0.0), (3.2, 2.4, 6.4), (32, 16, 32))
+
+
+def perfect_outputs(boxes, labels, bins=4, k=4):
+    t = encode_targets(boxes, labels, GRID, k, bins)
+    yaw_logits = torch.nn.functional.one_hot(t["yaw_bin"], bins).permute(2, 0, 1).float() * 10
+    yaw_res = t["yaw_res"][None].expand(bins, -1, -1)
+    return t["heatmap"][None], t["reg"][None], yaw_logits[None], yaw_res[None]
+
+
+def test_decoding_recovers_hand_made_boxes():
+    boxes = torch.tensor([[-1.0, 1.2, 2.0, 1.2, 0.75, 0.7, 0.3], [1.5, 1.4, 4.1, 0.45, 0.9, 0.45, -2.0],
+                          [0.3, 1.0, 5.5, 1.0, 1.8, 0.35, 1.2]])  # fmt: skip
+    labels = torch.tensor([0, 1, 2])
+    dets = decode_boxes(*perfect_outputs(boxes, labels), GRID)[0]
+    assert len(dets["boxes"]) == 3
+    order = dets["labels"].argsort()
+    got = dets["boxes"][order].double()
+    torch.testing.assert_close(got[:, :6], boxes[:, :6].double(), atol=1e-5, rtol=1e-5)
+    # yaw comes back modulo pi: the same box
+    torch.testing.assert_close(
+        box_iou_3d(got, boxes.double()).diagonal(), torch.ones(3, dtype=torch.float64), atol=1e-5, rtol=0
+    )
+    assert (dets["scores"] > 0.99).all()
+
+
+def test_yaw_half_turn_ambiguity():
+    yaw = torch.tensor([0.3, 0.3 + math.pi, -0.3, 3.0, -3.0])
+    b, r = yaw_to_bins(yaw, 4)
+    back = bins_to_yaw(b, r, 4)
+    assert b[0] == b[1] and torch.allclose(r[0], r[1], atol=1e-6)  # a half turn is the same target
+    torch.testing.assert_close(
+        torch.remainder(back - yaw, math.pi).clamp(max=math.pi - 1e-5), torch.zeros(5), atol=1e-5, rtol=0
+    )
+    assert (b >= 0).all() and (b < 4).all() and (r.abs() <= math.pi / 8 + 1e-6).all()
+
+
+def test_decoding_suppresses_duplicates_and_low_scores():
+    boxes = torch.tensor([[0.0, 1.0, 3.0, 1.2, 0.8, 0.7, 0.0]])
+    heat, reg, yl, yr = perfect_outputs(boxes, torch.tensor([0]))
+    heat[0, 0, 15, 17] = 0.9  # a second peak two cells away: same box region, suppressed by NMS? (far enough: kept)
+    heat[0, 1, 5, 5] = 0.01  # below the score threshold
+    dets = decode_boxes(heat, reg, yl, yr, GRID, nms_iou=0.3)[0]
+    assert (dets["scores"] >= 0.05).all() and 1 <= len(dets["boxes"]) <= 2
+    empty = decode_boxes(torch.zeros_like(heat), reg, yl, yr, GRID)[0]
+    assert empty["boxes"].shape == (0, 7)
