@@ -81,8 +81,9 @@ def evaluate_mapping(model: torch.nn.Module, cfg: MappingConfig, device: torch.d
             add("psnr", psnr(pred_rgb, target)[0])
             add("ssim", ssim(pred_rgb, target)[0])
         if m.detection:
-            dets = decode_boxes(torch.sigmoid(out["heatmap_logits"].float()), out["reg"].float(), out["yaw_logits"].float(),
-                                out["yaw_res"].float(), grid, max_detections=m.max_detections, nms_iou=m.nms_iou)[0]  # fmt: skip
+            heat = torch.sigmoid(out["heatmap_logits"].float())
+            reg, yl, yr = out["reg"].float(), out["yaw_logits"].float(), out["yaw_res"].float()
+            dets = decode_boxes(heat, reg, yl, yr, grid, max_detections=m.max_detections, nms_iou=m.nms_iou)[0]
             det_pred.append({k: v.cpu() for k, v in dets.items()})
             keep = item["box_labels"] >= 0
             det_gt.append({"boxes": item["boxes"][keep].double(), "labels": item["box_labels"][keep]})

@@ -119,9 +119,8 @@ class MappingNet(nn.Module):
         self.grid = memory_grid(cfg)
         self.image_net = None
         if m.image_features:
-            self.image_net = nn.Sequential(
-                nn.Conv2d(3, m.image_features, 3, padding=1), nn.SiLU(), nn.Conv2d(m.image_features, m.image_features, 3, padding=1)
-            )  # fmt: skip
+            f = m.image_features
+            self.image_net = nn.Sequential(nn.Conv2d(3, f, 3, padding=1), nn.SiLU(), nn.Conv2d(f, f, 3, padding=1))
         cin = 7 + m.image_features
         c0 = m.channels[0]
         self.net = FeatureNet3D(cin=cin, channels=m.channels, unet=m.unet)
