@@ -1,8 +1,14 @@
+import dataclasses
 import math
 
+import pytest
 import torch
+from torch.utils.data import default_collate
 
+from unrender.engine import Trainer, find_latest_checkpoint, load_checkpoint
 from unrender.geometry import VoxelGrid, box_iou_3d
+from unrender.methods import get_method
+from unrender.methods.mapping.data import MappingDataset
 from unrender.methods.mapping.detection import bins_to_yaw, decode_boxes, encode_targets, yaw_to_bins
 
 GRID = VoxelGrid((-3.2, -0.8, 0.0), (3.2, 2.4, 6.4), (32, 16, 32))
@@ -51,3 +57,81 @@ def test_decoding_suppresses_duplicates_and_low_scores():
     assert (dets["scores"] >= 0.05).all() and 1 <= len(dets["boxes"]) <= 2
     empty = decode_boxes(torch.zeros_like(heat), reg, yl, yr, GRID)[0]
     assert empty["boxes"].shape == (0, 7)
+
+
+# --- training, checkpoints, bad input ------------------------------------------------------------
+MAPPING = get_method("mapping")
+
+
+def tiny_cfg(tmp_path, **train):
+    cfg = MAPPING.make_config("tiny")
+    cfg.data.root = tmp_path / "data"
+    cfg.train = dataclasses.replace(cfg.train, out_dir=tmp_path / "run", progress=False, tensorboard=False, **train)
+    return cfg
+
+
+def test_tiny_training_lowers_the_loss_and_checkpoints_reload(tmp_path):
+    cfg = tiny_cfg(tmp_path, max_steps=30, lr=3e-3, warmup_steps=0, schedule="constant")
+    ds = MappingDataset(cfg, "train", workers=1)
+    batch = default_collate([ds[i] for i in range(2)])
+    torch.manual_seed(0)
+    model = MAPPING.build_model(cfg)
+    before = MAPPING.loss(model, batch, cfg)["loss"].item()
+    Trainer(MAPPING, cfg).fit()
+    ck = find_latest_checkpoint(tmp_path / "run")
+    trained = MAPPING.build_model(cfg)
+    load_checkpoint(ck, trained)
+    trained.eval()
+    after = MAPPING.loss(trained, batch, cfg)["loss"].item()
+    assert after < 0.8 * before, (before, after)
+    again = MAPPING.build_model(cfg)
+    load_checkpoint(ck, again)
+    again.eval()
+    with torch.no_grad():
+        a, b = trained(batch), again(batch)
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_overfits_one_scene(tmp_path):
+    cfg = tiny_cfg(tmp_path)
+    cfg.model = dataclasses.replace(cfg.model, view=False, detection=False, semantics=False)
+    ds = MappingDataset(cfg, "train", workers=1)
+    batch = default_collate([ds[0]])
+    torch.manual_seed(0)
+    model = MAPPING.build_model(cfg)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    from unrender.metrics import voxel_iou
+
+    for _ in range(250):
+        loss = MAPPING.loss(model, batch, cfg)["loss"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        iou = voxel_iou(torch.sigmoid(model(batch)["occ_logits"]), batch["occ"])[0].item()
+    assert iou >= 0.9, iou
+
+
+def test_bad_inputs(tmp_path):
+    cfg = tiny_cfg(tmp_path)
+    ds = MappingDataset(cfg, "train", workers=1)
+    batch = default_collate([ds[0]])
+    model = MAPPING.build_model(cfg).eval()
+    bad = dict(batch, depth_in=batch["depth_in"][:, :2])
+    with pytest.raises(ValueError, match="depth"):
+        model(bad)
+    bad = dict(batch, K_in=batch["K_in"][:, :2])
+    with pytest.raises(ValueError, match="K"):
+        model(bad)
+    missing = {k: v for k, v in batch.items() if k != "depth_in"}
+    with pytest.raises(ValueError, match="depth_in"):
+        model(missing)
+    # documented empty results: no valid depth, or cameras that see nothing of the grid
+    with torch.no_grad():
+        out = model(dict(batch, depth_in=torch.zeros_like(batch["depth_in"])))
+        assert torch.isfinite(out["occ_logits"]).all()
+        away = batch["cam_from_mem_in"].clone()
+        away[..., 2, 3] += 100.0  # the grid is 100 m behind every camera
+        out = model(dict(batch, cam_from_mem_in=away))
+        assert torch.isfinite(out["occ_logits"]).all() and torch.isfinite(out["rgb_pred"]).all()

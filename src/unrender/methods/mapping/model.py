@@ -9,7 +9,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from ...geometry import VoxelGrid, carve_depth, check_shape, sample_frustum, unproject_to_grid
+from ...geometry import VoxelGrid, carve_depth, check_args, sample_frustum, unproject_to_grid
 from ...render import alpha_composite
 from ...world import CLASSES
 from .config import MappingConfig
@@ -37,8 +37,11 @@ def build_memory(
     Returns:
         ``(B, 7 + F, Z, Y, X)``.
     """
+    check_args(
+        ("rgb", rgb, ("B", "N", 3, "H", "W")), ("depth", depth, ("B", "N", 1, "H", "W")),
+        ("K", K, ("B", "N", 3, 3)), ("cam_from_mem", cam_from_mem, ("B", "N", 4, 4)),
+    )  # fmt: skip
     B, N, _, H, W = rgb.shape
-    check_shape(depth, "depth", (B, N, 1, H, W), max_batch=0)
     if N == 0:
         raise ValueError("build_memory: need at least one input view")
     one = lambda x: x.reshape(B * N, 1, *x.shape[2:])  # each view on its own
@@ -140,8 +143,19 @@ class MappingNet(nn.Module):
         near, far = 0.3, float(cfg.data.bounds_max[2]) + 1.5
         self.register_buffer("planes", torch.linspace(near, far, m.depth_planes), persistent=False)
 
+    INPUTS = ("rgb_in", "depth_in", "K_in", "cam_from_mem_in")
+
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Outputs for a batch of :class:`~unrender.methods.mapping.data.MappingDataset` items.
+
+        Views with no valid depth (all zeros) or cameras that see none of the grid give an empty
+        memory (zeros) and outputs from the network's prior; they do not raise.
+        """
         m = self.cfg.model
+        need = self.INPUTS + (("rgb_out", "K_out", "cam_from_mem_out") if m.view else ())
+        missing = [k for k in need if k not in batch]
+        if missing:
+            raise ValueError(f"MappingNet: the batch lacks {missing}; expected keys {list(need)}")
         rgb, depth = batch["rgb_in"], batch["depth_in"]
         B, N, _, H, W = rgb.shape
         feats = None
