@@ -23,7 +23,7 @@ def test_train_help_lists_methods_and_planned(capsys):
 
 
 def test_unbuilt_things_say_so(capsys):
-    assert main(["train", "mapping"]) == 2
+    assert main(["train", "depth"]) == 2
     assert "not built yet" in capsys.readouterr().err
     assert main(["train", "nope"]) == 2
     assert "unknown method" in capsys.readouterr().err

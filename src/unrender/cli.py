@@ -109,11 +109,44 @@ def cmd_train(args: list[str]) -> int:
 
 @dataclass
 class EvalArgs:
-    ckpt: Path
-    """A checkpoint folder, or a run folder (its newest checkpoint is used)."""
+    ckpt: tuple[Path, ...]
+    """Checkpoint folders, or run folders (their newest checkpoint is used); several give several columns."""
     out: Path | None = None
-    """Where to write the metrics JSON (default: eval.json beside the checkpoint)."""
+    """Where to write the metrics JSON (default: eval.json beside each checkpoint)."""
+    markdown: Path | None = None
+    """Also write a Markdown table (metrics x checkpoints) to this file."""
     device: str = "auto"
+
+
+def _evaluate_checkpoint(method, path: Path, device_name: str) -> tuple[Path, dict]:
+    import torch
+
+    from .engine import config_from_dict, load_checkpoint
+    from .engine.distributed import pick_device
+
+    ck = load_checkpoint(path)
+    if ck["state"].get("method") not in (None, method.name):
+        raise ValueError(f"{ck['path']} is a checkpoint of method {ck['state']['method']!r}, not {method.name!r}")
+    cfg = config_from_dict(method.config, ck["config"])
+    device = pick_device(device_name)
+    model = method.build_model(cfg)
+    load_checkpoint(ck["path"], model)
+    model.to(device).eval()
+    with torch.no_grad():
+        metrics = method.evaluate(model, cfg, device)
+    return Path(ck["path"]), {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
+
+
+def markdown_table(columns: dict[str, dict[str, float]], command: str) -> str:
+    """Metrics (rows) x runs (columns) as Markdown, with the command that produced it."""
+    keys: list[str] = []
+    for m in columns.values():
+        keys += [k for k in m if k not in keys]
+    lines = [f"| metric | {' | '.join(columns)} |", "|---|" + "---|" * len(columns)]
+    for k in keys:
+        cells = [f"{m[k]:.4g}" if isinstance(m.get(k), float) else str(m.get(k, "")) for m in columns.values()]
+        lines.append(f"| {k} | {' | '.join(cells)} |")
+    return f"Produced by `{command}`.\n\n" + "\n".join(lines) + "\n"
 
 
 def cmd_eval(args: list[str]) -> int:
@@ -123,31 +156,23 @@ def cmd_eval(args: list[str]) -> int:
     if method is None:
         return code
     ea = tyro.cli(EvalArgs, args=args[1:], prog=f"unrender eval {method.name}", description=method.description)
-    import torch
-
-    from .engine import config_from_dict, load_checkpoint
-    from .engine.distributed import pick_device
-
-    try:
-        ck = load_checkpoint(ea.ckpt)
-    except (FileNotFoundError, ValueError) as e:
-        return _fail(str(e))
-    if ck["state"].get("method") not in (None, method.name):
-        return _fail(f"{ck['path']} is a checkpoint of method {ck['state']['method']!r}, not {method.name!r}")
-    cfg = config_from_dict(method.config, ck["config"])
-    device = pick_device(ea.device)
-    model = method.build_model(cfg)
-    load_checkpoint(ck["path"], model)
-    model.to(device).eval()
-    with torch.no_grad():
-        metrics = method.evaluate(model, cfg, device)
-    scalars = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
-    out = ea.out or Path(ck["path"]) / "eval.json"
     from .io import atomic_write_text
 
-    atomic_write_text(out, json.dumps({"checkpoint": str(ck["path"]), **scalars}, indent=2))
-    print(json.dumps(scalars, indent=2))
-    print(f"wrote {out}")
+    columns: dict[str, dict[str, float]] = {}
+    for path in ea.ckpt:
+        try:
+            ck_path, scalars = _evaluate_checkpoint(method, path, ea.device)
+        except (FileNotFoundError, ValueError) as e:
+            return _fail(str(e))
+        out = ea.out if (ea.out and len(ea.ckpt) == 1) else ck_path / "eval.json"
+        atomic_write_text(out, json.dumps({"checkpoint": str(ck_path), **scalars}, indent=2))
+        print(json.dumps({"checkpoint": str(ck_path), **scalars}, indent=2))
+        print(f"wrote {out}")
+        columns[str(path)] = scalars
+    if ea.markdown:
+        command = "unrender eval " + " ".join(args)
+        atomic_write_text(ea.markdown, markdown_table(columns, command))
+        print(f"wrote {ea.markdown}")
     return 0
 
 
