@@ -84,7 +84,7 @@ def tiny() -> MappingConfig:
 
 def cpu() -> MappingConfig:
     return MappingConfig(
-        train=TrainConfig(max_steps=4000, batch_size=4, lr=2e-3, warmup_steps=100, weight_decay=1e-4, ckpt_every=500,
+        train=TrainConfig(max_steps=3000, batch_size=4, lr=2e-3, warmup_steps=100, weight_decay=1e-4, ckpt_every=500,
                           eval_every=0, out_dir=Path("runs/mapping"), time_limit_min=28.0),
     )  # fmt: skip
 
