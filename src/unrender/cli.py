@@ -114,7 +114,8 @@ class EvalArgs:
     out: Path | None = None
     """Where to write the metrics JSON (default: eval.json beside each checkpoint)."""
     markdown: Path | None = None
-    """Also write a Markdown table (metrics x checkpoints) to this file."""
+    """Also write a Markdown table (metrics x checkpoints) to this file; if the file has a block
+    ``<!-- results:METHOD -->`` ... ``<!-- /results:METHOD -->``, only that block is replaced."""
     device: str = "auto"
 
 
@@ -171,7 +172,12 @@ def cmd_eval(args: list[str]) -> int:
         columns[str(path)] = scalars
     if ea.markdown:
         command = "unrender eval " + " ".join(args)
-        atomic_write_text(ea.markdown, markdown_table(columns, command))
+        table = markdown_table(columns, command)
+        start, end = f"<!-- results:{method.name} -->", f"<!-- /results:{method.name} -->"
+        old = ea.markdown.read_text() if ea.markdown.is_file() else ""
+        if start in old and end in old:
+            table = old[: old.index(start) + len(start)] + "\n" + table + old[old.index(end) :]
+        atomic_write_text(ea.markdown, table)
         print(f"wrote {ea.markdown}")
     return 0
 
