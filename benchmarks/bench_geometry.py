@@ -15,27 +15,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import statistics
-import time
 
 import torch
+from _timing import median_time
 
 from unrender.geometry import VoxelGrid, look_at, make_intrinsics, sample_frustum, unproject_to_grid
-
-
-def timeit(fn, device: torch.device, repeats: int) -> float:
-    """Median wall time of ``fn()`` in seconds after 2 warm-up calls."""
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    for _ in range(2):
-        fn()
-    sync()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def copy_time(nbytes: int, device: torch.device, repeats: int) -> float:
@@ -43,7 +27,7 @@ def copy_time(nbytes: int, device: torch.device, repeats: int) -> float:
     n = max(1, nbytes // 8)  # copy n float32: reads 4n and writes 4n bytes = nbytes moved
     src = torch.rand(n, device=device)
     dst = torch.empty_like(src)
-    return timeit(lambda: dst.copy_(src), device, repeats)
+    return median_time(lambda: dst.copy_(src), repeats, device=device, warmup=2)
 
 
 def main() -> None:
@@ -65,13 +49,13 @@ def main() -> None:
     el = images.element_size()
 
     results = []
-    t = timeit(lambda: unproject_to_grid(grid, images, K[None], T[None]), dev, args.repeats)
+    t = median_time(lambda: unproject_to_grid(grid, images, K[None], T[None]), args.repeats, device=dev, warmup=2)
     moved = images.numel() * el + (C + 1) * grid.num_voxels * el  # images read, features + count written
     results.append(("unproject 4x128x416 -> 128x32x128", t, moved))
 
     vol = torch.rand(1, C, *grid.shape, device=dev)
     depths = torch.linspace(1.0, 31.0, D, device=dev)
-    t = timeit(lambda: sample_frustum(vol, grid, K[0], T[0], H, W, depths), dev, args.repeats)
+    t = median_time(lambda: sample_frustum(vol, grid, K[0], T[0], H, W, depths), args.repeats, device=dev, warmup=2)
     moved = vol.numel() * el + C * D * H * W * el  # volume read, frustum features written
     results.append((f"frustum sample 128x32x128 -> {D}x128x416", t, moved))
 

@@ -12,25 +12,14 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import torch
+from _timing import median_time
 from torch.utils.data import default_collate
 
 from unrender.methods import get_method
-
-
-def median_time(fn, repeats: int) -> float:
-    fn()
-    ts = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    return statistics.median(ts)
 
 
 def main() -> None:
@@ -68,7 +57,8 @@ def main() -> None:
     x = torch.randn(cfg.train.batch_size, c0, Z, Y, X, requires_grad=True)
     t_ref = median_time(lambda: conv(x).sum().backward(), args.steps)
     n_params = sum(p.numel() for p in model.parameters())
-    print(f"preset {args.preset}: grid {cfg.data.resolution}, batch {cfg.train.batch_size}, {n_params / 1e6:.2f} M parameters, "
+    print(f"preset {args.preset}: grid {cfg.data.resolution}, batch {cfg.train.batch_size}, "
+          f"{n_params / 1e6:.2f} M parameters, "
           f"{torch.get_num_threads()} threads")  # fmt: skip
     print(f"training step: {1000 * t_step:.0f} ms ({1 / t_step:.2f} steps/s); peak RSS {peak_mb:.0f} MB "
           f"(before the steps: {rss0 / 1024:.0f} MB)")  # fmt: skip

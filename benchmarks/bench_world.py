@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import tempfile
 import time
 
 import numpy as np
 import torch
+from _timing import median_time
 
 from unrender.data.synth import write_dataset
 from unrender.world import Scene, render
@@ -40,16 +40,6 @@ def room_with(n_prims: int, H: int, W: int):
     return Scene(objs, light_dir=lay.scene.light_dir), lay.K, lay.cam_from_world, count
 
 
-def median_time(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--num", type=int, default=200)
@@ -66,9 +56,12 @@ def main() -> None:
     t_dot = median_time(lambda: (o * d).sum(-1), args.repeats)
     rate = P * R / t_render
     print(f"threads: {torch.get_num_threads()}")
-    print(f"render 128x128, {P} primitives, shadows: {1000 * t_render:.1f} ms = {rate / 1e6:.2f} M ray-primitive tests/s "
-          f"(camera rays only; shadow rays double the work)")
-    print(f"reference: one dot product per ray-primitive pair: {1000 * t_dot:.2f} ms; ratio render/reference = {t_render / t_dot:.1f}")
+    print(
+        f"render 128x128, {P} primitives, shadows: {1000 * t_render:.1f} ms = {rate / 1e6:.2f} M ray-primitive tests/s "
+        f"(camera rays only; shadow rays double the work)"
+    )
+    ratio = t_render / t_dot
+    print(f"reference: one dot product per ray-primitive pair: {1000 * t_dot:.2f} ms; ratio render/reference = {ratio:.1f}")
     result = {"primitives": P, "render_ms": 1000 * t_render, "ray_prims_per_s": rate, "ref_dot_ms": 1000 * t_dot,
               "ratio_to_dot": t_render / t_dot}  # fmt: skip
     if not args.skip_synth:

@@ -217,6 +217,7 @@ def cmd_bench(args: list[str]) -> int:
     if args[0] not in names:
         return _fail(f"unknown benchmark {args[0]!r}; available: {', '.join(names)}")
     sys.argv = [f"bench_{args[0]}.py", *args[1:]]
+    sys.path.insert(0, str(root))  # benchmarks import their shared helpers
     runpy.run_path(str(root / f"bench_{args[0]}.py"), run_name="__main__")
     return 0
 

@@ -170,7 +170,7 @@ def _mapping_section(out: Path, cfg: DemoConfig) -> dict:
     gt_boxes = item["boxes"][item["box_labels"] >= 0]
     cams = [{"lines": frustum_lines(item["K_in"][i].double(), item["cam_from_mem_in"][i].double(), 64, 64, 0.5),
              "color": "#888888"} for i in range(len(item["K_in"]))]  # fmt: skip
-    floorless_gt = (item["sem"] > 1)  # leave floor out of the view
+    floorless_gt = item["sem"] > 1  # leave floor out of the view
     floorless_pred = pred_occ & (pred_sem > 1)
 
     def view(mask: torch.Tensor, sem: torch.Tensor, boxes: torch.Tensor, color: str) -> dict:

@@ -1,0 +1,26 @@
+"""Timing helper shared by the benchmarks."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+
+
+def median_time(
+    fn: Callable[[], object], repeats: int, *, device: torch.device | None = None, warmup: int = 1
+) -> float:
+    """Median wall time of ``fn()`` in seconds after ``warmup`` calls (CUDA is synchronised)."""
+    sync = torch.cuda.synchronize if device is not None and device.type == "cuda" else (lambda: None)
+    for _ in range(warmup):
+        fn()
+    sync()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
