@@ -61,7 +61,7 @@ def main() -> None:
         f"(camera rays only; shadow rays double the work)"
     )
     ratio = t_render / t_dot
-    print(f"reference: one dot product per ray-primitive pair: {1000 * t_dot:.2f} ms; ratio render/reference = {ratio:.1f}")
+    print(f"reference: one dot product per ray-primitive pair: {1000 * t_dot:.2f} ms; render/reference = {ratio:.1f}")
     result = {"primitives": P, "render_ms": 1000 * t_render, "ray_prims_per_s": rate, "ref_dot_ms": 1000 * t_dot,
               "ratio_to_dot": t_render / t_dot}  # fmt: skip
     if not args.skip_synth:
