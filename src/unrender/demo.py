@@ -86,15 +86,8 @@ def _room_section(seed: int) -> tuple[dict, dict]:
     fine = VoxelGrid(grid.bounds_min, grid.bounds_max, tuple(2 * r for r in grid.resolution))
     fine_occ, fine_sem = occupancy(scene, fine, include=tuple(c for c in CLASSES[1:] if c not in ("floor", "wall")))
     solid = fine_occ[0].bool()
-    padded = torch.nn.functional.pad(solid[None, None].float(), (1, 1, 1, 1, 1, 1))[0, 0].bool()
-    interior = solid.clone()
-    for dim in range(3):
-        for step in (0, 2):
-            interior &= (
-                padded.narrow(dim, step, solid.shape[dim])
-                .narrow((dim + 1) % 3, 1, solid.shape[(dim + 1) % 3])
-                .narrow((dim + 2) % 3, 1, solid.shape[(dim + 2) % 3])
-            )
+    # surface voxels: solid ones with an empty voxel in their 3x3x3 neighbourhood (erosion by min-pooling)
+    interior = -torch.nn.functional.max_pool3d(-solid[None, None].float(), 3, stride=1, padding=1)[0, 0] > 0.5
     surface = solid & ~interior
     pts = fine.centers(dtype=torch.float64)[surface].numpy()
     cols = colorize_labels(fine_sem[surface].numpy()[None], 64)[0]
