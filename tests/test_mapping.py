@@ -135,3 +135,37 @@ def test_bad_inputs(tmp_path):
         away[..., 2, 3] += 100.0  # the grid is 100 m behind every camera
         out = model(dict(batch, cam_from_mem_in=away))
         assert torch.isfinite(out["occ_logits"]).all() and torch.isfinite(out["rgb_pred"]).all()
+
+
+def test_mirror_augmentation_is_the_mirrored_world(tmp_path):
+    """A mirrored sample builds the mirrored memory, its boxes enclose the mirrored occupancy, and
+    a mirrored box centre projects to the mirrored pixel."""
+    from unrender.geometry import box_corners, project_points, transform_points
+    from unrender.methods.mapping.data import mirror_item
+    from unrender.methods.mapping.model import build_memory
+
+    cfg = tiny_cfg(tmp_path)
+    ds = MappingDataset(cfg, "train", workers=1)
+    assert len(ds) == 2 * len(ds.synth)
+    item, mirrored = ds[0], ds[len(ds.synth)]
+    torch.testing.assert_close(mirrored["rgb_in"], mirror_item(item)["rgb_in"])
+    mem = lambda it: build_memory(ds.grid, *(it[k][None].double() for k in ("rgb_in", "depth_in", "K_in",
+                                                                          "cam_from_mem_in")))  # fmt: skip
+    a, b = mem(item), mem(mirrored)
+    torch.testing.assert_close(b, a.flip(-1), atol=1e-6, rtol=0)
+    torch.testing.assert_close(mirrored["occ"], item["occ"].flip(-1))
+    keep = item["box_labels"] >= 0
+    assert keep.any()
+    c, cm = box_corners(item["boxes"][keep].double()), box_corners(mirrored["boxes"][keep].double())
+    flipped = c * torch.tensor([-1.0, 1.0, 1.0], dtype=torch.float64)
+    # same corner sets (the order of the corners changes under a reflection)
+    assert torch.cdist(cm, flipped).min(-1).values.max() < 1e-5
+
+    def pixel(it):
+        centre = transform_points(it["cam_from_mem_out"].double(), it["boxes"][keep][:1, :3].double())
+        return project_points(centre, it["K_out"].double())[0]
+
+    uv, uvm = pixel(item), pixel(mirrored)
+    W = item["rgb_in"].shape[-1]
+    torch.testing.assert_close(uvm[..., 0], (W - 1) - uv[..., 0])
+    torch.testing.assert_close(uvm[..., 1], uv[..., 1])

@@ -172,12 +172,14 @@ def cmd_eval(args: list[str]) -> int:
         columns[str(path)] = scalars
     if ea.markdown:
         command = "unrender eval " + " ".join(args)
-        table = markdown_table(columns, command)
+        table = method.extra.get("markdown_table", markdown_table)(columns, command)
         start, end = f"<!-- results:{method.name} -->", f"<!-- /results:{method.name} -->"
         old = ea.markdown.read_text() if ea.markdown.is_file() else ""
         if start in old and end in old:
-            table = old[: old.index(start) + len(start)] + "\n" + table + old[old.index(end) :]
-        atomic_write_text(ea.markdown, table)
+            text = old[: old.index(start) + len(start)] + "\n" + table + old[old.index(end) :]
+        else:  # append a new marked block, keeping what the file had
+            text = old + ("\n" if old and not old.endswith("\n") else "") + f"{start}\n{table}{end}\n"
+        atomic_write_text(ea.markdown, text)
         print(f"wrote {ea.markdown}")
     return 0
 
@@ -185,7 +187,7 @@ def cmd_eval(args: list[str]) -> int:
 def cmd_synth(args: list[str]) -> int:
     import tyro
 
-    from .data.synth import DatasetError, SynthArgs, write_dataset
+    from .data.synth import DatasetError, SynthArgs, export_kitti_raw, write_dataset
 
     if args and not args[0].startswith("-"):  # `unrender synth rooms ...` is `--kind rooms`
         args = ["--kind", args[0], *args[1:]]
@@ -196,7 +198,14 @@ def cmd_synth(args: list[str]) -> int:
         description=f"{COMMANDS['synth']}. Example: unrender synth rooms --out data/rooms --num 200",
         config=(tyro.conf.OmitArgPrefixes,),
     )
+    if a.format == "kitti-raw" and a.synth.kind != "streets":
+        return _fail(f"--format kitti-raw writes videos: use kind 'streets', not {a.synth.kind!r}")
     try:
+        if a.format == "kitti-raw":
+            out = write_dataset(a.synth, a.out / "npz", workers=a.workers)
+            drives = export_kitti_raw(out, a.out)
+            print(f"wrote {len(drives)} {a.synth.kind} videos in the KITTI raw layout under {a.out}")
+            return 0
         out = write_dataset(a.synth, a.out, workers=a.workers)
     except DatasetError as e:
         return _fail(str(e))

@@ -18,7 +18,7 @@ import zipfile
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -29,7 +29,15 @@ from ..io import atomic_path, atomic_write_text
 from ..world.sample import SCHEMA_VERSION, SynthConfig, make_sample
 from ..world.scene import CLASSES
 
-__all__ = ["SynthArgs", "write_dataset", "SynthDataset", "sample_to_tensors", "DatasetError", "preview_image"]
+__all__ = [
+    "SynthArgs",
+    "write_dataset",
+    "export_kitti_raw",
+    "SynthDataset",
+    "sample_to_tensors",
+    "DatasetError",
+    "preview_image",
+]
 
 FORMAT = "unrender-synth"
 
@@ -43,6 +51,11 @@ class SynthArgs:
     synth: SynthConfig
     workers: int = 2
     """Worker processes."""
+    format: Literal["npz", "kitti-raw"] = "npz"
+    """``npz``: unrender's own layout. ``kitti-raw``: videos (``streets``) in the KITTI raw layout,
+    ``<out>/<date>/<drive>/image_02/data/*.png`` + ``<out>/<date>/calib_cam_to_cam.txt`` with
+    ground-truth depth under ``<drive>/proj_depth/groundtruth/image_02`` (the npz samples are kept
+    in ``<out>/npz`` so a rerun resumes)."""
 
 
 class DatasetError(ValueError):
@@ -206,3 +219,26 @@ class SynthDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         return sample_to_tensors(self.raw(i))
+
+
+KITTI_RAW_DATE = "2026_01_01"
+
+
+def export_kitti_raw(dataset: str | Path, out: str | Path) -> list[Path]:
+    """Write every video (sample) of a ``streets`` dataset folder in the KITTI raw layout, one
+    drive per sample (``<out>/2026_01_01/2026_01_01_drive_<index>_sync``); returns the drive folders."""
+    from .formats import write_kitti_raw
+
+    ds = SynthDataset(dataset)
+    kind = ds.config.kind
+    if kind != "streets":
+        raise DatasetError(f"kitti-raw export needs a video dataset (kind 'streets'), got {kind!r}")
+    drives = []
+    for i in tqdm(range(len(ds)), desc="export kitti-raw", dynamic_ncols=True):
+        s = ds[i]
+        K = s["K"][0]
+        if not bool((s["K"] == K).all()):
+            raise DatasetError(f"sample {i}: the intrinsics change within the video; KITTI raw has one per drive")
+        drive = f"{KITTI_RAW_DATE}_drive_{i:04d}_sync"
+        drives.append(write_kitti_raw(out, KITTI_RAW_DATE, drive, s["rgb"], K, depth=s["depth"]))
+    return drives

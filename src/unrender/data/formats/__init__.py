@@ -23,6 +23,7 @@ from .kitti import (
     velodyne_depth_map,
     write_kitti_label,
 )
+from .kitti_raw import KittiRawDrive, read_kitti_cam_to_cam, read_kitti_raw, read_kitti_raw_image, write_kitti_raw
 from .nerf import NerfScene, read_transforms_json
 from .realestate import RealEstateClip, read_realestate10k
 
@@ -31,6 +32,7 @@ __all__ = [
     "FormatError",
     "H36MSamples",
     "KittiObject",
+    "KittiRawDrive",
     "MissingFileError",
     "NerfScene",
     "RealEstateClip",
@@ -41,13 +43,17 @@ __all__ = [
     "read_binvox",
     "read_colmap_text",
     "read_h36m",
+    "read_kitti_cam_to_cam",
     "read_kitti_calib",
     "read_kitti_depth_png",
     "read_kitti_label",
+    "read_kitti_raw",
+    "read_kitti_raw_image",
     "read_kitti_velodyne",
     "read_realestate10k",
     "read_transforms_json",
     "velodyne_depth_map",
+    "write_kitti_raw",
     "write_binvox",
     "write_kitti_label",
 ]

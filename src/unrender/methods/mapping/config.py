@@ -13,7 +13,7 @@ from ...engine.config import TrainConfig
 class MappingData:
     """Generated rooms; every sample has ``views_in`` input RGB-D views and one held-out view."""
 
-    num_train: int = 400
+    num_train: int = 1200
     num_val: int = 40
     views_in: int = 3
     height: int = 64
@@ -26,6 +26,8 @@ class MappingData:
     """Voxel memory box in the reference camera's gravity-aligned frame (x right, y down, z ahead)."""
     resolution: tuple[int, int, int] = (32, 16, 32)
     """Voxels along x, y, z."""
+    mirror: bool = True
+    """Training augmentation: also use every training sample mirrored left-right (see ``mirror_item``)."""
     occupancy_target: Literal["exact", "carved"] = "exact"
     """Supervise occupancy with the analytic scene (every voxel known) or with occupancy/free space
     carved from all views of the sample, held-out view included (only those voxels count)."""

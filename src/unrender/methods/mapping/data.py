@@ -22,7 +22,7 @@ from ...world.sample import SynthConfig
 from ...world.truth import occupancy
 from .config import MappingConfig
 
-__all__ = ["MappingDataset", "mem_from_world", "memory_grid", "MAX_BOXES"]
+__all__ = ["MappingDataset", "mem_from_world", "memory_grid", "mirror_item", "MAX_BOXES"]
 
 MAX_BOXES = 24
 
@@ -39,6 +39,30 @@ def mem_from_world(cam_from_world: torch.Tensor) -> torch.Tensor:
     phi = torch.atan2(-f[0], f[2])  # yaw_matrix(phi) turns the heading onto +z
     R = yaw_matrix(phi)
     return make_rigid(R, -R @ world_from_cam[:3, 3])
+
+
+def mirror_item(item: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The same sample with the world mirrored about the memory frame's ``x = 0`` plane.
+
+    Images flip left-right, ``cx -> W - 1 - cx`` (pixel centres at integers), every camera becomes ``S T S`` with
+    ``S = diag(-1, 1, 1, 1)`` (still a rotation: the camera frame is mirrored too), voxel grids
+    flip along x and boxes get ``x -> -x``, ``yaw -> -yaw``. Exact when the grid is symmetric
+    about ``x = 0`` (checked by :class:`MappingDataset`).
+    """
+    out = dict(item)
+    W = item["rgb_in"].shape[-1]
+    S = torch.diag(torch.tensor([-1.0, 1.0, 1.0, 1.0], dtype=item["cam_from_mem_in"].dtype))
+    for k in ("rgb_in", "depth_in", "rgb_out", "occ", "sem", "occ_target", "occ_known"):
+        out[k] = item[k].flip(-1)
+    for k in ("K_in", "K_out"):
+        out[k] = item[k].clone()
+        out[k][..., 0, 2] = (W - 1) - item[k][..., 0, 2]
+    for k in ("cam_from_mem_in", "cam_from_mem_out"):
+        out[k] = S @ item[k] @ S
+    boxes = item["boxes"].clone()
+    boxes[:, 0], boxes[:, 6] = -boxes[:, 0], -boxes[:, 6]
+    out["boxes"] = torch.where((item["box_labels"] >= 0)[:, None], boxes, item["boxes"])
+    return out
 
 
 def _synth_config(cfg: MappingConfig, split: str) -> SynthConfig:
@@ -67,6 +91,9 @@ class MappingDataset(Dataset):
     held-out view); ``occ (1, Z, Y, X)`` exact occupancy, ``sem (Z, Y, X)`` class ids,
     ``occ_target``/``occ_known (1, Z, Y, X)`` what the occupancy loss sees; ``boxes (24, 7)``
     in the memory frame and ``box_labels (24,)`` (index into the detected classes, -1 = padding).
+
+    With ``data.mirror`` the training split has twice the items: item ``len(scenes) + i`` is
+    :func:`mirror_item` of item ``i`` (a fixed index, so resumed and distributed runs see the same data).
     """
 
     def __init__(self, cfg: MappingConfig, split: str, *, generate: bool = True, workers: int = 2):
@@ -79,11 +106,22 @@ class MappingDataset(Dataset):
         self.grid = memory_grid(cfg)
         self.det_ids = {CLASSES.index(c): i for i, c in enumerate(cfg.model.det_classes)}
         self._cache: dict[int, dict[str, torch.Tensor]] = {}
+        self.mirror = split == "train" and cfg.data.mirror
+        if self.mirror and abs(self.grid.bounds_min[0] + self.grid.bounds_max[0]) > 1e-6:
+            raise ValueError(
+                f"data.mirror needs a memory box symmetric about x = 0, got x in "
+                f"[{self.grid.bounds_min[0]}, {self.grid.bounds_max[0]}]; set data.mirror=False or centre the box"
+            )
 
     def __len__(self) -> int:
-        return len(self.synth)
+        return len(self.synth) * (2 if self.mirror else 1)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        if not 0 <= i < len(self):
+            raise IndexError(f"MappingDataset: index {i} out of range for {len(self)} items")
+        n = len(self.synth)
+        if i >= n:
+            return mirror_item(self[i - n])
         if i not in self._cache:
             self._cache[i] = self._make(i)
         return self._cache[i]

@@ -9,7 +9,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from ...geometry import VoxelGrid, carve_depth, check_args, sample_frustum, unproject_to_grid
+from ...geometry import VoxelGrid, camera_rays, carve_depth, check_args, sample_frustum, unproject_to_grid
 from ...render import alpha_composite
 from ...world import CLASSES
 from .config import MappingConfig
@@ -57,8 +57,10 @@ def build_memory(
 
 
 def _block(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
+    # BatchNorm, not GroupNorm: a per-sample norm removes each scene's absolute colour (a model with
+    # GroupNorm rendered the same held-out view whatever the input colours were)
     return nn.Sequential(
-        nn.Conv3d(cin, cout, 3, stride=stride, padding=1, bias=False), nn.GroupNorm(min(8, cout), cout), nn.SiLU()
+        nn.Conv3d(cin, cout, 3, stride=stride, padding=1, bias=False), nn.BatchNorm3d(cout), nn.SiLU()
     )
 
 
@@ -97,20 +99,26 @@ class FeatureNet3D(nn.Module):
 
 
 class ViewDecoder(nn.Module):
-    """Frustum features (one per depth plane) -> RGB: composite by occupancy, then a small 2D CNN."""
+    """Frustum features (one per depth plane) -> RGB: composite by occupancy, then a small 2D CNN.
 
-    def __init__(self, *, cin: int, depth_planes: int, width: int = 32):
+    The CNN also sees each pixel's unit ray direction in the (gravity-aligned) memory frame, so
+    what lies outside the memory (walls beyond it, the sky) can follow the view direction.
+    """
+
+    def __init__(self, *, cin: int, depth_planes: int, width: int = 48):
         super().__init__()
         self.net = nn.Sequential(
-            nn.Conv2d(cin * depth_planes + cin + 1, width, 3, padding=1), nn.SiLU(),
+            nn.Conv2d(cin * depth_planes + cin + 1 + 3, width, 3, padding=1), nn.SiLU(),
             nn.Conv2d(width, width, 3, padding=1), nn.SiLU(),
+            nn.Conv2d(width, width, 3, padding=2, dilation=2), nn.SiLU(),
             nn.Conv2d(width, 3, 1),
         )  # fmt: skip
 
-    def forward(self, frustum: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
-        """frustum ``(B, C, D, H, W)``, alpha ``(B, 1, D, H, W)`` -> RGB ``(B, 3, H, W)`` in [0, 1]."""
+    def forward(self, frustum: torch.Tensor, alpha: torch.Tensor, rays: torch.Tensor) -> torch.Tensor:
+        """frustum ``(B, C, D, H, W)``, alpha ``(B, 1, D, H, W)``, unit rays ``(B, 3, H, W)``
+        -> RGB ``(B, 3, H, W)`` in [0, 1]."""
         composite, acc = alpha_composite(alpha, frustum)
-        x = torch.cat([rearrange(frustum, "b c d h w -> b (c d) h w"), composite, acc], 1)
+        x = torch.cat([rearrange(frustum, "b c d h w -> b (c d) h w"), composite, acc, rays], 1)
         return torch.sigmoid(self.net(x))
 
 
@@ -130,6 +138,8 @@ class MappingNet(nn.Module):
         self.occ_head = nn.Conv3d(c0, 1, 1) if m.occupancy or m.view else None
         self.sem_head = nn.Conv3d(c0, len(CLASSES), 1) if m.semantics else None
         if m.view:
+            # auxiliary: the features must reproduce the observed voxel colours, so colour passes the bottleneck
+            self.colour_head = nn.Conv3d(c0, 3, 1)
             self.view_feat = nn.Conv3d(c0, m.view_channels, 1)
             self.view_dec = ViewDecoder(cin=m.view_channels, depth_planes=m.depth_planes)
         if m.detection:
@@ -169,10 +179,14 @@ class MappingNet(nn.Module):
         if self.sem_head is not None:
             out["sem_logits"] = self.sem_head(h)
         if m.view:
+            out["colour"] = torch.sigmoid(self.colour_head(h))
+            out["colour_target"] = memory[:, 1:4] / memory[:, :1].clamp(min=1e-6)
+            out["colour_known"] = (memory[:, :1] > 0).to(memory.dtype)
             vol = torch.cat([self.view_feat(h), torch.sigmoid(out["occ_logits"])], 1)
             Ho, Wo = batch["rgb_out"].shape[-2:]
             fr = sample_frustum(vol, self.grid, batch["K_out"], batch["cam_from_mem_out"], Ho, Wo, self.planes)
-            out["rgb_pred"] = self.view_dec(fr[:, :-1], fr[:, -1:])
+            _, rays = camera_rays(batch["K_out"], batch["cam_from_mem_out"], Ho, Wo)
+            out["rgb_pred"] = self.view_dec(fr[:, :-1], fr[:, -1:], rearrange(rays, "b h w c -> b c h w"))
         if m.detection:
             k, nb = len(m.det_classes), m.yaw_bins
             bev = self.bev(rearrange(h, "b c z y x -> b (c y) z x"))

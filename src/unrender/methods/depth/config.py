@@ -1,0 +1,123 @@
+"""Config and presets of metric monocular depth."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ...engine.config import TrainConfig
+
+
+@dataclass
+class DepthData:
+    """Generated street videos: every item is a target frame with its previous and next frame."""
+
+    num_train: int = 48
+    """Training sequences."""
+    num_val: int = 8
+    """Held-out sequences (a different seed)."""
+    frames: int = 24
+    """Frames per sequence (~1 m of ego motion per frame)."""
+    height: int = 64
+    width: int = 192
+    seed: int = 0
+    root: Path = Path("runs/data")
+    """Datasets are written (once, resumably) under this folder, named by their settings."""
+    max_objects: int = 16
+    """Instance masks kept per frame (cars and pedestrians, largest first)."""
+    kitti_raw: Path | None = None
+    """Train on this folder of KITTI raw videos instead (self-supervised losses only: it has no masks);
+    evaluation stays on the generated held-out videos."""
+
+
+@dataclass
+class DepthModel:
+    channels: tuple[int, ...] = (16, 24, 32, 48, 64)
+    """Depth-net encoder channels at 1/2 ... 1/32 resolution."""
+    min_depth: float = 0.1
+    max_depth: float = 100.0
+    """Sigmoid disparity maps to depth in [min_depth, max_depth]."""
+    pose_channels: tuple[int, ...] = (16, 32, 64, 96, 128)
+
+
+@dataclass
+class MetricScale:
+    """How metric scale is learned from object heights and a constant camera height."""
+
+    enabled: bool = True
+    """False: the self-supervised base only (scale-ambiguous)."""
+    car_height: tuple[float, float] = (1.5, 0.08)
+    """Prior (mean, std) of a car's height in metres."""
+    pedestrian_height: tuple[float, float] = (1.7, 0.08)
+    filter: bool = True
+    """Drop abnormal objects (border, tiny, height inconsistent with the horizon rule) before use."""
+    border_px: int = 1
+    """Objects whose mask comes within this many pixels of the image border are dropped."""
+    min_height_px: float = 8.0
+    min_pixels: int = 24
+    max_height_error: float = 0.15
+    """Relative disagreement between the horizon-rule height and the prior that marks an object abnormal."""
+    quantile: float = 0.25
+    """Representative predicted depth of an object: this quantile of its mask's depths."""
+    object_weight: float = 0.05
+    """Initial weight of the per-pixel object-height loss."""
+    object_decay: float = 0.5
+    """The object-height weight multiplies by this every epoch ..."""
+    object_floor: float = 0.1
+    """... down to this fraction of its initial value."""
+    camera_weight: float = 0.01
+    """Camera-height loss weight once the object weight has decayed (grows as it decays)."""
+    camera_freeze_epochs: int = 1
+    """The camera-height target is neither updated nor used during the first epochs."""
+    camera_momentum: float = 0.7
+    camera_max_jump: float = 2.0
+    """An epoch average more than this factor away from the current target is ignored."""
+
+
+@dataclass
+class DepthLoss:
+    ssim: float = 0.85
+    smoothness: float = 1e-3
+    automask: bool = True
+    scales: int = 4
+
+
+@dataclass
+class DepthConfig:
+    """Metric monocular depth: self-supervised from video (Monodepth2-style), with metric scale from
+    object-height priors and a camera height that stays constant over a sequence."""
+
+    train: TrainConfig = field(default_factory=TrainConfig)
+    data: DepthData = field(default_factory=DepthData)
+    model: DepthModel = field(default_factory=DepthModel)
+    loss: DepthLoss = field(default_factory=DepthLoss)
+    scale: MetricScale = field(default_factory=MetricScale)
+
+
+def tiny() -> DepthConfig:
+    return DepthConfig(
+        train=TrainConfig(
+            max_steps=20, batch_size=2, lr=1e-3, ckpt_every=10, log_every=5, out_dir=Path("runs/depth-tiny")
+        ),
+        data=DepthData(num_train=2, num_val=1, frames=5, height=32, width=96),
+        model=DepthModel(channels=(8, 12, 16, 24, 32), pose_channels=(8, 16, 24, 32, 48)),
+    )
+
+
+def cpu() -> DepthConfig:
+    return DepthConfig(
+        train=TrainConfig(max_steps=4000, batch_size=6, lr=5e-4, warmup_steps=100, weight_decay=0.0, ckpt_every=500,
+                          eval_every=0, out_dir=Path("runs/depth"), time_limit_min=27.0),
+    )  # fmt: skip
+
+
+def gpu() -> DepthConfig:
+    return DepthConfig(
+        train=TrainConfig(max_steps=40000, batch_size=12, lr=2e-4, warmup_steps=500, ckpt_every=2000,
+                          precision="bf16", num_workers=4, out_dir=Path("runs/depth-gpu")),
+        data=DepthData(num_train=400, num_val=20, frames=40, height=192, width=640),
+        model=DepthModel(channels=(32, 48, 64, 96, 128), pose_channels=(32, 64, 128, 192, 256)),
+    )  # fmt: skip
+
+
+PRESETS = {"tiny": tiny, "cpu": cpu, "gpu": gpu}

@@ -1,0 +1,188 @@
+"""Frame triplets from generated street videos, with the masks the metric-scale losses need.
+
+The *mask provider* here is the generator's ground truth: instance masks of cars and pedestrians
+and a road mask (road and lane marks). For real video the same item keys can be filled from
+user-supplied masks or from 2D boxes (:func:`box_masks`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset
+
+from ...data.synth import SynthDataset, write_dataset
+from ...geometry import invert_rigid
+from ...world import CLASSES
+from ...world.sample import SynthConfig
+from .config import DepthConfig
+
+__all__ = ["DepthDataset", "KittiRawVideo", "OBJECT_CLASSES", "object_masks", "box_masks", "road_mask"]
+
+OBJECT_CLASSES = ("car", "pedestrian")
+"""Classes with a height prior, in the order of the item's ``labels``."""
+_IDS = torch.tensor([CLASSES.index(c) for c in OBJECT_CLASSES])
+_ROAD = torch.tensor([CLASSES.index("road"), CLASSES.index("lane_mark")])
+
+
+def object_masks(
+    instance: torch.Tensor, box_instance: torch.Tensor, box_classes: torch.Tensor, max_objects: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Instance masks of the cars and pedestrians of one frame, largest first.
+
+    Args:
+        instance: ``(1, H, W)`` instance ids; box_instance, box_classes: ``(M,)`` of the boxed objects.
+
+    Returns:
+        masks ``(max_objects, H, W)`` bool and labels ``(max_objects,)`` (index into
+        :data:`OBJECT_CLASSES`, -1 = padding).
+
+    Example:
+        >>> inst = torch.zeros(1, 4, 4, dtype=torch.long); inst[0, 1:3, 1] = 7
+        >>> m, l = object_masks(inst, torch.tensor([7]), torch.tensor([CLASSES.index("car")]), 2)
+        >>> int(m[0].sum()), l.tolist()
+        (2, [0, -1])
+    """
+    H, W = instance.shape[-2:]
+    masks = torch.zeros(max_objects, H, W, dtype=torch.bool)
+    labels = torch.full((max_objects,), -1, dtype=torch.long)
+    keep = torch.isin(box_classes, _IDS)
+    if not keep.any():
+        return masks, labels
+    ids, cls = box_instance[keep], box_classes[keep]
+    m = instance[0][None] == ids[:, None, None]
+    area = m.flatten(1).sum(1)
+    order = [i for i in area.argsort(descending=True).tolist() if area[i] > 0][:max_objects]
+    for k, i in enumerate(order):
+        masks[k] = m[i]
+        labels[k] = int((_IDS == cls[i]).nonzero()[0, 0])
+    return masks, labels
+
+
+def box_masks(boxes_2d: torch.Tensor, H: int, W: int) -> torch.Tensor:
+    """Filled rectangles ``(M, H, W)`` bool from 2D boxes ``(M, 4)`` ``(x1, y1, x2, y2)`` in pixels
+    (pixel centres at integers; a pixel is in when its centre is inside the box).
+
+    Example:
+        >>> box_masks(torch.tensor([[0.5, 0.5, 2.5, 1.5]]), 3, 4)[0].int()
+        tensor([[0, 0, 0, 0],
+                [0, 1, 1, 0],
+                [0, 0, 0, 0]], dtype=torch.int32)
+    """
+    v = torch.arange(H, dtype=boxes_2d.dtype)[None, :, None]
+    u = torch.arange(W, dtype=boxes_2d.dtype)[None, None, :]
+    b = boxes_2d[:, :, None, None]
+    return (u >= b[:, 0]) & (u <= b[:, 2]) & (v >= b[:, 1]) & (v <= b[:, 3])
+
+
+def road_mask(semantic: torch.Tensor) -> torch.Tensor:
+    """Road pixels (road and lane marks) of a semantic map ``(..., H, W)`` -> bool."""
+    return torch.isin(semantic, _ROAD)
+
+
+def _synth_config(cfg: DepthConfig, split: str) -> SynthConfig:
+    d = cfg.data
+    return SynthConfig(
+        kind="streets",
+        num=d.num_train if split == "train" else d.num_val,
+        views=d.frames,
+        height=d.height,
+        width=d.width,
+        seed=d.seed if split == "train" else d.seed + 7919,
+        occupancy=False,
+    )
+
+
+def _folder(cfg: DepthConfig, sc: SynthConfig) -> Path:
+    key = hashlib.sha1(json.dumps([sc.kind, sc.views, sc.height, sc.width, sc.seed]).encode()).hexdigest()[:8]
+    return Path(cfg.data.root) / f"streets-{sc.height}x{sc.width}-f{sc.views}-s{sc.seed}-{key}"
+
+
+class DepthDataset(Dataset):
+    """Target frames with their neighbours from generated street videos.
+
+    Item keys: ``rgb (3, 3, H, W)`` (previous, target, next frame), ``K (3, 3)``, ``depth (1, H, W)``
+    ground-truth z-depth of the target (evaluation only; 0 = nothing), ``masks (M, H, W)`` bool
+    and ``labels (M,)`` of cars and pedestrians, ``road (1, H, W)`` bool, ``camera_height ()``
+    (evaluation only), ``src_from_tgt (2, 4, 4)`` ground-truth relative poses of the previous and
+    next frame (tests and baselines only), ``sequence``, ``frame``.
+    """
+
+    def __init__(self, cfg: DepthConfig, split: str, *, generate: bool = True, workers: int = 2):
+        sc = _synth_config(cfg, split)
+        if sc.views < 3:
+            raise ValueError(f"data.frames must be at least 3 (a frame and its two neighbours), got {sc.views}")
+        folder = _folder(cfg, sc)
+        if generate:
+            write_dataset(sc, folder, workers=workers, progress=True)
+        self.synth = SynthDataset(folder)
+        self.cfg = cfg
+        self.per_seq = sc.views - 2
+        self._cache: dict[int, dict[str, torch.Tensor]] = {}
+
+    def __len__(self) -> int:
+        return len(self.synth) * self.per_seq
+
+    def _sequence(self, i: int) -> dict[str, torch.Tensor]:
+        if i not in self._cache:
+            s = self.synth[i]
+            keep = ("rgb", "depth", "instance", "semantic", "K", "cam_from_world", "box_instance", "box_classes",
+                    "camera_height")  # fmt: skip
+            self._cache[i] = {k: s[k] for k in keep}
+        return self._cache[i]
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        if not 0 <= i < len(self):
+            raise IndexError(f"DepthDataset: index {i} out of range for {len(self)} items")
+        seq, t = divmod(i, self.per_seq)
+        t += 1
+        s = self._sequence(seq)
+        masks, labels = object_masks(s["instance"][t], s["box_instance"], s["box_classes"], self.cfg.data.max_objects)
+        T = s["cam_from_world"]
+        src_from_tgt = torch.stack([T[t - 1] @ invert_rigid(T[t]), T[t + 1] @ invert_rigid(T[t])])
+        return {
+            "rgb": s["rgb"][t - 1 : t + 2],
+            "K": s["K"][t].float(),
+            "depth": s["depth"][t].float(),
+            "masks": masks,
+            "labels": labels,
+            "road": road_mask(s["semantic"][t]),
+            "camera_height": s["camera_height"][t].float(),
+            "src_from_tgt": src_from_tgt.float(),
+            "sequence": torch.tensor(seq),
+            "frame": torch.tensor(t),
+        }
+
+
+class KittiRawVideo(Dataset):
+    """Frame triplets from videos in the KITTI raw layout (see :mod:`unrender.data.formats.kitti_raw`).
+
+    Items: ``rgb (3, 3, H, W)``, ``K (3, 3)`` and ``depth (1, H, W)`` (the drive's ground-truth
+    depth where it has one, else zeros). There are no masks, so training on it uses the
+    self-supervised losses only (``data.kitti_raw`` in the config).
+    """
+
+    def __init__(self, root: str | Path):
+        from ...data.formats import read_kitti_raw
+
+        self.drives = [d for d in read_kitti_raw(root) if len(d.frames) >= 3]
+        if not self.drives:
+            raise ValueError(f"{root}: no drive has 3 or more frames")
+        self.index = [(i, t) for i, d in enumerate(self.drives) for t in range(1, len(d.frames) - 1)]
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        from ...data.formats import read_kitti_depth_png, read_kitti_raw_image
+
+        d, t = self.drives[self.index[i][0]], self.index[i][1]
+        rgb = torch.stack([read_kitti_raw_image(f) for f in d.frames[t - 1 : t + 2]])
+        if rgb.shape[-2:] != (d.height, d.width):
+            raise ValueError(f"{d.frames[t]}: image is {tuple(rgb.shape[-2:])}, calibration says {(d.height, d.width)}")
+        gt = d.depth[t]
+        depth = read_kitti_depth_png(gt) if gt is not None else torch.zeros(1, d.height, d.width)
+        return {"rgb": rgb, "K": d.K.float(), "depth": depth}

@@ -1,0 +1,223 @@
+"""Losses of metric monocular depth; each term is a mean over the batch's samples.
+
+Self-supervised base (Monodepth2): photometric error ``0.85 (1 - SSIM) / 2 + 0.15 L1`` (3x3 SSIM),
+per-pixel minimum over the previous and next frame, auto-masking of pixels that the unwarped
+source explains better (static scenes, objects moving with the camera), every scale's disparity
+upsampled and judged at full resolution, edge-aware smoothness ``1e-3 / 2^s`` on mean-normalised
+disparity at each scale.
+
+Metric scale: a per-pixel object-height loss ``|D_p h / f_y - H_prior|`` in every kept object's
+mask, its weight decaying every epoch, and a camera-height loss ``|H_c(pred) - target|`` whose
+weight grows as the object weight decays; the target is the camera height implied by the object
+scales, averaged over each epoch (see :func:`update_camera_target`).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ...geometry import depth_to_points
+from ...render import inverse_warp
+from .config import DepthConfig
+from .model import DepthModel, disp_to_depth
+from .scale import abnormal_objects, horizon_row, mask_extents, object_scales, plane_from_point_map
+
+__all__ = [
+    "ssim_dissimilarity",
+    "photometric_error",
+    "edge_aware_smoothness",
+    "prior_heights",
+    "scale_weights",
+    "frame_geometry",
+    "update_camera_target",
+    "depth_losses",
+]
+
+
+def ssim_dissimilarity(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``(1 - SSIM) / 2`` per pixel with a 3x3 mean window and reflection padding, clamped to [0, 1].
+
+    Example:
+        >>> x = torch.rand(1, 3, 8, 8)
+        >>> float(ssim_dissimilarity(x, x).max()) < 1e-6
+        True
+    """
+    c1, c2 = 0.01**2, 0.03**2
+    x, y = F.pad(x, (1, 1, 1, 1), mode="reflect"), F.pad(y, (1, 1, 1, 1), mode="reflect")
+    mx, my = F.avg_pool2d(x, 3, 1), F.avg_pool2d(y, 3, 1)
+    sx = F.avg_pool2d(x * x, 3, 1) - mx**2
+    sy = F.avg_pool2d(y * y, 3, 1) - my**2
+    sxy = F.avg_pool2d(x * y, 3, 1) - mx * my
+    ssim = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx**2 + my**2 + c1) * (sx + sy + c2))
+    return ((1 - ssim) / 2).clamp(0, 1)
+
+
+def photometric_error(pred: torch.Tensor, target: torch.Tensor, alpha: float = 0.85) -> torch.Tensor:
+    """``alpha (1 - SSIM)/2 + (1 - alpha) L1``, averaged over channels: ``(B, C, H, W)`` -> ``(B, 1, H, W)``.
+
+    Example:
+        >>> x = torch.rand(2, 3, 8, 8)
+        >>> photometric_error(x, x).shape, float(photometric_error(x, x).max()) < 1e-6
+        (torch.Size([2, 1, 8, 8]), True)
+    """
+    l1 = (pred - target).abs().mean(1, keepdim=True)
+    return alpha * ssim_dissimilarity(pred, target).mean(1, keepdim=True) + (1 - alpha) * l1
+
+
+def edge_aware_smoothness(disp: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+    """Edge-aware first-order smoothness of mean-normalised disparity, per sample ``(B,)``.
+
+    Example:
+        >>> edge_aware_smoothness(torch.ones(2, 1, 4, 4), torch.rand(2, 3, 4, 4))
+        tensor([0., 0.])
+    """
+    d = disp / disp.mean((2, 3), keepdim=True).clamp(min=1e-7)
+    dx = (d[..., :, 1:] - d[..., :, :-1]).abs()
+    dy = (d[..., 1:, :] - d[..., :-1, :]).abs()
+    ix = (image[..., :, 1:] - image[..., :, :-1]).abs().mean(1, keepdim=True)
+    iy = (image[..., 1:, :] - image[..., :-1, :]).abs().mean(1, keepdim=True)
+    return (dx * torch.exp(-ix)).flatten(1).mean(1) + (dy * torch.exp(-iy)).flatten(1).mean(1)
+
+
+def prior_heights(labels: torch.Tensor, cfg: DepthConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """Class priors (mean, std) in metres for ``labels (B, M)`` (0 car, 1 pedestrian, -1 padding: NaN)."""
+    table = torch.tensor([cfg.scale.car_height, cfg.scale.pedestrian_height], dtype=torch.float32, device=labels.device)
+    got = table[labels.clamp(min=0)]
+    nan = torch.full_like(got, float("nan"))
+    got = torch.where((labels >= 0)[..., None], got, nan)
+    return got[..., 0], got[..., 1]
+
+
+def scale_weights(epoch: float, cfg: DepthConfig) -> tuple[float, float]:
+    """Object-height and camera-height loss weights at ``epoch`` (the first decays, the second grows)."""
+    s = cfg.scale
+    frac = max(s.object_floor, s.object_decay ** int(epoch))
+    return s.object_weight * frac, s.camera_weight * (1 - frac)
+
+
+def frame_geometry(
+    depth: torch.Tensor, batch: dict[str, torch.Tensor], cfg: DepthConfig, *, use_filter: bool | None = None
+) -> dict[str, torch.Tensor]:
+    """Road plane, object extents, the abnormal-object filter and the object scales of each frame.
+
+    Args:
+        depth: ``(B, 1, H, W)`` predicted depth; batch: ``K``, ``masks``, ``labels``, ``road``.
+
+    Returns:
+        ``plane`` (see :func:`plane_from_point_map`), ``horizon (B,)``, ``extents``, ``prior (B, M)``,
+        ``keep (B, M)`` and the :func:`object_scales` outputs.
+    """
+    s = cfg.scale
+    K = batch["K"].to(depth.dtype)
+    road = batch["road"][:, 0]
+    plane = plane_from_point_map(depth_to_points(depth, K), road & (depth[:, 0] > 0))
+    horizon = horizon_row(plane["normal"].detach(), K)
+    ext = mask_extents(batch["masks"])
+    prior, _ = prior_heights(batch["labels"], cfg)
+    valid = batch["labels"] >= 0
+    if s.filter if use_filter is None else use_filter:
+        bad = abnormal_objects(ext, prior, horizon, valid, min_height_px=s.min_height_px, min_pixels=s.min_pixels,
+                               max_height_error=s.max_height_error)  # fmt: skip
+    else:
+        bad = ~valid | (ext["height"] <= 0)
+    keep = ~bad
+    sc = object_scales(depth, batch["masks"], K[:, 1, 1], prior, keep, q=s.quantile, extents=ext)
+    return {"plane": plane, "horizon": horizon, "extents": ext, "prior": prior, "keep": keep, **sc}
+
+
+@torch.no_grad()
+def update_camera_target(model: DepthModel, implied: torch.Tensor, epoch: int, steps_per_epoch: int) -> None:
+    """Accumulate this step's implied camera heights; at an epoch boundary, update the target.
+
+    The target is neither updated nor used during the first ``camera_freeze_epochs`` epochs; after
+    that the epoch's average enters with momentum, unless it jumps by more than ``camera_max_jump``x.
+    """
+    s = model.cfg.scale
+    ok = torch.isfinite(implied)
+    model.camera_sum += implied[ok].double().sum()
+    model.camera_count += ok.sum()
+    if int(model.steps) % steps_per_epoch != 0 or model.camera_count == 0:
+        return
+    new = model.camera_sum / model.camera_count
+    model.camera_sum.zero_()
+    model.camera_count.zero_()
+    if epoch < s.camera_freeze_epochs:
+        return
+    t = model.camera_target
+    if t <= 0:
+        t.copy_(new)
+    elif 1 / s.camera_max_jump <= new / t <= s.camera_max_jump:
+        t.copy_(s.camera_momentum * t + (1 - s.camera_momentum) * new)
+
+
+def _steps_per_epoch(cfg: DepthConfig) -> int:
+    n = cfg.data.num_train * (cfg.data.frames - 2)
+    return max(1, n // cfg.train.batch_size)
+
+
+def depth_losses(model: torch.nn.Module, batch: dict[str, torch.Tensor], cfg: DepthConfig) -> dict[str, torch.Tensor]:
+    """All loss terms; ``model`` is a :class:`DepthModel`, possibly wrapped by DDP (its buffers are
+    reached through ``.module``)."""
+    out = model(batch)
+    core: DepthModel = getattr(model, "module", model)
+    lc, mc = cfg.loss, cfg.model
+    rgb, K = batch["rgb"], batch["K"]
+    tgt = rgb[:, 1]
+    H, W = tgt.shape[-2:]
+    srcs = (rgb[:, 0], rgb[:, 2])
+    poses = out["src_from_tgt"]
+    if lc.automask:
+        identity = torch.cat([photometric_error(s, tgt, lc.ssim) for s in srcs], 1)
+        identity = identity + 1e-5 * torch.randn_like(identity)  # break ties towards the warped frames
+    photo, smooth = 0.0, 0.0
+    terms: dict[str, torch.Tensor] = {}
+    depths = {}
+    for s, disp in out["disp"].items():
+        d = disp_to_depth(F.interpolate(disp, (H, W), mode="bilinear", align_corners=False), mc.min_depth, mc.max_depth)
+        depths[s] = d
+        reproj = torch.cat([photometric_error(inverse_warp(src, d, K, poses[:, j])[0], tgt, lc.ssim)
+                            for j, src in enumerate(srcs)], 1)  # fmt: skip
+        errs = torch.cat([identity, reproj], 1) if lc.automask else reproj
+        best, idx = errs.min(1)
+        photo = photo + best.flatten(1).mean(1)
+        small = F.interpolate(tgt, disp.shape[-2:], mode="bilinear", align_corners=False) if s else tgt
+        smooth = smooth + edge_aware_smoothness(disp, small) / 2**s
+        if s == 0 and lc.automask:
+            terms["automask_fraction"] = (idx >= identity.shape[1]).float().mean().detach()
+    n = len(out["disp"])
+    terms["photometric"] = (photo / n).mean()
+    terms["smoothness"] = (smooth / n).mean()
+    total = terms["photometric"] + lc.smoothness * terms["smoothness"]
+    if cfg.scale.enabled and "masks" in batch:
+        steps_per_epoch = _steps_per_epoch(cfg)
+        if model.training:
+            core.steps += 1
+        epoch = int(core.steps - 1) // steps_per_epoch if model.training else 0
+        w_obj, w_cam = scale_weights(epoch, cfg)
+        geo = frame_geometry(depths[0], batch, cfg)
+        keep = geo["keep"]
+        # per-pixel object-height loss at every scale: |D_p h / f_y - H_prior| over each kept mask
+        ratio = (geo["extents"]["height"] / K[:, 1, 1, None]).to(tgt.dtype)  # h / f_y  (B, M)
+        masks = batch["masks"] & keep[:, :, None, None]
+        area = masks.flatten(2).sum(-1).clamp(min=1)
+        obj = 0.0
+        for d in depths.values():
+            err = (d * ratio[:, :, None, None] - torch.nan_to_num(geo["prior"])[:, :, None, None]).abs()
+            per_obj = (err * masks).flatten(2).sum(-1) / area  # (B, M)
+            obj = obj + per_obj.sum(1) / keep.sum(1).clamp(min=1)
+        terms["object_height"] = (obj / n).mean()
+        implied = geo["plane"]["height"].detach() * geo["frame_scale"]
+        terms["camera_height_implied"] = torch.nan_to_num(implied.nanmean()).detach()
+        terms["objects_kept"] = keep.float().sum(1).mean()
+        total = total + w_obj * terms["object_height"]
+        if model.training:
+            update_camera_target(core, implied, epoch, steps_per_epoch)
+        target = core.camera_target.to(tgt.dtype)
+        plane_h = geo["plane"]["height"]
+        ok = torch.isfinite(plane_h)
+        if target > 0 and epoch >= cfg.scale.camera_freeze_epochs and ok.any():
+            terms["camera_height"] = (plane_h[ok] - target).abs().mean()
+            total = total + w_cam * terms["camera_height"]
+        terms["camera_target"] = target.detach()
+    return {"loss": total, **{k: v.detach() if isinstance(v, torch.Tensor) else v for k, v in terms.items()}}

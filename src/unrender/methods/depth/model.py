@@ -1,0 +1,147 @@
+"""Depth and pose networks (Monodepth2-style, small and trained from scratch).
+
+Reads top-down: the disparity -> depth map, a conv block, the encoder, the depth decoder with
+sigmoid disparities at 4 scales, the pose net, and the model that holds both plus the
+camera-height target that metric-scale training keeps between steps.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ...geometry import axis_angle_to_matrix, check_args, make_rigid
+from .config import DepthConfig
+
+__all__ = ["DepthModel", "DepthNet", "PoseNet", "disp_to_depth"]
+
+
+def disp_to_depth(disp: torch.Tensor, min_depth: float, max_depth: float) -> torch.Tensor:
+    """Sigmoid output in ``[0, 1]`` -> depth in ``[min_depth, max_depth]``, linear in inverse depth.
+
+    Example:
+        >>> disp_to_depth(torch.tensor([0.0, 1.0]), 0.1, 100.0)
+        tensor([100.0000,   0.1000])
+    """
+    lo, hi = 1.0 / max_depth, 1.0 / min_depth
+    return 1.0 / (lo + (hi - lo) * disp)
+
+
+def _conv(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, stride=stride, padding=1, padding_mode="replicate", bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ELU(inplace=True),
+    )
+
+
+class Encoder(nn.Module):
+    """Five stride-2 stages: features at 1/2, 1/4, 1/8, 1/16 and 1/32 of the input."""
+
+    def __init__(self, *, cin: int, channels: tuple[int, ...]):
+        super().__init__()
+        ins = (cin, *channels[:-1])
+        self.stages = nn.ModuleList(
+            nn.Sequential(_conv(a, b, 2), _conv(b, b)) for a, b in zip(ins, channels, strict=True)
+        )
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        feats = []
+        for stage in self.stages:
+            x = stage(x)
+            feats.append(x)
+        return feats
+
+
+class DepthNet(nn.Module):
+    """Image ``(B, 3, H, W)`` -> sigmoid disparities at scales 0..S-1 (full, 1/2, 1/4, 1/8 resolution).
+
+    H and W must be multiples of 32 (five stride-2 stages).
+    """
+
+    def __init__(self, *, channels: tuple[int, ...], scales: int = 4):
+        super().__init__()
+        self.scales = scales
+        self.encoder = Encoder(cin=3, channels=channels)
+        dec = tuple(max(8, c // 2) for c in (channels[0], *channels[:-1]))  # decoder width per output level
+        self.up = nn.ModuleList()
+        self.fuse = nn.ModuleList()
+        cin = channels[-1]
+        for i in reversed(range(len(channels))):  # level i outputs at 1/2^i
+            self.up.append(_conv(cin, dec[i]))
+            skip = channels[i - 1] if i > 0 else 0
+            self.fuse.append(_conv(dec[i] + skip, dec[i]))
+            cin = dec[i]
+        self.heads = nn.ModuleDict(
+            {str(s): nn.Conv2d(dec[s], 1, 3, padding=1, padding_mode="replicate") for s in range(scales)}
+        )
+
+    def forward(self, image: torch.Tensor) -> dict[int, torch.Tensor]:
+        H, W = image.shape[-2:]
+        n = len(self.encoder.stages)
+        if H % 2**n or W % 2**n:
+            raise ValueError(f"DepthNet: image size {H}x{W} must be a multiple of {2**n}")
+        feats = self.encoder((image - 0.45) / 0.225)
+        x = feats[-1]
+        out: dict[int, torch.Tensor] = {}
+        for k, i in enumerate(reversed(range(n))):
+            x = F.interpolate(self.up[k](x), scale_factor=2.0, mode="nearest")
+            if i > 0:
+                x = torch.cat([x, feats[i - 1]], 1)
+            x = self.fuse[k](x)
+            if i < self.scales:
+                out[i] = torch.sigmoid(self.heads[str(i)](x))
+        return out
+
+
+class PoseNet(nn.Module):
+    """Target and source frame ``(B, 6, H, W)`` -> ``src_from_tgt (B, 4, 4)``.
+
+    Axis-angle and translation come out of a global average pool, scaled by 0.01 (Monodepth2), so
+    training starts near the identity.
+    """
+
+    def __init__(self, *, channels: tuple[int, ...]):
+        super().__init__()
+        self.encoder = Encoder(cin=6, channels=channels)
+        self.out = nn.Conv2d(channels[-1], 6, 1)
+
+    def forward(self, tgt: torch.Tensor, src: torch.Tensor) -> torch.Tensor:
+        x = torch.cat([tgt, src], 1)
+        v = 0.01 * self.out(self.encoder((x - 0.45) / 0.225)[-1]).mean((2, 3))
+        return make_rigid(axis_angle_to_matrix(v[:, :3]), v[:, 3:])
+
+
+class DepthModel(nn.Module):
+    """Depth net + pose net; buffers carry the metric-scale state (saved with the weights)."""
+
+    def __init__(self, cfg: DepthConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.depth_net = DepthNet(channels=cfg.model.channels, scales=cfg.loss.scales)
+        self.pose_net = PoseNet(channels=cfg.model.pose_channels)
+        # metric-scale state: training steps seen, camera-height target (0 = not set yet) and the
+        # running sum / count of camera heights implied by the object scales in the current epoch
+        self.register_buffer("steps", torch.zeros((), dtype=torch.long))
+        self.register_buffer("camera_target", torch.zeros((), dtype=torch.float64))
+        self.register_buffer("camera_sum", torch.zeros((), dtype=torch.float64))
+        self.register_buffer("camera_count", torch.zeros((), dtype=torch.float64))
+
+    def predict_depth(self, image: torch.Tensor) -> torch.Tensor:
+        """Image ``(B, 3, H, W)`` -> depth ``(B, 1, H, W)`` (full-resolution scale), in the net's units."""
+        check_args(("image", image, ("B", 3, "H", "W")))
+        m = self.cfg.model
+        return disp_to_depth(self.depth_net(image)[0], m.min_depth, m.max_depth)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor | dict[int, torch.Tensor]]:
+        """``rgb (B, 3, 3, H, W)`` (previous, target, next) -> disparities per scale and the two
+        relative poses ``src_from_tgt (B, 2, 4, 4)``."""
+        if "rgb" not in batch:
+            raise ValueError("DepthModel: the batch lacks 'rgb' (B, 3 frames, 3, H, W)")
+        rgb = batch["rgb"]
+        check_args(("rgb", rgb, ("B", 3, 3, "H", "W")))
+        tgt = rgb[:, 1]
+        disp = self.depth_net(tgt)
+        poses = torch.stack([self.pose_net(tgt, rgb[:, 0]), self.pose_net(tgt, rgb[:, 2])], 1)
+        return {"disp": disp, "src_from_tgt": poses}

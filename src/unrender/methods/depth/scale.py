@@ -1,0 +1,243 @@
+"""Metric scale without sensors: object heights (D = f_y H / h) and the road plane.
+
+Plain functions on tensors:
+
+* :func:`mask_extents` — top/bottom rows, pixel height, area and border contact of instance masks;
+* :func:`object_depth_from_height` — the pinhole constraint ``D = f_y H / h``;
+* :func:`representative_depth` — a low quantile of the (detached) predicted depth in a mask;
+* :func:`plane_from_point_map` — road plane from an organised point map, normals from the cross
+  products of each pixel's 8 neighbours (differentiable, no pseudo-inverse), and the camera
+  height as the distance from the camera to the plane;
+* :func:`horizon_row` — where the plane's vanishing line crosses the image's centre column;
+* :func:`abnormal_objects` — the filter applied before any object is used;
+* :func:`object_scales` — per-object and per-frame scale ``D / D_hat``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ...geometry import check_args
+
+__all__ = [
+    "mask_extents",
+    "object_depth_from_height",
+    "representative_depth",
+    "plane_from_point_map",
+    "horizon_row",
+    "abnormal_objects",
+    "object_scales",
+]
+
+# ring order of the 8 neighbours (dy, dx), so consecutive cross products all point the same way
+_RING = ((-1, -1), (-1, 0), (-1, 1), (0, 1), (1, 1), (1, 0), (1, -1), (0, -1))
+
+
+def mask_extents(masks: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Row extents of instance masks.
+
+    Args:
+        masks: ``(..., M, H, W)`` bool.
+
+    Returns:
+        ``top``, ``bottom`` (pixel-edge rows: the top edge of the first row and the bottom edge
+        of the last row, pixel centres at integers), ``height = bottom - top`` in pixels,
+        ``pixels`` (area) and ``border`` (bool: the mask touches the image border), each ``(..., M)``.
+        Empty masks get height 0.
+
+    Example:
+        >>> m = torch.zeros(1, 5, 4, dtype=torch.bool); m[0, 1:4, 1:3] = True
+        >>> e = mask_extents(m)
+        >>> e["top"].item(), e["bottom"].item(), e["height"].item(), bool(e["border"])
+        (0.5, 3.5, 3.0, False)
+    """
+    H, W = masks.shape[-2:]
+    rows = masks.any(-1)  # (..., M, H)
+    cols = masks.any(-2)
+    idx = torch.arange(H, device=masks.device, dtype=torch.float32)
+    big = torch.tensor(float(H), device=masks.device)
+    top = torch.where(rows, idx, big).amin(-1)
+    bottom = torch.where(rows, idx, -big).amax(-1)
+    nonempty = rows.any(-1)
+    border = nonempty & (rows[..., 0] | rows[..., -1] | cols[..., 0] | cols[..., -1])
+    top_e, bottom_e = top - 0.5, bottom + 0.5
+    height = torch.where(nonempty, bottom_e - top_e, torch.zeros_like(top))
+    return {"top": top_e, "bottom": bottom_e, "height": height, "pixels": masks.flatten(-2).sum(-1), "border": border}
+
+
+def object_depth_from_height(fy: torch.Tensor, height_m: torch.Tensor, height_px: torch.Tensor) -> torch.Tensor:
+    """Metric depth of an upright object of known height: ``D = f_y H / h`` (NaN where ``h <= 0``).
+
+    Example:
+        >>> object_depth_from_height(torch.tensor(700.0), torch.tensor(1.5), torch.tensor(70.0))
+        tensor(15.)
+    """
+    return torch.where(
+        height_px > 0, fy * height_m / height_px.clamp(min=1e-6), torch.full_like(height_px, float("nan"))
+    )
+
+
+def representative_depth(depth: torch.Tensor, masks: torch.Tensor, q: float = 0.25) -> torch.Tensor:
+    """The ``q``-quantile of ``depth`` inside each mask (detached; NaN for empty masks).
+
+    Args:
+        depth: ``(B, 1, H, W)``; masks: ``(B, M, H, W)`` bool.
+
+    Returns:
+        ``(B, M)``.
+
+    Example:
+        >>> d = torch.arange(4.0).reshape(1, 1, 2, 2) + 1
+        >>> representative_depth(d, torch.ones(1, 1, 2, 2, dtype=torch.bool), q=0.5)
+        tensor([[2.5000]])
+    """
+    check_args(("depth", depth, ("B", 1, "H", "W")), ("masks", masks.float(), ("B", "M", "H", "W")))
+    vals = torch.where(masks, depth.detach(), torch.full_like(depth, float("nan")))
+    return vals.flatten(2).float().nanquantile(q, dim=-1).to(depth.dtype)
+
+
+def plane_from_point_map(points: torch.Tensor, valid: torch.Tensor, *, min_points: int = 16) -> dict[str, torch.Tensor]:
+    """Fit a plane to an organised point map (e.g. a road's back-projected depth).
+
+    Each pixel whose 8 neighbours are all valid gets a normal: the normalised sum of the cross
+    products of consecutive neighbour offsets (a ring of 8). The plane normal is the normalised
+    mean of those (oriented towards the camera's up, ``-y``); the camera height is the mean
+    distance ``|n . p|`` of the valid points. Every step is differentiable.
+
+    Args:
+        points: ``(B, H, W, 3)`` camera-frame points; valid: ``(B, H, W)`` bool.
+
+    Returns:
+        ``normal (B, 3)``, ``height (B,)`` and ``ok (B,)`` (at least ``min_points`` pixels had
+        full neighbourhoods; otherwise normal and height are NaN).
+
+    Example:
+        >>> v, u = torch.meshgrid(torch.arange(8.0), torch.arange(8.0), indexing="ij")
+        >>> road = torch.stack([u - 4, torch.full_like(u, 1.65), v + 5], -1)[None]  # y = 1.65 below the camera
+        >>> fit = plane_from_point_map(road, torch.ones(1, 8, 8, dtype=torch.bool))
+        >>> [round(x, 4) for x in fit["normal"][0].tolist()], round(fit["height"].item(), 4)
+        ([0.0, -1.0, 0.0], 1.65)
+    """
+    check_args(("points", points, ("B", "H", "W", 3)), ("valid", valid.to(points.dtype), ("B", "H", "W")))
+    B, H, W, _ = points.shape
+    p = points.permute(0, 3, 1, 2)
+    pad = torch.nn.functional.pad(p, (1, 1, 1, 1), mode="replicate")
+    vpad = torch.nn.functional.pad(valid[:, None].float(), (1, 1, 1, 1))[:, 0] > 0.5
+    offsets = [pad[:, :, 1 + dy : 1 + dy + H, 1 + dx : 1 + dx + W] - p for dy, dx in _RING]  # (B, 3, H, W) each
+    full = valid.clone()
+    for dy, dx in _RING:
+        full &= vpad[:, 1 + dy : 1 + dy + H, 1 + dx : 1 + dx + W]
+    n = sum(torch.cross(offsets[i], offsets[(i + 1) % 8], dim=1) for i in range(8))
+    n = n / n.norm(dim=1, keepdim=True).clamp(min=1e-12)
+    n = torch.where(n[:, 1:2] > 0, -n, n)  # orient towards up (-y)
+    w = full[:, None].to(n.dtype)
+    count = w.flatten(1).sum(1) / 1
+    mean_n = (n * w).flatten(2).sum(-1)
+    normal = mean_n / mean_n.norm(dim=1, keepdim=True).clamp(min=1e-12)
+    dist = (points * normal[:, None, None, :]).sum(-1).abs()
+    vw = valid.to(points.dtype)
+    height = (dist * vw).flatten(1).sum(1) / vw.flatten(1).sum(1).clamp(min=1)
+    ok = count >= min_points
+    nan = torch.full_like(height, float("nan"))
+    return {
+        "normal": torch.where(ok[:, None], normal, nan[:, None].expand_as(normal)),
+        "height": torch.where(ok, height, nan),
+        "ok": ok,
+    }
+
+
+def horizon_row(normal: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
+    """Row where the vanishing line of planes with ``normal`` crosses the image's centre column ``u = c_x``.
+
+    Directions ``d`` parallel to the plane satisfy ``n . d = 0``; with ``d = K^-1 (c_x, v, 1)`` this
+    is linear in ``v``.
+
+    Args:
+        normal: ``(B, 3)``; K: ``(B, 3, 3)``.
+
+    Returns:
+        ``(B,)``.
+
+    Example:
+        >>> from unrender.geometry import make_intrinsics
+        >>> horizon_row(torch.tensor([[0.0, -1.0, 0.0]]), make_intrinsics(100.0, 100.0, 50.0, 30.0)[None])
+        tensor([30.])
+    """
+    fy, cy = K[:, 1, 1], K[:, 1, 2]
+    # d = ((u - cx)/fx, (v - cy)/fy, 1) with u = cx  ->  n_y (v - cy)/fy + n_z = 0
+    ny, nz = normal[:, 1], normal[:, 2]
+    return cy - fy * nz / ny
+
+
+def abnormal_objects(
+    extents: dict[str, torch.Tensor],
+    prior_height: torch.Tensor,
+    horizon: torch.Tensor,
+    valid: torch.Tensor,
+    *,
+    min_height_px: float,
+    min_pixels: int,
+    max_height_error: float,
+) -> torch.Tensor:
+    """Objects not to use for scale: touching the border, tiny, or inconsistent with the horizon rule.
+
+    The horizon rule: an upright object standing on the ground plane, with its bottom ``v_b`` below
+    the horizon ``v_h``, has ``(v_b - v_h) / h = H_cam / H_obj``. The frame's camera height is the
+    median of ``H_prior (v_b - v_h) / h`` over its otherwise normal objects; an object whose implied
+    height ``H_cam h / (v_b - v_h)`` differs from its prior by more than ``max_height_error``
+    (relative) is abnormal (occluded bottom or top, not on the ground, mislabelled). With fewer than
+    two candidates in a frame the rule is skipped.
+
+    Args:
+        extents: :func:`mask_extents` of ``(B, M)`` masks; prior_height: ``(B, M)`` metres;
+        horizon: ``(B,)`` rows (NaN: rule skipped); valid: ``(B, M)`` bool (real objects).
+
+    Returns:
+        abnormal ``(B, M)`` bool (padding counts as abnormal).
+    """
+    h, vb = extents["height"], extents["bottom"]
+    bad = ~valid | extents["border"] | (h < min_height_px) | (extents["pixels"] < min_pixels)
+    below = vb - horizon[:, None]
+    cand = ~bad & (below > 0) & torch.isfinite(below)
+    implied_cam = torch.where(cand, prior_height * below / h.clamp(min=1e-6), torch.full_like(h, float("nan")))
+    cam = implied_cam.nanmedian(dim=1).values  # (B,)
+    use_rule = cand.sum(1) >= 2
+    implied_obj = cam[:, None] * h / below.clamp(min=1e-6)
+    off = (implied_obj / prior_height - 1).abs() > max_height_error
+    bad = bad | (use_rule[:, None] & (~cand | off))
+    return bad
+
+
+def object_scales(
+    depth: torch.Tensor,
+    masks: torch.Tensor,
+    fy: torch.Tensor,
+    prior_height: torch.Tensor,
+    keep: torch.Tensor,
+    *,
+    q: float = 0.25,
+    extents: dict[str, torch.Tensor] | None = None,
+) -> dict[str, torch.Tensor]:
+    """Per-object scale ``s = (f_y H / h) / D_hat`` and the frame scale (mean over kept objects).
+
+    Args:
+        depth: ``(B, 1, H, W)`` predicted depth; masks ``(B, M, H, W)``; fy ``(B,)``;
+        prior_height ``(B, M)``; keep ``(B, M)`` bool.
+
+    Returns:
+        ``metric_depth``, ``pred_depth``, ``scale`` ``(B, M)`` (NaN where not kept) and
+        ``frame_scale (B,)`` (NaN where the frame has no kept object).
+
+    Example:
+        >>> m = torch.zeros(1, 1, 8, 8, dtype=torch.bool); m[0, 0, 2:6, 3:5] = True
+        >>> out = object_scales(torch.full((1, 1, 8, 8), 5.0), m, torch.tensor([10.0]), torch.tensor([[2.0]]),
+        ...                     torch.tensor([[True]]))
+        >>> out["frame_scale"]  # D = 10 * 2 / 4 = 5: the prediction is already metric
+        tensor([1.])
+    """
+    ext = mask_extents(masks) if extents is None else extents
+    metric = object_depth_from_height(fy[:, None], prior_height, ext["height"])
+    pred = representative_depth(depth, masks, q)
+    nan = torch.full_like(metric, float("nan"))
+    scale = torch.where(keep & torch.isfinite(pred) & (pred > 0), metric / pred, nan)
+    return {"metric_depth": metric, "pred_depth": pred, "scale": scale, "frame_scale": scale.nanmean(1)}

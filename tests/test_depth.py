@@ -1,0 +1,288 @@
+import dataclasses
+import math
+
+import pytest
+import torch
+from torch.utils.data import default_collate
+
+from unrender.data.formats import read_kitti_calib, read_kitti_label, read_kitti_velodyne, velodyne_depth_map
+from unrender.engine import Trainer, find_latest_checkpoint, load_checkpoint
+from unrender.geometry import depth_to_points, make_intrinsics, make_rigid, so3_exp
+from unrender.methods import get_method
+from unrender.methods.depth.data import DepthDataset
+from unrender.methods.depth.evaluate import ablation_table
+from unrender.methods.depth.losses import frame_geometry, photometric_error, update_camera_target
+from unrender.methods.depth.scale import mask_extents, object_depth_from_height, plane_from_point_map
+from unrender.render import inverse_warp
+
+DEPTH = get_method("depth")
+
+
+def make_cfg(tmp_path, preset="tiny", **data):
+    cfg = DEPTH.make_config(preset)
+    cfg.data = dataclasses.replace(cfg.data, root=tmp_path / "data", **data)
+    cfg.train = dataclasses.replace(cfg.train, out_dir=tmp_path / "run", progress=False, tensorboard=False)
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def streets(tmp_path_factory):
+    """Two generated street videos of 6 frames at 96x320 (ground truth for the geometry tests)."""
+    cfg = make_cfg(tmp_path_factory.mktemp("streets"), num_train=3, frames=6, height=96, width=320)
+    return cfg, DepthDataset(cfg, "train", workers=2)
+
+
+# --- geometry ----------------------------------------------------------------------------------
+def test_plane_fit_recovers_a_known_camera_height(streets):
+    # analytic: a plane tilted by a known rotation, 1.65 m from the camera
+    R = so3_exp(torch.tensor([0.05, 0.02, -0.03], dtype=torch.float64))
+    v, u = torch.meshgrid(torch.arange(12.0), torch.arange(16.0), indexing="ij")
+    local = torch.stack([u - 8, torch.zeros_like(u), v + 4], -1).double()  # the plane y = 0
+    pts = local @ R.T + R @ torch.tensor([0.0, 1.65, 0.0], dtype=torch.float64)
+    fit = plane_from_point_map(pts[None], torch.ones(1, 12, 16, dtype=torch.bool))
+    assert fit["height"].item() == pytest.approx(1.65, rel=1e-6)
+    torch.testing.assert_close(fit["normal"][0], -R[:, 1])
+    # rendered: the road of generated frames, back-projected with the true depth
+    cfg, ds = streets
+    batch = default_collate([ds[i] for i in range(0, len(ds), 2)])
+    pts = depth_to_points(batch["depth"], batch["K"])
+    fit = plane_from_point_map(pts, batch["road"][:, 0] & (batch["depth"][:, 0] > 0))
+    assert fit["ok"].all()
+    assert ((fit["height"] / batch["camera_height"] - 1).abs() < 0.01).all(), fit["height"]
+
+
+def test_plane_fit_is_differentiable_in_the_depth():
+    K = make_intrinsics(50.0, 50.0, 15.5, 7.5, dtype=torch.float64)[None]
+    v = torch.arange(16, dtype=torch.float64)[:, None].expand(16, 32)
+    depth = (50.0 * 1.65 / (v - 7.5 + 4.0))[None, None].clone().requires_grad_(True)  # a flat road
+    fit = plane_from_point_map(depth_to_points(depth, K), torch.ones(1, 16, 32, dtype=torch.bool))
+    fit["height"].sum().backward()
+    assert torch.isfinite(depth.grad).all() and depth.grad.abs().sum() > 0
+
+
+def test_warping_with_true_depth_and_pose_explains_static_pixels(streets):
+    cfg, ds = streets
+    item = default_collate([ds[1]])
+    static = (item["depth"] > 0) & (item["depth"] < 60) & ~item["masks"].any(1, keepdim=True)
+    tgt = item["rgb"][:, 1]
+    for j, src in enumerate((item["rgb"][:, 0], item["rgb"][:, 2])):
+        warped, valid = inverse_warp(src, item["depth"], item["K"], item["src_from_tgt"][:, j])
+        m = static & valid
+        err = photometric_error(warped, tgt)[m]
+        ident = photometric_error(src, tgt)[m]
+        assert m.float().mean() > 0.3
+        # near zero except where the source sees the pixel's surface occluded (disocclusions, edges)
+        assert err.median() < 0.01, err.median()
+        assert err.mean() < 0.3 * ident.mean(), (err.mean(), ident.mean())
+
+
+def test_scale_recovery_on_scaled_ground_truth(streets):
+    """Object heights and the road plane recover a known factor k applied to the true depth."""
+    cfg, ds = streets
+    batch = default_collate([ds[i] for i in range(len(ds))])
+    for k in (0.5, 2.0, 7.0):
+        geo = frame_geometry(batch["depth"] * k, batch, cfg)
+        assert geo["keep"].sum() >= 5
+        # each frame's scale (mean over its kept objects) estimates 1/k; the median frame is within 2 %
+        fs = geo["frame_scale"]
+        assert (1 / fs[torch.isfinite(fs)].median()).item() == pytest.approx(k, rel=0.02)
+        assert (geo["plane"]["height"] / (1.65 * k)).sub(1).abs().max() < 0.01
+
+
+def test_height_rule_flags_occluded_objects():
+    from unrender.methods.depth.scale import abnormal_objects
+
+    # three upright objects on the ground seen by a level camera 1.65 m up (f = 100, horizon row 50)
+    f, cam, H = 100.0, 1.65, 1.5
+    masks = torch.zeros(1, 4, 120, 200, dtype=torch.bool)
+    for i, (D, u) in enumerate([(8.0, 40), (12.0, 90), (20.0, 140)]):
+        vb = 50 + f * cam / D
+        h = f * H / D
+        masks[0, i, round(vb - h) : round(vb), u : u + 10] = True
+    masks[0, 3] = masks[0, 0]
+    masks[0, 3, :75] = False  # the same object cut at row 75: its top is hidden behind something
+    masks[0, 3, :, :40] = False
+    ext = mask_extents(masks)
+    bad = abnormal_objects(ext, torch.full((1, 4), H), torch.tensor([50.0]), torch.ones(1, 4, dtype=torch.bool),
+                           min_height_px=4, min_pixels=10, max_height_error=0.15)  # fmt: skip
+    assert bad.tolist() == [[False, False, False, True]]
+
+
+def test_camera_target_update_rules():
+    from unrender.methods.depth.model import DepthModel
+
+    cfg = DEPTH.make_config("tiny")
+    cfg.scale = dataclasses.replace(cfg.scale, camera_freeze_epochs=1, camera_momentum=0.5, camera_max_jump=2.0)
+    model = DepthModel(cfg)
+    spe = 2
+
+    def epoch(values, e):
+        for v in values:
+            model.steps += 1
+            update_camera_target(model, torch.tensor([v]), e, spe)
+
+    epoch([9.0, 9.0], 0)  # frozen: ignored
+    assert model.camera_target.item() == 0
+    epoch([1.0, 2.0], 1)
+    assert model.camera_target.item() == pytest.approx(1.5)
+    epoch([2.5, float("nan")], 2)  # NaN frames are skipped; momentum 0.5
+    assert model.camera_target.item() == pytest.approx(2.0)
+    epoch([10.0, 10.0], 3)  # a jump of 5x is ignored
+    assert model.camera_target.item() == pytest.approx(2.0)
+
+
+# --- the method ----------------------------------------------------------------------------------
+def test_tiny_training_lowers_the_loss_and_checkpoints_reload(tmp_path):
+    cfg = make_cfg(tmp_path)
+    cfg.train = dataclasses.replace(cfg.train, max_steps=40, lr=2e-3, warmup_steps=0, schedule="constant")
+    ds = DepthDataset(cfg, "train", workers=1)
+    batch = default_collate([ds[i] for i in range(2)])
+    torch.manual_seed(0)
+    model = DEPTH.build_model(cfg).eval()
+    before = DEPTH.loss(model, batch, cfg)["loss"].item()
+    Trainer(DEPTH, cfg).fit()
+    ck = find_latest_checkpoint(tmp_path / "run")
+    trained, again = DEPTH.build_model(cfg), DEPTH.build_model(cfg)
+    load_checkpoint(ck, trained)
+    load_checkpoint(ck, again)
+    trained.eval()
+    again.eval()
+    after = DEPTH.loss(trained, batch, cfg)["loss"].item()
+    assert after < 0.9 * before, (before, after)
+    assert trained.steps.item() == 40  # the metric-scale state is part of the checkpoint
+    with torch.no_grad():
+        assert torch.equal(trained.predict_depth(batch["rgb"][:, 1]), again.predict_depth(batch["rgb"][:, 1]))
+    metrics = DEPTH.evaluate(trained, cfg, torch.device("cpu"))
+    for mode in ("unscaled", "median", "camera_height"):
+        assert math.isfinite(metrics[f"{mode}/abs_rel"])
+    assert "median/scale_median" in metrics and "camera_height_est" in metrics
+    table = ablation_table({"a": {**metrics, "scale_enabled": 0.0}, "e": metrics}, "cmd")
+    assert "(b) self-supervised, median scaling" in table and "(e) full method" in table
+
+
+def test_bad_inputs(tmp_path):
+    cfg = make_cfg(tmp_path)
+    model = DEPTH.build_model(cfg).eval()
+    with pytest.raises(ValueError, match="rgb"):
+        model({"rgb": torch.rand(1, 2, 3, 32, 96)})
+    with pytest.raises(ValueError, match="multiple of 32"):
+        model.predict_depth(torch.rand(1, 3, 30, 96))
+    with pytest.raises(ValueError, match="lacks 'rgb'"):
+        model({})
+    with pytest.raises(ValueError, match="frames"):
+        DepthDataset(make_cfg(tmp_path, frames=2), "train")
+
+
+# --- real data ---------------------------------------------------------------------------------
+KITTI_PRIORS = {"Car": 1.53, "Pedestrian": 1.76}  # mean heights of KITTI's labelled cars and pedestrians
+
+
+def lidar_road_plane(lidar: torch.Tensor, K: torch.Tensor, boxes_2d: torch.Tensor, block: int = 8) -> dict:
+    """Road plane of a sparse LiDAR depth map ``(1, H, W)``: the LiDAR points of the lower middle of
+    the image outside every labelled box, organised on ``block`` x ``block`` pixel blocks (the mean
+    camera-frame point of each block), fitted by :func:`plane_from_point_map`."""
+    _, H, W = lidar.shape
+    pts = depth_to_points(lidar[None].double(), K[None])[0]  # (H, W, 3)
+    rows, cols = torch.arange(H)[:, None], torch.arange(W)[None, :]
+    road = (lidar[0] > 0) & (rows > 0.68 * H) & (cols > 0.25 * W) & (cols < 0.75 * W)
+    for x1, y1, x2, y2 in boxes_2d.tolist():
+        road &= ~((cols >= x1) & (cols <= x2) & (rows >= y1) & (rows <= y2 + 10))
+    Hb, Wb = H // block, W // block
+
+    def blocks(x: torch.Tensor) -> torch.Tensor:  # (H, W, ...) -> (Hb, Wb, block * block, ...)
+        x = x[: Hb * block, : Wb * block].reshape(Hb, block, Wb, block, *x.shape[2:]).transpose(1, 2)
+        return x.flatten(2, 3)
+
+    w = blocks(road.double()).sum(2)
+    mean = (blocks(pts) * blocks(road.double())[..., None]).sum(2) / w.clamp(min=1)[..., None]
+    return plane_from_point_map(mean[None], (w > 0)[None])
+
+
+def test_kitti_object_heights_and_road_plane(shared_data):
+    """D = f H / h from the label's 2D box agrees with the LiDAR; the road plane of the LiDAR gives
+    the camera height."""
+    root = shared_data / "kitti_object"
+    checked, heights = 0, []
+    for frame in ("000000", "000001", "000002"):
+        lab = read_kitti_label(root / "label_2" / f"{frame}.txt")
+        calib = read_kitti_calib(root / "calib" / f"{frame}.txt")
+        from PIL import Image
+
+        W, H = Image.open(root / "image_2" / f"{frame}.png").size
+        lidar = velodyne_depth_map(read_kitti_velodyne(root / "velodyne" / f"{frame}.bin"), calib, H, W)
+        K = calib["P2"][:, :3]
+        for i, t in enumerate(lab.types):
+            if t not in KITTI_PRIORS or lab.truncated[i] > 0 or lab.occluded[i] > 0:
+                continue
+            x1, y1, x2, y2 = lab.boxes_2d[i].tolist()
+            D = object_depth_from_height(K[1, 1], torch.tensor(KITTI_PRIORS[t], dtype=torch.float64),
+                                         torch.tensor(y2 - y1, dtype=torch.float64)).item()  # fmt: skip
+            patch = lidar[0, math.ceil(y1) : int(y2) + 1, math.ceil(x1) : int(x2) + 1]
+            d_lidar = patch[patch > 0].quantile(0.25).item()
+            assert abs(D / d_lidar - 1) < 0.15, (frame, t, D, d_lidar)
+            checked += 1
+        fit = lidar_road_plane(lidar, K, lab.boxes_2d)
+        heights.append(fit["height"].item())
+        assert abs(fit["height"].item() / 1.65 - 1) < 0.10, (frame, fit["height"].item())
+    assert checked >= 3
+
+
+# --- KITTI raw layout ----------------------------------------------------------------------------
+def test_synth_streets_export_to_kitti_raw_reads_back(tmp_path):
+    from unrender.cli import main
+    from unrender.data.formats import read_kitti_depth_png, read_kitti_raw, read_kitti_raw_image
+    from unrender.data.synth import SynthDataset
+
+    out = tmp_path / "kitti"
+    assert main(["synth", "streets", "--out", str(out), "--num", "2", "--views", "3", "--height", "32",
+                 "--width", "96", "--workers", "1", "--format", "kitti-raw"]) == 0  # fmt: skip
+    drives = read_kitti_raw(out)
+    assert [d.drive for d in drives] == ["2026_01_01_drive_0000_sync", "2026_01_01_drive_0001_sync"]
+    ref = SynthDataset(out / "npz")
+    for i, d in enumerate(drives):
+        s = ref[i]
+        assert (d.height, d.width) == (32, 96) and len(d.frames) == 3
+        torch.testing.assert_close(d.K, s["K"][0], atol=1e-4, rtol=1e-6)
+        for t in range(3):
+            torch.testing.assert_close(read_kitti_raw_image(d.frames[t]), s["rgb"][t], atol=1 / 255 + 1e-6, rtol=0)
+            torch.testing.assert_close(read_kitti_depth_png(d.depth[t]), s["depth"][t].clamp(max=255), atol=1 / 256,
+                                       rtol=0)  # fmt: skip
+    assert main(["synth", "rooms", "--out", str(tmp_path / "r"), "--num", "1", "--format", "kitti-raw"]) == 2
+    # the exported videos train the self-supervised losses directly (no masks there)
+    from unrender.methods.depth.data import KittiRawVideo
+
+    video = KittiRawVideo(out)
+    assert len(video) == 2
+    torch.testing.assert_close(video[1]["rgb"], ref[1]["rgb"], atol=1 / 255 + 1e-6, rtol=0)
+    cfg = make_cfg(tmp_path, kitti_raw=out)
+    batch = default_collate([video[0], video[1]])
+    terms = DEPTH.loss(DEPTH.build_model(cfg).train(), batch, cfg)
+    assert torch.isfinite(terms["loss"]) and "object_height" not in terms
+
+
+def test_kitti_raw_reader_errors(tmp_path):
+    from unrender.data.formats import FormatError, read_kitti_cam_to_cam, read_kitti_raw
+
+    with pytest.raises(FileNotFoundError):
+        read_kitti_raw(tmp_path / "nothing")
+    with pytest.raises(FormatError, match="no <date>"):
+        read_kitti_raw(tmp_path)
+    (tmp_path / "c.txt").write_text("calib_time: 09-Jan-2012 13:57:47\nS_rect_02: 1242 375\n")
+    with pytest.raises(FormatError, match="P_rect_02"):
+        read_kitti_cam_to_cam(tmp_path / "c.txt")
+    (tmp_path / "c.txt").write_text("S_rect_02: 1242 375\nP_rect_02: 1 2 3\n")
+    with pytest.raises(FormatError, match="3 values, expected 12"):
+        read_kitti_cam_to_cam(tmp_path / "c.txt")
+    (tmp_path / "c.txt").write_text("S_rect_02: 1242 x\n")
+    with pytest.raises(FormatError, match="non-numeric"):
+        read_kitti_cam_to_cam(tmp_path / "c.txt")
+
+
+def test_pose_net_starts_near_identity(tmp_path):
+    cfg = make_cfg(tmp_path)
+    model = DEPTH.build_model(cfg).eval()
+    with torch.no_grad():
+        out = model({"rgb": torch.rand(2, 3, 3, 32, 96)})
+    eye = make_rigid(torch.eye(3), torch.zeros(3)).expand(2, 2, 4, 4)
+    assert (out["src_from_tgt"] - eye).abs().max() < 0.1
+    assert sorted(out["disp"]) == [0, 1, 2, 3]
