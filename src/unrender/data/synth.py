@@ -33,6 +33,7 @@ __all__ = [
     "SynthArgs",
     "write_dataset",
     "export_kitti_raw",
+    "dataset_folder",
     "SynthDataset",
     "sample_to_tensors",
     "DatasetError",
@@ -219,6 +220,20 @@ class SynthDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         return sample_to_tensors(self.raw(i))
+
+
+def dataset_folder(root: str | Path, cfg: SynthConfig) -> Path:
+    """The folder under ``root`` that a method keeps the dataset of ``cfg`` in, named by its settings
+    (kind, size, views, seed; the sample count is left out, so a larger ``num`` extends the same folder).
+
+    Example:
+        >>> dataset_folder("runs/data", SynthConfig(kind="rooms", num=4, views=2, height=32, width=32)).name
+        'rooms-32x32-v2-s0-a52a2085'
+    """
+    import hashlib
+
+    key = hashlib.sha1(json.dumps([cfg.kind, cfg.views, cfg.height, cfg.width, cfg.seed]).encode()).hexdigest()[:8]
+    return Path(root) / f"{cfg.kind}-{cfg.height}x{cfg.width}-v{cfg.views}-s{cfg.seed}-{key}"
 
 
 KITTI_RAW_DATE = "2026_01_01"

@@ -7,14 +7,12 @@ user-supplied masks or from 2D boxes (:func:`box_masks`).
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 
 import torch
 from torch.utils.data import Dataset
 
-from ...data.synth import SynthDataset, write_dataset
+from ...data.synth import SynthDataset, dataset_folder, write_dataset
 from ...geometry import invert_rigid
 from ...world import CLASSES
 from ...world.sample import SynthConfig
@@ -96,11 +94,6 @@ def _synth_config(cfg: DepthConfig, split: str) -> SynthConfig:
     )
 
 
-def _folder(cfg: DepthConfig, sc: SynthConfig) -> Path:
-    key = hashlib.sha1(json.dumps([sc.kind, sc.views, sc.height, sc.width, sc.seed]).encode()).hexdigest()[:8]
-    return Path(cfg.data.root) / f"streets-{sc.height}x{sc.width}-f{sc.views}-s{sc.seed}-{key}"
-
-
 class DepthDataset(Dataset):
     """Target frames with their neighbours from generated street videos.
 
@@ -115,7 +108,7 @@ class DepthDataset(Dataset):
         sc = _synth_config(cfg, split)
         if sc.views < 3:
             raise ValueError(f"data.frames must be at least 3 (a frame and its two neighbours), got {sc.views}")
-        folder = _folder(cfg, sc)
+        folder = dataset_folder(cfg.data.root, sc)
         if generate:
             write_dataset(sc, folder, workers=workers, progress=True)
         self.synth = SynthDataset(folder)

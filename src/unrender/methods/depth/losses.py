@@ -9,7 +9,7 @@ disparity at each scale.
 Metric scale: a per-pixel object-height loss ``|D_p h / f_y - H_prior|`` in every kept object's
 mask, its weight decaying every epoch, and a camera-height loss ``|H_c(pred) - target|`` whose
 weight grows as the object weight decays; the target is the camera height implied by the object
-scales, averaged over each epoch (see :func:`update_camera_target`).
+scales, the median over each epoch's frames (see :func:`update_camera_target`).
 """
 
 from __future__ import annotations
@@ -128,19 +128,23 @@ def frame_geometry(
 
 @torch.no_grad()
 def update_camera_target(model: DepthModel, implied: torch.Tensor, epoch: int, steps_per_epoch: int) -> None:
-    """Accumulate this step's implied camera heights; at an epoch boundary, update the target.
+    """Collect this step's implied camera heights; at an epoch boundary, update the target.
 
-    The target is neither updated nor used during the first ``camera_freeze_epochs`` epochs; after
-    that the epoch's average enters with momentum, unless it jumps by more than ``camera_max_jump``x.
+    The epoch's value is the median over its frames (a frame whose only object has a wrong depth
+    can imply a camera height off by 10x; a mean would follow it). The target is neither updated
+    nor used during the first ``camera_freeze_epochs`` epochs; after that the epoch's value enters
+    with momentum, unless it jumps by more than ``camera_max_jump``x.
     """
     s = model.cfg.scale
-    ok = torch.isfinite(implied)
-    model.camera_sum += implied[ok].double().sum()
-    model.camera_count += ok.sum()
+    vals = implied[torch.isfinite(implied)].double()
+    n = len(model.camera_values)
+    for v in vals:
+        model.camera_values[int(model.camera_count) % n] = v
+        model.camera_count += 1
     if int(model.steps) % steps_per_epoch != 0 or model.camera_count == 0:
         return
-    new = model.camera_sum / model.camera_count
-    model.camera_sum.zero_()
+    new = model.camera_values[: min(int(model.camera_count), n)].quantile(0.5)
+    model.camera_values.fill_(float("nan"))
     model.camera_count.zero_()
     if epoch < s.camera_freeze_epochs:
         return

@@ -116,17 +116,20 @@ class PoseNet(nn.Module):
 class DepthModel(nn.Module):
     """Depth net + pose net; buffers carry the metric-scale state (saved with the weights)."""
 
+    CAMERA_VALUES = 4096
+
     def __init__(self, cfg: DepthConfig):
         super().__init__()
         self.cfg = cfg
         self.depth_net = DepthNet(channels=cfg.model.channels, scales=cfg.loss.scales)
         self.pose_net = PoseNet(channels=cfg.model.pose_channels)
         # metric-scale state: training steps seen, camera-height target (0 = not set yet) and the
-        # running sum / count of camera heights implied by the object scales in the current epoch
+        # camera heights implied by the object scales in the current epoch (a ring of the last
+        # CAMERA_VALUES frames; their median is the epoch's value)
         self.register_buffer("steps", torch.zeros((), dtype=torch.long))
         self.register_buffer("camera_target", torch.zeros((), dtype=torch.float64))
-        self.register_buffer("camera_sum", torch.zeros((), dtype=torch.float64))
-        self.register_buffer("camera_count", torch.zeros((), dtype=torch.float64))
+        self.register_buffer("camera_values", torch.full((self.CAMERA_VALUES,), float("nan"), dtype=torch.float64))
+        self.register_buffer("camera_count", torch.zeros((), dtype=torch.long))
 
     def predict_depth(self, image: torch.Tensor) -> torch.Tensor:
         """Image ``(B, 3, H, W)`` -> depth ``(B, 1, H, W)`` (full-resolution scale), in the net's units."""

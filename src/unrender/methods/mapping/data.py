@@ -7,15 +7,13 @@ Every camera is expressed as ``cam_from_mem``, and boxes stay yaw-only boxes the
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
-from pathlib import Path
 
 import torch
 from torch.utils.data import Dataset
 
-from ...data.synth import SynthDataset, write_dataset
+from ...data.synth import SynthDataset, dataset_folder, write_dataset
 from ...geometry import VoxelGrid, carve_depth, invert_rigid, make_rigid, transform_points, yaw_matrix
 from ...world import CLASSES, Scene
 from ...world.sample import SynthConfig
@@ -78,11 +76,6 @@ def _synth_config(cfg: MappingConfig, split: str) -> SynthConfig:
     )
 
 
-def _folder(cfg: MappingConfig, sc: SynthConfig) -> Path:
-    key = hashlib.sha1(json.dumps([sc.kind, sc.views, sc.height, sc.width, sc.seed]).encode()).hexdigest()[:8]
-    return Path(cfg.data.root) / f"rooms-{sc.height}x{sc.width}-v{sc.views}-s{sc.seed}-{key}"
-
-
 class MappingDataset(Dataset):
     """Processed mapping samples (cached in memory after the first read).
 
@@ -98,7 +91,7 @@ class MappingDataset(Dataset):
 
     def __init__(self, cfg: MappingConfig, split: str, *, generate: bool = True, workers: int = 2):
         sc = _synth_config(cfg, split)
-        folder = _folder(cfg, sc)
+        folder = dataset_folder(cfg.data.root, sc)
         if generate:
             write_dataset(sc, folder, workers=workers, progress=True)
         self.synth = SynthDataset(folder)

@@ -48,11 +48,6 @@ def mapping_losses(
         terms["semantics"] = per.mean()
     if m.view:
         terms["view_l1"] = (out["rgb_pred"] - batch["rgb_out"]).abs().flatten(1).mean(1).mean()
-        # colour autoencoding on observed voxels (weighted like the view loss): without it the net learns
-        # a prior colour and ignores the input colours
-        known = out["colour_known"]
-        err = ((out["colour"] - out["colour_target"]).abs() * known).flatten(1).sum(1)
-        terms["colour"] = (err / (3 * known.flatten(1).sum(1)).clamp(min=1)).mean()
     if m.detection:
         grid = memory_grid(cfg)
         tg = [encode_targets(b.cpu(), l.cpu(), grid, len(m.det_classes), m.yaw_bins) for b, l in
@@ -71,7 +66,6 @@ def mapping_losses(
         "occupancy": w.occupancy,
         "semantics": w.semantics,
         "view_l1": w.view,
-        "colour": w.view,
         "heatmap": w.heatmap,
         "box": w.box,
     }

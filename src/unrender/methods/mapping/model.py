@@ -57,10 +57,8 @@ def build_memory(
 
 
 def _block(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
-    # BatchNorm, not GroupNorm: a per-sample norm removes each scene's absolute colour (a model with
-    # GroupNorm rendered the same held-out view whatever the input colours were)
     return nn.Sequential(
-        nn.Conv3d(cin, cout, 3, stride=stride, padding=1, bias=False), nn.BatchNorm3d(cout), nn.SiLU()
+        nn.Conv3d(cin, cout, 3, stride=stride, padding=1, bias=False), nn.GroupNorm(min(8, cout), cout), nn.SiLU()
     )
 
 
@@ -138,8 +136,6 @@ class MappingNet(nn.Module):
         self.occ_head = nn.Conv3d(c0, 1, 1) if m.occupancy or m.view else None
         self.sem_head = nn.Conv3d(c0, len(CLASSES), 1) if m.semantics else None
         if m.view:
-            # auxiliary: the features must reproduce the observed voxel colours, so colour passes the bottleneck
-            self.colour_head = nn.Conv3d(c0, 3, 1)
             self.view_feat = nn.Conv3d(c0, m.view_channels, 1)
             self.view_dec = ViewDecoder(cin=m.view_channels, depth_planes=m.depth_planes)
         if m.detection:
@@ -179,9 +175,6 @@ class MappingNet(nn.Module):
         if self.sem_head is not None:
             out["sem_logits"] = self.sem_head(h)
         if m.view:
-            out["colour"] = torch.sigmoid(self.colour_head(h))
-            out["colour_target"] = memory[:, 1:4] / memory[:, :1].clamp(min=1e-6)
-            out["colour_known"] = (memory[:, :1] > 0).to(memory.dtype)
             vol = torch.cat([self.view_feat(h), torch.sigmoid(out["occ_logits"])], 1)
             Ho, Wo = batch["rgb_out"].shape[-2:]
             fr = sample_frustum(vol, self.grid, batch["K_out"], batch["cam_from_mem_out"], Ho, Wo, self.planes)
