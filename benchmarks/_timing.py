@@ -1,4 +1,4 @@
-"""Timing helper shared by the benchmarks."""
+"""Timing helpers shared by the benchmarks."""
 
 from __future__ import annotations
 
@@ -24,3 +24,16 @@ def median_time(
         sync()
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
+
+
+def train_step(method, model: torch.nn.Module, batch: dict, cfg, *, lr: float = 1e-4) -> Callable[[], None]:
+    """One optimiser step of ``method``'s loss on a fixed batch (AdamW), as a callable to time."""
+    opt = torch.optim.AdamW(model.parameters(), lr=lr)
+
+    def step() -> None:
+        loss = method.loss(model, batch, cfg)["loss"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    return step

@@ -15,7 +15,7 @@ import argparse
 import json
 
 import torch
-from _timing import median_time
+from _timing import median_time, train_step
 
 from unrender.geometry import make_intrinsics
 from unrender.methods import get_method
@@ -35,13 +35,7 @@ def bench(preset: str, steps: int, device: torch.device) -> dict[str, float]:
     }
     batch["road"][:, :, H // 2 :] = True
     model = method.build_model(cfg).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-
-    def step():
-        loss = method.loss(model, batch, cfg)["loss"]
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    step = train_step(method, model, batch, cfg)
 
     t_step = median_time(step, steps, device=device)
     model.eval()

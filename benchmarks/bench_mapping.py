@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 import torch
-from _timing import median_time
+from _timing import median_time, train_step
 from torch.utils.data import default_collate
 
 from unrender.methods import get_method
@@ -36,13 +36,7 @@ def main() -> None:
         batch = default_collate([ds[i] for i in range(cfg.train.batch_size)])
     torch.manual_seed(0)
     model = method.build_model(cfg)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-
-    def step():
-        loss = method.loss(model, batch, cfg)["loss"]
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    step = train_step(method, model, batch, cfg)
 
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t_step = median_time(step, args.steps)

@@ -12,6 +12,7 @@ Layout::
 
 from __future__ import annotations
 
+import hashlib
 import json
 import multiprocessing as mp
 import zipfile
@@ -34,6 +35,7 @@ __all__ = [
     "write_dataset",
     "export_kitti_raw",
     "dataset_folder",
+    "split_dataset",
     "SynthDataset",
     "sample_to_tensors",
     "DatasetError",
@@ -230,10 +232,27 @@ def dataset_folder(root: str | Path, cfg: SynthConfig) -> Path:
         >>> dataset_folder("runs/data", SynthConfig(kind="rooms", num=4, views=2, height=32, width=32)).name
         'rooms-32x32-v2-s0-a52a2085'
     """
-    import hashlib
-
     key = hashlib.sha1(json.dumps([cfg.kind, cfg.views, cfg.height, cfg.width, cfg.seed]).encode()).hexdigest()[:8]
     return Path(root) / f"{cfg.kind}-{cfg.height}x{cfg.width}-v{cfg.views}-s{cfg.seed}-{key}"
+
+
+VAL_SEED_OFFSET = 7919
+"""Held-out splits are generated with ``seed + VAL_SEED_OFFSET``, so they share no scene with training."""
+
+
+def split_dataset(
+    root: str | Path, split: str, *, kind: str, num_train: int, num_val: int, views: int, height: int, width: int,
+    seed: int, generate: bool = True, workers: int = 2,
+) -> SynthDataset:  # fmt: skip
+    """The ``train`` or held-out (any other ``split``) part of a method's generated data, written
+    under ``root`` (once, resumably) unless ``generate`` is False."""
+    train = split == "train"
+    cfg = SynthConfig(kind=kind, num=num_train if train else num_val, views=views, height=height, width=width,
+                      seed=seed if train else seed + VAL_SEED_OFFSET, occupancy=False)  # fmt: skip
+    folder = dataset_folder(root, cfg)
+    if generate:
+        write_dataset(cfg, folder, workers=workers, progress=True)
+    return SynthDataset(folder)
 
 
 KITTI_RAW_DATE = "2026_01_01"

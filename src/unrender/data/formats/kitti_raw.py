@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ...io import atomic_path, atomic_write_text
-from .errors import FormatError, require_file
+from .errors import FormatError, MissingFileError, require_file
 
 __all__ = ["KittiRawDrive", "read_kitti_cam_to_cam", "read_kitti_raw", "read_kitti_raw_image", "write_kitti_raw"]
 
@@ -69,8 +69,6 @@ def read_kitti_raw(root: str | Path) -> list[KittiRawDrive]:
     """Every drive under ``root`` (sorted by date and drive) with at least one ``image_02`` frame."""
     root = Path(root)
     if not root.is_dir():
-        from .errors import MissingFileError
-
         raise MissingFileError(f"KITTI raw root {root} does not exist")
     drives = []
     for calib in sorted(root.glob("*/calib_cam_to_cam.txt")):

@@ -3,11 +3,6 @@ scale from object-height priors and a camera height that stays constant over a s
 
 from __future__ import annotations
 
-from typing import Any
-
-import torch
-from torch import nn
-
 from ..base import Method
 from .config import PRESETS, DepthConfig
 from .data import DepthDataset, KittiRawVideo
@@ -16,22 +11,10 @@ from .losses import depth_losses
 from .model import DepthModel
 
 
-def build_model(cfg: DepthConfig) -> nn.Module:
-    return DepthModel(cfg)
-
-
 def build_dataset(cfg: DepthConfig, split: str) -> DepthDataset | KittiRawVideo:
     if split == "train" and cfg.data.kitti_raw is not None:
         return KittiRawVideo(cfg.data.kitti_raw)
     return DepthDataset(cfg, "train" if split == "train" else "val")
-
-
-def loss(model: nn.Module, batch: dict[str, torch.Tensor], cfg: DepthConfig) -> dict[str, torch.Tensor]:
-    return depth_losses(model, batch, cfg)
-
-
-def evaluate(model: nn.Module, cfg: DepthConfig, device: torch.device) -> dict[str, Any]:
-    return evaluate_depth(model, cfg, device)
 
 
 METHOD = Method(
@@ -41,9 +24,9 @@ METHOD = Method(
     config=DepthConfig,
     presets=PRESETS,
     default_preset="cpu",
-    build_model=build_model,
+    build_model=DepthModel,
     build_dataset=build_dataset,
-    loss=loss,
-    evaluate=evaluate,
+    loss=depth_losses,
+    evaluate=evaluate_depth,
     extra={"markdown_table": ablation_table},
 )

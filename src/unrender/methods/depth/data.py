@@ -12,10 +12,9 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
-from ...data.synth import SynthDataset, dataset_folder, write_dataset
+from ...data.synth import split_dataset
 from ...geometry import invert_rigid
 from ...world import CLASSES
-from ...world.sample import SynthConfig
 from .config import DepthConfig
 
 __all__ = ["DepthDataset", "KittiRawVideo", "OBJECT_CLASSES", "object_masks", "box_masks", "road_mask"]
@@ -81,19 +80,6 @@ def road_mask(semantic: torch.Tensor) -> torch.Tensor:
     return torch.isin(semantic, _ROAD)
 
 
-def _synth_config(cfg: DepthConfig, split: str) -> SynthConfig:
-    d = cfg.data
-    return SynthConfig(
-        kind="streets",
-        num=d.num_train if split == "train" else d.num_val,
-        views=d.frames,
-        height=d.height,
-        width=d.width,
-        seed=d.seed if split == "train" else d.seed + 7919,
-        occupancy=False,
-    )
-
-
 class DepthDataset(Dataset):
     """Target frames with their neighbours from generated street videos.
 
@@ -105,15 +91,14 @@ class DepthDataset(Dataset):
     """
 
     def __init__(self, cfg: DepthConfig, split: str, *, generate: bool = True, workers: int = 2):
-        sc = _synth_config(cfg, split)
-        if sc.views < 3:
-            raise ValueError(f"data.frames must be at least 3 (a frame and its two neighbours), got {sc.views}")
-        folder = dataset_folder(cfg.data.root, sc)
-        if generate:
-            write_dataset(sc, folder, workers=workers, progress=True)
-        self.synth = SynthDataset(folder)
+        d = cfg.data
+        if d.frames < 3:
+            raise ValueError(f"data.frames must be at least 3 (a frame and its two neighbours), got {d.frames}")
+        self.synth = split_dataset(d.root, split, kind="streets", num_train=d.num_train, num_val=d.num_val,
+                                   views=d.frames, height=d.height, width=d.width, seed=d.seed,
+                                   generate=generate, workers=workers)  # fmt: skip
         self.cfg = cfg
-        self.per_seq = sc.views - 2
+        self.per_seq = d.frames - 2
         self._cache: dict[int, dict[str, torch.Tensor]] = {}
 
     def __len__(self) -> int:

@@ -89,16 +89,14 @@ def prior_heights(labels: torch.Tensor, cfg: DepthConfig) -> tuple[torch.Tensor,
     return got[..., 0], got[..., 1]
 
 
-def scale_weights(epoch: float, cfg: DepthConfig) -> tuple[float, float]:
+def scale_weights(epoch: int, cfg: DepthConfig) -> tuple[float, float]:
     """Object-height and camera-height loss weights at ``epoch`` (the first decays, the second grows)."""
     s = cfg.scale
-    frac = max(s.object_floor, s.object_decay ** int(epoch))
+    frac = max(s.object_floor, s.object_decay**epoch)
     return s.object_weight * frac, s.camera_weight * (1 - frac)
 
 
-def frame_geometry(
-    depth: torch.Tensor, batch: dict[str, torch.Tensor], cfg: DepthConfig, *, use_filter: bool | None = None
-) -> dict[str, torch.Tensor]:
+def frame_geometry(depth: torch.Tensor, batch: dict[str, torch.Tensor], cfg: DepthConfig) -> dict[str, torch.Tensor]:
     """Road plane, object extents, the abnormal-object filter and the object scales of each frame.
 
     Args:
@@ -116,7 +114,7 @@ def frame_geometry(
     ext = mask_extents(batch["masks"])
     prior, _ = prior_heights(batch["labels"], cfg)
     valid = batch["labels"] >= 0
-    if s.filter if use_filter is None else use_filter:
+    if s.filter:
         bad = abnormal_objects(ext, prior, horizon, valid, min_height_px=s.min_height_px, min_pixels=s.min_pixels,
                                max_height_error=s.max_height_error)  # fmt: skip
     else:
@@ -136,11 +134,11 @@ def update_camera_target(model: DepthModel, implied: torch.Tensor, epoch: int, s
     with momentum, unless it jumps by more than ``camera_max_jump``x.
     """
     s = model.cfg.scale
-    vals = implied[torch.isfinite(implied)].double()
+    vals = implied[torch.isfinite(implied)].to(model.camera_values)
     n = len(model.camera_values)
-    for v in vals:
-        model.camera_values[int(model.camera_count) % n] = v
-        model.camera_count += 1
+    slots = (model.camera_count + torch.arange(len(vals), device=vals.device)) % n
+    model.camera_values[slots] = vals
+    model.camera_count += len(vals)
     if int(model.steps) % steps_per_epoch != 0 or model.camera_count == 0:
         return
     new = model.camera_values[: min(int(model.camera_count), n)].quantile(0.5)

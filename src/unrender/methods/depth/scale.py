@@ -131,9 +131,9 @@ def plane_from_point_map(points: torch.Tensor, valid: torch.Tensor, *, min_point
     n = n / n.norm(dim=1, keepdim=True).clamp(min=1e-12)
     n = torch.where(n[:, 1:2] > 0, -n, n)  # orient towards up (-y)
     w = full[:, None].to(n.dtype)
-    count = w.flatten(1).sum(1) / 1
-    mean_n = (n * w).flatten(2).sum(-1)
-    normal = mean_n / mean_n.norm(dim=1, keepdim=True).clamp(min=1e-12)
+    count = w.flatten(1).sum(1)
+    n_sum = (n * w).flatten(2).sum(-1)
+    normal = n_sum / n_sum.norm(dim=1, keepdim=True).clamp(min=1e-12)
     dist = (points * normal[:, None, None, :]).sum(-1).abs()
     vw = valid.to(points.dtype)
     height = (dist * vw).flatten(1).sum(1) / vw.flatten(1).sum(1).clamp(min=1)

@@ -3,8 +3,6 @@ semantics, view prediction, oriented 3D boxes)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 
@@ -16,20 +14,12 @@ from .losses import mapping_losses
 from .model import MappingNet
 
 
-def build_model(cfg: MappingConfig) -> nn.Module:
-    return MappingNet(cfg)
-
-
 def build_dataset(cfg: MappingConfig, split: str) -> MappingDataset:
     return MappingDataset(cfg, "train" if split == "train" else "val")
 
 
 def loss(model: nn.Module, batch: dict[str, torch.Tensor], cfg: MappingConfig) -> dict[str, torch.Tensor]:
     return mapping_losses(model(batch), batch, cfg)
-
-
-def evaluate(model: nn.Module, cfg: MappingConfig, device: torch.device) -> dict[str, Any]:
-    return evaluate_mapping(model, cfg, device)
 
 
 METHOD = Method(
@@ -39,8 +29,8 @@ METHOD = Method(
     config=MappingConfig,
     presets=PRESETS,
     default_preset="cpu",
-    build_model=build_model,
+    build_model=MappingNet,
     build_dataset=build_dataset,
     loss=loss,
-    evaluate=evaluate,
+    evaluate=evaluate_mapping,
 )

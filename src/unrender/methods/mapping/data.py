@@ -13,10 +13,9 @@ import math
 import torch
 from torch.utils.data import Dataset
 
-from ...data.synth import SynthDataset, dataset_folder, write_dataset
+from ...data.synth import split_dataset
 from ...geometry import VoxelGrid, carve_depth, invert_rigid, make_rigid, transform_points, yaw_matrix
 from ...world import CLASSES, Scene
-from ...world.sample import SynthConfig
 from ...world.truth import occupancy
 from .config import MappingConfig
 
@@ -63,19 +62,6 @@ def mirror_item(item: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
-def _synth_config(cfg: MappingConfig, split: str) -> SynthConfig:
-    d = cfg.data
-    return SynthConfig(
-        kind="rooms",
-        num=d.num_train if split == "train" else d.num_val,
-        views=d.views_in + 1,
-        height=d.height,
-        width=d.width,
-        seed=d.seed if split == "train" else d.seed + 7919,
-        occupancy=False,
-    )
-
-
 class MappingDataset(Dataset):
     """Processed mapping samples (cached in memory after the first read).
 
@@ -90,11 +76,10 @@ class MappingDataset(Dataset):
     """
 
     def __init__(self, cfg: MappingConfig, split: str, *, generate: bool = True, workers: int = 2):
-        sc = _synth_config(cfg, split)
-        folder = dataset_folder(cfg.data.root, sc)
-        if generate:
-            write_dataset(sc, folder, workers=workers, progress=True)
-        self.synth = SynthDataset(folder)
+        d = cfg.data
+        self.synth = split_dataset(d.root, split, kind="rooms", num_train=d.num_train, num_val=d.num_val,
+                                   views=d.views_in + 1, height=d.height, width=d.width, seed=d.seed,
+                                   generate=generate, workers=workers)  # fmt: skip
         self.cfg = cfg
         self.grid = memory_grid(cfg)
         self.det_ids = {CLASSES.index(c): i for i, c in enumerate(cfg.model.det_classes)}
