@@ -46,6 +46,9 @@ class MappingModel:
     view: bool = True
     detection: bool = True
     view_channels: int = 8
+    colour_volume: bool = True
+    """The first 3 view channels are a per-voxel colour, rendered by alpha compositing (occupancy as
+    alpha) and trained against the held-out view and the input colours in the memory."""
     depth_planes: int = 24
     det_classes: tuple[str, ...] = ("table", "chair", "shelf", "box")
     yaw_bins: int = 4
@@ -59,6 +62,10 @@ class MappingLoss:
     occupancy: float = 1.0
     semantics: float = 0.5
     view: float = 1.0
+    render: float = 5.0
+    """L1 of the composited colour volume against the held-out view (weighted by its coverage)."""
+    colour: float = 5.0
+    """L1 of the colour volume against the fused input colour, where the memory saw a surface."""
     heatmap: float = 1.0
     box: float = 0.5
 

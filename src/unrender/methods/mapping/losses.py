@@ -48,6 +48,15 @@ def mapping_losses(
         terms["semantics"] = per.mean()
     if m.view:
         terms["view_l1"] = (out["rgb_pred"] - batch["rgb_out"]).abs().flatten(1).mean(1).mean()
+        if m.colour_volume:
+            # the composite only covers what lies in the memory: compare with the target premultiplied
+            # by the coverage, so rays that leave the grid ask nothing of the colours
+            terms["render_l1"] = (out["rgb_render"] - out["render_alpha"] * batch["rgb_out"]).abs().flatten(1).mean(1).mean()
+            mem = out["memory"]
+            seen = (mem[:, :1] > 0).float()  # fused occupancy: some view put a depth point there
+            colour = mem[:, 1:4] / mem[:, :1].clamp(min=1e-6)
+            err = ((out["colour"] - colour).abs() * seen).flatten(1).sum(1) / (3 * seen.flatten(1).sum(1)).clamp(min=1)
+            terms["colour_l1"] = err.mean()
     if m.detection:
         grid = memory_grid(cfg)
         tg = [encode_targets(b.cpu(), l.cpu(), grid, len(m.det_classes), m.yaw_bins) for b, l in
@@ -66,6 +75,8 @@ def mapping_losses(
         "occupancy": w.occupancy,
         "semantics": w.semantics,
         "view_l1": w.view,
+        "render_l1": w.render,
+        "colour_l1": w.colour,
         "heatmap": w.heatmap,
         "box": w.box,
     }

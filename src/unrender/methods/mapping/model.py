@@ -169,15 +169,21 @@ class MappingNet(nn.Module):
             feats = self.image_net(rgb.flatten(0, 1)).unflatten(0, (B, N))
         memory = build_memory(self.grid, rgb, depth, batch["K_in"], batch["cam_from_mem_in"], feats)
         h, bottleneck = self.net(memory)
-        out: dict[str, torch.Tensor] = {"bottleneck": bottleneck}
+        out: dict[str, torch.Tensor] = {"bottleneck": bottleneck, "memory": memory}
         if self.occ_head is not None:
             out["occ_logits"] = self.occ_head(h)
         if self.sem_head is not None:
             out["sem_logits"] = self.sem_head(h)
         if m.view:
-            vol = torch.cat([self.view_feat(h), torch.sigmoid(out["occ_logits"])], 1)
+            feat = self.view_feat(h)
+            if m.colour_volume:  # the first 3 view channels are a per-voxel colour
+                out["colour"] = torch.sigmoid(feat[:, :3])
+                feat = torch.cat([out["colour"], feat[:, 3:]], 1)
+            vol = torch.cat([feat, torch.sigmoid(out["occ_logits"])], 1)
             Ho, Wo = batch["rgb_out"].shape[-2:]
             fr = sample_frustum(vol, self.grid, batch["K_out"], batch["cam_from_mem_out"], Ho, Wo, self.planes)
+            if m.colour_volume:  # parameter-free render: composite the colour volume, occupancy as alpha
+                out["rgb_render"], out["render_alpha"] = alpha_composite(fr[:, -1:], fr[:, :3])
             _, rays = camera_rays(batch["K_out"], batch["cam_from_mem_out"], Ho, Wo)
             out["rgb_pred"] = self.view_dec(fr[:, :-1], fr[:, -1:], rearrange(rays, "b h w c -> b c h w"))
         if m.detection:
