@@ -278,11 +278,15 @@ def test_kitti_raw_reader_errors(tmp_path):
         read_kitti_cam_to_cam(tmp_path / "c.txt")
 
 
-def test_pose_net_starts_near_identity(tmp_path):
+def test_networks_start_at_the_identity_pose_and_the_initial_depth(tmp_path):
     cfg = make_cfg(tmp_path)
     model = DEPTH.build_model(cfg).eval()
+    rgb = torch.rand(2, 3, 3, 32, 96)
     with torch.no_grad():
-        out = model({"rgb": torch.rand(2, 3, 3, 32, 96)})
+        out = model({"rgb": rgb})
+        depth = model.predict_depth(rgb[:, 1])
     eye = make_rigid(torch.eye(3), torch.zeros(3)).expand(2, 2, 4, 4)
-    assert (out["src_from_tgt"] - eye).abs().max() < 0.1
+    assert torch.allclose(out["src_from_tgt"], eye, atol=1e-6)  # zero-initialised output layer
     assert sorted(out["disp"]) == [0, 1, 2, 3]
+    ratio = depth.median() / cfg.model.init_depth
+    assert 0.5 < ratio < 2, ratio  # the disparity heads start at init_depth (up to the random weights)

@@ -37,7 +37,13 @@ class DepthModel:
     min_depth: float = 0.1
     max_depth: float = 100.0
     """Sigmoid disparity maps to depth in [min_depth, max_depth]."""
+    init_depth: float = 10.0
+    """Depth every pixel starts at. The photometric loss is invariant to a common scale of depth and
+    motion, so training keeps roughly the scale it starts at; Monodepth2's mid-range start (~0.2 m)
+    with ~1 m of motion per frame saturates near min_depth (measured)."""
     pose_channels: tuple[int, ...] = (16, 32, 64, 96, 128)
+    translation_scale: float = 1.0
+    """Gain on the pose net's translation output (its axis-angle output is scaled by 0.01)."""
 
 
 @dataclass

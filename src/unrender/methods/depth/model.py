@@ -7,6 +7,8 @@ camera-height target that metric-scale training keeps between steps.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -60,7 +62,7 @@ class DepthNet(nn.Module):
     H and W must be multiples of 32 (five stride-2 stages).
     """
 
-    def __init__(self, *, channels: tuple[int, ...], scales: int = 4):
+    def __init__(self, *, channels: tuple[int, ...], scales: int = 4, init_disp: float = 0.5):
         super().__init__()
         self.scales = scales
         self.encoder = Encoder(cin=3, channels=channels)
@@ -76,6 +78,8 @@ class DepthNet(nn.Module):
         self.heads = nn.ModuleDict(
             {str(s): nn.Conv2d(dec[s], 1, 3, padding=1, padding_mode="replicate") for s in range(scales)}
         )
+        for head in self.heads.values():  # start every pixel at the sigmoid disparity init_disp
+            nn.init.constant_(head.bias, math.log(init_disp / (1 - init_disp)))
 
     def forward(self, image: torch.Tensor) -> dict[int, torch.Tensor]:
         H, W = image.shape[-2:]
@@ -98,18 +102,24 @@ class DepthNet(nn.Module):
 class PoseNet(nn.Module):
     """Target and source frame ``(B, 6, H, W)`` -> ``src_from_tgt (B, 4, 4)``.
 
-    Axis-angle and translation come out of a global average pool, scaled by 0.01 (Monodepth2), so
-    training starts near the identity.
+    Axis-angle and translation come out of a global average pool; the axis-angle is scaled by 0.01
+    (Monodepth2) and the translation by ``translation_scale``. The output layer starts at zero, so
+    training starts at the identity. Monodepth2 scales the translation by 0.01 too, which suits a
+    depth that may settle at any scale; here depth starts near metric (``model.init_depth``) and the
+    ego motion is ~1 m per frame, which a 0.01 gain could only reach with raw outputs of ~100.
     """
 
-    def __init__(self, *, channels: tuple[int, ...]):
+    def __init__(self, *, channels: tuple[int, ...], translation_scale: float = 1.0):
         super().__init__()
         self.encoder = Encoder(cin=6, channels=channels)
         self.out = nn.Conv2d(channels[-1], 6, 1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+        self.register_buffer("gain", torch.tensor([0.01] * 3 + [translation_scale] * 3), persistent=False)
 
     def forward(self, tgt: torch.Tensor, src: torch.Tensor) -> torch.Tensor:
         x = torch.cat([tgt, src], 1)
-        v = 0.01 * self.out(self.encoder((x - 0.45) / 0.225)[-1]).mean((2, 3))
+        v = self.gain * self.out(self.encoder((x - 0.45) / 0.225)[-1]).mean((2, 3))
         return make_rigid(axis_angle_to_matrix(v[:, :3]), v[:, 3:])
 
 
@@ -121,8 +131,11 @@ class DepthModel(nn.Module):
     def __init__(self, cfg: DepthConfig):
         super().__init__()
         self.cfg = cfg
-        self.depth_net = DepthNet(channels=cfg.model.channels, scales=cfg.loss.scales)
-        self.pose_net = PoseNet(channels=cfg.model.pose_channels)
+        m = cfg.model
+        lo, hi = 1 / m.max_depth, 1 / m.min_depth
+        self.depth_net = DepthNet(channels=m.channels, scales=cfg.loss.scales,
+                                  init_disp=(1 / m.init_depth - lo) / (hi - lo))  # fmt: skip
+        self.pose_net = PoseNet(channels=cfg.model.pose_channels, translation_scale=cfg.model.translation_scale)
         # metric-scale state: training steps seen, camera-height target (0 = not set yet) and the
         # camera heights implied by the object scales in the current epoch (a ring of the last
         # CAMERA_VALUES frames; their median is the epoch's value)
