@@ -51,7 +51,8 @@ def mapping_losses(
         if m.colour_volume:
             # the composite only covers what lies in the memory: compare with the target premultiplied
             # by the coverage, so rays that leave the grid ask nothing of the colours
-            terms["render_l1"] = (out["rgb_render"] - out["render_alpha"] * batch["rgb_out"]).abs().flatten(1).mean(1).mean()
+            covered = out["render_alpha"] * batch["rgb_out"]
+            terms["render_l1"] = (out["rgb_render"] - covered).abs().flatten(1).mean(1).mean()
             mem = out["memory"]
             seen = (mem[:, :1] > 0).float()  # fused occupancy: some view put a depth point there
             colour = mem[:, 1:4] / mem[:, :1].clamp(min=1e-6)
