@@ -197,6 +197,17 @@ def test_samples_boxes_enclose_masks_and_repeat(kind):
         assert np.allclose(s["road_plane_cam"][:, 3], 1.65, atol=0.02)
 
 
+def test_street_ego_camera_drives_forward_about_a_metre_per_frame():
+    from unrender.world.generators import streets
+
+    for seed in range(3):
+        layout = streets(np.random.default_rng(seed), views=24, H=8, W=24)
+        centres = invert_rigid(layout.cam_from_world)[:, :3, 3]  # world: z along the street
+        step = centres[1:] - centres[:-1]
+        assert ((step[:, 2] > 0.89) & (step[:, 2] < 1.11)).all(), step[:, 2]
+        assert step[:, :2].abs().max() < 1e-9
+
+
 def test_rooms_have_cup_on_table_and_chair_under_desk():
     s = make_sample(SynthConfig(kind="rooms", views=1, height=16, width=16, occupancy=False), 0)
     scene = Scene.from_json(str(s["scene_json"]))

@@ -119,7 +119,7 @@ class EvalArgs:
     device: str = "auto"
 
 
-def _evaluate_checkpoint(method, path: Path, device_name: str) -> tuple[Path, dict]:
+def _evaluate_checkpoint(method, path: Path, device_name: str) -> tuple[Path, dict, dict]:
     import torch
 
     from .engine import config_from_dict, load_checkpoint
@@ -135,7 +135,8 @@ def _evaluate_checkpoint(method, path: Path, device_name: str) -> tuple[Path, di
     model.to(device).eval()
     with torch.no_grad():
         metrics = method.evaluate(model, cfg, device)
-    return Path(ck["path"]), {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
+    scalars = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
+    return Path(ck["path"]), scalars, metrics.get("images", {})
 
 
 def markdown_table(columns: dict[str, dict[str, float]], command: str) -> str:
@@ -158,17 +159,21 @@ def cmd_eval(args: list[str]) -> int:
         return code
     ea = tyro.cli(EvalArgs, args=args[1:], prog=f"unrender eval {method.name}", description=method.description)
     from .io import atomic_write_text
+    from .viz import save_png
 
     columns: dict[str, dict[str, float]] = {}
     for path in ea.ckpt:
         try:
-            ck_path, scalars = _evaluate_checkpoint(method, path, ea.device)
+            ck_path, scalars, images = _evaluate_checkpoint(method, path, ea.device)
         except (FileNotFoundError, ValueError) as e:
             return _fail(str(e))
         out = ea.out if (ea.out and len(ea.ckpt) == 1) else ck_path / "eval.json"
         atomic_write_text(out, json.dumps({"checkpoint": str(ck_path), **scalars}, indent=2))
         print(json.dumps({"checkpoint": str(ck_path), **scalars}, indent=2))
         print(f"wrote {out}")
+        for i, (title, image) in enumerate(images.items()):  # the pictures go beside the metrics
+            png = save_png(out.parent / f"eval_{i}.png", image)
+            print(f"wrote {png} ({title})")
         columns[str(path)] = scalars
     if ea.markdown:
         command = "unrender eval " + " ".join(args)

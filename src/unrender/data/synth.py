@@ -27,6 +27,7 @@ from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from ..io import atomic_path, atomic_write_text
+from ..world.generators import GENERATOR_VERSIONS
 from ..world.sample import SCHEMA_VERSION, SynthConfig, make_sample
 from ..world.scene import CLASSES
 
@@ -119,8 +120,9 @@ def write_dataset(cfg: SynthConfig, out: str | Path, *, workers: int = 2, progre
         same = {k: v for k, v in old.get("config", {}).items() if k != "num"} == {
             k: v for k, v in config.items() if k != "num"
         }
-        if old.get("format") != FORMAT or old.get("schema") != SCHEMA_VERSION or not same:
-            raise DatasetError(f"{out} holds another dataset (format/schema/config differ); use a new --out")
+        if (old.get("format") != FORMAT or old.get("schema") != SCHEMA_VERSION or not same
+                or old.get("generator", 1) != GENERATOR_VERSIONS[cfg.kind]):  # fmt: skip
+            raise DatasetError(f"{out} holds another dataset (format/schema/generator/config differ); use a new --out")
     (out / "samples").mkdir(parents=True, exist_ok=True)
     (out / "previews").mkdir(parents=True, exist_ok=True)
     todo = [i for i in range(cfg.num) if not _valid(out / "samples" / f"{_name(i)}.npz")]
@@ -143,6 +145,7 @@ def write_dataset(cfg: SynthConfig, out: str | Path, *, workers: int = 2, progre
     index = {
         "format": FORMAT,
         "schema": SCHEMA_VERSION,
+        "generator": GENERATOR_VERSIONS[cfg.kind],
         "config": config,
         "classes": list(CLASSES),
         "samples": [
@@ -198,6 +201,10 @@ class SynthDataset(Dataset):
             if index.get("schema") != SCHEMA_VERSION:
                 raise DatasetError(f"{path}: schema {index.get('schema')}, this unrender reads {SCHEMA_VERSION}")
             self.config = SynthConfig(**index["config"])
+            gen = index.get("generator", 1)
+            if gen != GENERATOR_VERSIONS[self.config.kind]:
+                raise DatasetError(f"{path}: made by version {gen} of the {self.config.kind!r} generator, this unrender "
+                                   f"has version {GENERATOR_VERSIONS[self.config.kind]}; generate it again")  # fmt: skip
             self.files = [self.root / e["file"] for e in index["samples"]]
         else:
             self.config = config
@@ -226,13 +233,17 @@ class SynthDataset(Dataset):
 
 def dataset_folder(root: str | Path, cfg: SynthConfig) -> Path:
     """The folder under ``root`` that a method keeps the dataset of ``cfg`` in, named by its settings
-    (kind, size, views, seed; the sample count is left out, so a larger ``num`` extends the same folder).
+    (kind, size, views, seed and the generator's version; the sample count is left out, so a larger
+    ``num`` extends the same folder).
 
     Example:
         >>> dataset_folder("runs/data", SynthConfig(kind="rooms", num=4, views=2, height=32, width=32)).name
         'rooms-32x32-v2-s0-a52a2085'
     """
-    key = hashlib.sha1(json.dumps([cfg.kind, cfg.views, cfg.height, cfg.width, cfg.seed]).encode()).hexdigest()[:8]
+    settings = [cfg.kind, cfg.views, cfg.height, cfg.width, cfg.seed]
+    if GENERATOR_VERSIONS[cfg.kind] > 1:  # version 1 folders keep the names they had
+        settings.append(GENERATOR_VERSIONS[cfg.kind])
+    key = hashlib.sha1(json.dumps(settings).encode()).hexdigest()[:8]
     return Path(root) / f"{cfg.kind}-{cfg.height}x{cfg.width}-v{cfg.views}-s{cfg.seed}-{key}"
 
 

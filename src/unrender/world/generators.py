@@ -19,7 +19,7 @@ from ..geometry import VoxelGrid, look_at, make_intrinsics, make_rigid, yaw_matr
 from ..geometry.rotations import axis_angle_to_matrix
 from .scene import Material, Primitive, Scene, SceneObject
 
-__all__ = ["Layout", "GENERATORS", "H36M_JOINTS", "H36M_PARENTS", "CAR_HEIGHT", "PEDESTRIAN_HEIGHT"]
+__all__ = ["Layout", "GENERATORS", "GENERATOR_VERSIONS", "H36M_JOINTS", "H36M_PARENTS", "CAR_HEIGHT", "PEDESTRIAN_HEIGHT"]
 
 CAR_HEIGHT = (1.50, 0.08)  # mean, std in metres
 PEDESTRIAN_HEIGHT = (1.70, 0.08)
@@ -496,6 +496,7 @@ def streets(rng: np.random.Generator, *, views: int, H: int, W: int) -> Layout:
     # ego camera: 1.65 m above the road, forward ~1 m per frame, small yaw/pitch/roll jitter
     Ts = []
     x0 = _u(rng, -road_w / 4 - 0.3, -road_w / 4 + 0.3)
+    z = 0.0
     for f in range(views):
         jitter = torch.tensor(
             [_u(rng, -0.01, 0.01), _u(rng, -0.015, 0.015), _u(rng, -0.008, 0.008)], dtype=torch.float64
@@ -503,7 +504,8 @@ def streets(rng: np.random.Generator, *, views: int, H: int, W: int) -> Layout:
         R_world_from_cam = axis_angle_to_matrix(
             jitter
         )  # pitch (x), yaw (y), roll (z) around the forward-looking camera
-        centre = torch.tensor([x0, -EGO_HEIGHT, f * _u(rng, 0.9, 1.1)], dtype=torch.float64)
+        centre = torch.tensor([x0, -EGO_HEIGHT, z], dtype=torch.float64)
+        z += _u(rng, 0.9, 1.1)  # the next frame's step forward
         world_from_cam = make_rigid(R_world_from_cam, centre)
         Rt = world_from_cam[:3, :3].T
         Ts.append(make_rigid(Rt, -Rt @ centre))
@@ -705,3 +707,8 @@ def people(rng: np.random.Generator, *, views: int, H: int, W: int) -> Layout:
 
 
 GENERATORS = {"rooms": rooms, "streets": streets, "objects": objects, "people": people}
+GENERATOR_VERSIONS = {"rooms": 1, "streets": 2, "objects": 1, "people": 1}
+"""Bumped when a kind's scenes change; part of a dataset's folder name and index, so a cached
+dataset of an older generator is never read as the current one. streets 2: the ego camera's
+steps accumulate (version 1 placed frame f at f * U(0.9, 1.1) m, so late frames jumped by up to
++-4 m and even went backwards)."""

@@ -46,9 +46,13 @@ class MappingModel:
     view: bool = True
     detection: bool = True
     view_channels: int = 8
+    appearance_decoder: bool = True
+    """View features come from a decoder of their own (sharing the encoder and bottleneck)."""
     colour_volume: bool = True
     """The first 3 view channels are a per-voxel colour, rendered by alpha compositing (occupancy as
     alpha) and trained against the held-out view and the input colours in the memory."""
+    render_residual: bool = True
+    """With the colour volume: the 2D decoder corrects the composited colours instead of starting anew."""
     depth_planes: int = 24
     det_classes: tuple[str, ...] = ("table", "chair", "shelf", "box")
     yaw_bins: int = 4

@@ -91,6 +91,8 @@ def evaluate_mapping(model: torch.nn.Module, cfg: MappingConfig, device: torch.d
             row = [item["rgb_in"][0], target[0], warped[0]]
             if m.view:
                 row.append(out["rgb_pred"][0].float().cpu())
+            if "rgb_render" in out:
+                row.append(out["rgb_render"][0].float().cpu())
             rows.append(row)
     res: dict[str, Any] = {k: sum(v) / len(v) for k, v in acc.items()}
     res["scenes"] = n
@@ -101,5 +103,8 @@ def evaluate_mapping(model: torch.nn.Module, cfg: MappingConfig, device: torch.d
                           [d["labels"] for d in det_pred], [g["boxes"] for g in det_gt], [g["labels"] for g in det_gt],
                           list(m.det_classes), iou_thresholds=(0.25, 0.5))  # fmt: skip
         res.update(ap)
-    res["images"] = {"input view 0 | held-out view | reprojection baseline | prediction": image_grid(rows, scale=2)}
+    title = "input view 0 | held-out view | reprojection baseline | prediction"
+    if m.view and m.colour_volume:
+        title += " | composited colour volume"
+    res["images"] = {title: image_grid(rows, scale=2)}
     return res
