@@ -89,7 +89,6 @@ class FeatureNet3D(nn.Module):
 
     def __init__(self, *, cin: int, channels: tuple[int, ...], unet: bool, decoders: int = 1):
         super().__init__()
-        self.unet = unet
         self.stem = nn.Sequential(_block(cin, channels[0]), _block(channels[0], channels[0]))
         self.down = nn.ModuleList(
             nn.Sequential(_block(a, b, stride=2), _block(b, b))
