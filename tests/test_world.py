@@ -225,7 +225,7 @@ def test_rooms_have_cup_on_table_and_chair_under_desk():
 
 
 def test_street_object_depth_follows_the_pinhole_height_rule():
-    """depth = f H / h from the rendered instance of fully visible upright cars and pedestrians."""
+    """depth = f H / h from the rendered instance of fully visible upright cars and pedestrians 8 m away or more."""
     checked, errors = 0, []
     for idx in range(3):
         cfg = SynthConfig(kind="streets", views=2, height=192, width=640, occupancy=False, shadows=False)
@@ -245,6 +245,11 @@ def test_street_object_depth_follows_the_pinhole_height_rule():
                     continue  # occluded
                 D = s["K"][v, 1, 1] * s["boxes_world"][v, m, 4] / (y2 - y1)
                 rendered = np.median(s["depth"][v, 0][s["instance"][v, 0] == iid])
+                if rendered < 8.0:
+                    # closer than ~8 m the 1.65 m camera sees a car's roof: its image height then
+                    # spans the roof's depth too and f H / h drifts past 5 %, which is the prior's
+                    # own error, not the renderer's
+                    continue
                 errors.append(abs(D - rendered) / rendered)
                 checked += 1
     assert checked >= 8
