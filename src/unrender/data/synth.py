@@ -203,8 +203,9 @@ class SynthDataset(Dataset):
             self.config = SynthConfig(**index["config"])
             gen = index.get("generator", 1)
             if gen != GENERATOR_VERSIONS[self.config.kind]:
-                raise DatasetError(f"{path}: made by version {gen} of the {self.config.kind!r} generator, this unrender "
-                                   f"has version {GENERATOR_VERSIONS[self.config.kind]}; generate it again")  # fmt: skip
+                want = GENERATOR_VERSIONS[self.config.kind]
+                raise DatasetError(f"{path}: made by version {gen} of the {self.config.kind!r} generator, "
+                                   f"this unrender has version {want}; generate it again")  # fmt: skip
             self.files = [self.root / e["file"] for e in index["samples"]]
         else:
             self.config = config

@@ -19,7 +19,9 @@ from ..geometry import VoxelGrid, look_at, make_intrinsics, make_rigid, yaw_matr
 from ..geometry.rotations import axis_angle_to_matrix
 from .scene import Material, Primitive, Scene, SceneObject
 
-__all__ = ["Layout", "GENERATORS", "GENERATOR_VERSIONS", "H36M_JOINTS", "H36M_PARENTS", "CAR_HEIGHT", "PEDESTRIAN_HEIGHT"]
+__all__ = [
+    "Layout", "GENERATORS", "GENERATOR_VERSIONS", "H36M_JOINTS", "H36M_PARENTS", "CAR_HEIGHT", "PEDESTRIAN_HEIGHT",
+]  # fmt: skip
 
 CAR_HEIGHT = (1.50, 0.08)  # mean, std in metres
 PEDESTRIAN_HEIGHT = (1.70, 0.08)
@@ -497,7 +499,7 @@ def streets(rng: np.random.Generator, *, views: int, H: int, W: int) -> Layout:
     Ts = []
     x0 = _u(rng, -road_w / 4 - 0.3, -road_w / 4 + 0.3)
     z = 0.0
-    for f in range(views):
+    for _ in range(views):
         jitter = torch.tensor(
             [_u(rng, -0.01, 0.01), _u(rng, -0.015, 0.015), _u(rng, -0.008, 0.008)], dtype=torch.float64
         )

@@ -223,8 +223,12 @@ class MappingNet(nn.Module):
             if m.colour_volume:  # parameter-free render: composite the colour volume, occupancy as alpha
                 out["rgb_render"], out["render_alpha"] = alpha_composite(fr[:, -1:], fr[:, :3])
             _, rays = camera_rays(batch["K_out"], batch["cam_from_mem_out"], Ho, Wo)
-            out["rgb_pred"] = self.view_dec(fr[:, :-1], fr[:, -1:], rearrange(rays, "b h w c -> b c h w"),
-                                            residual=m.colour_volume and m.render_residual)
+            out["rgb_pred"] = self.view_dec(
+                fr[:, :-1],
+                fr[:, -1:],
+                rearrange(rays, "b h w c -> b c h w"),
+                residual=m.colour_volume and m.render_residual,
+            )
         if m.detection:
             k, nb = len(m.det_classes), m.yaw_bins
             bev = self.bev(rearrange(h, "b c z y x -> b (c y) z x"))
