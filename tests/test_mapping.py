@@ -169,3 +169,23 @@ def test_mirror_augmentation_is_the_mirrored_world(tmp_path):
     W = item["rgb_in"].shape[-1]
     torch.testing.assert_close(uvm[..., 0], (W - 1) - uv[..., 0])
     torch.testing.assert_close(uvm[..., 1], uv[..., 1])
+
+
+def test_surface_colour_reaches_the_occupied_voxel_under_a_seen_face():
+    """A floor point seen in the empty voxel above the floor gives the occupied voxel below its colour;
+    occupied voxels far from anything seen and empty unseen voxels get no colour target."""
+    from unrender.methods.mapping.losses import surface_colour_target
+
+    memory = torch.zeros(1, 7, 4, 4, 4)
+    occ_frac, rgb = 0.5, torch.tensor([0.2, 0.6, 0.1])
+    memory[0, 0, 1, 1, 1] = occ_frac  # (z, y, x): the face was seen in voxel y = 1 ...
+    memory[0, 1:4, 1, 1, 1] = occ_frac * rgb
+    occupied = torch.zeros(1, 1, 4, 4, 4, dtype=torch.bool)
+    occupied[0, 0, :, 2] = True  # ... while the floor slab occupies y = 2
+    colour, weight = surface_colour_target(memory, occupied)
+    torch.testing.assert_close(colour[0, :, 1, 1, 1], rgb)  # seen directly
+    torch.testing.assert_close(colour[0, :, 1, 2, 1], rgb)  # the occupied voxel below it
+    assert weight[0, 0, 1, 1, 1] == 1 and weight[0, 0, 1, 2, 1] == 1
+    assert weight[0, 0, 3, 2, 3] == 0  # occupied, but nothing seen near it
+    assert weight[0, 0, 1, 0, 1] == 0  # next to the seen face, but empty
+    assert weight.sum() == 1 + occupied[0, 0, :3, 2, :3].sum()

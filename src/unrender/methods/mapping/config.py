@@ -35,7 +35,7 @@ class MappingData:
 
 @dataclass
 class MappingModel:
-    channels: tuple[int, int, int] = (16, 32, 64)
+    channels: tuple[int, int, int] = (16, 32, 128)
     """Feature channels at full, 1/2 and 1/4 resolution (the bottleneck)."""
     unet: bool = False
     """Skip connections from encoder to decoder (the comparison variant); False: the bottleneck carries all."""
@@ -107,7 +107,7 @@ def gpu() -> MappingConfig:
         train=TrainConfig(max_steps=30000, batch_size=16, lr=2e-3, warmup_steps=500, weight_decay=1e-4, ckpt_every=2000,
                           precision="bf16", num_workers=4, out_dir=Path("runs/mapping-gpu")),
         data=MappingData(num_train=4000, num_val=200, height=128, width=128, resolution=(64, 32, 64)),
-        model=MappingModel(channels=(24, 48, 96), view_channels=16, depth_planes=48),
+        model=MappingModel(channels=(24, 48, 192), view_channels=16, depth_planes=48),
     )  # fmt: skip
 
 

@@ -9,7 +9,7 @@ from .config import MappingConfig
 from .data import memory_grid
 from .detection import encode_targets
 
-__all__ = ["mapping_losses", "balanced_bce", "focal_heatmap_loss"]
+__all__ = ["mapping_losses", "balanced_bce", "focal_heatmap_loss", "surface_colour_target"]
 
 
 def balanced_bce(logits: torch.Tensor, target: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
@@ -34,6 +34,32 @@ def focal_heatmap_loss(
     return ((pos + neg).flatten(1).sum(1) / n).mean()
 
 
+def surface_colour_target(memory: torch.Tensor, occupied: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Colour targets of the colour volume from the fused input colours, and where they apply.
+
+    A voxel some input depth point fell in takes that colour. A surface point often lies in the
+    empty voxel just above or beside the occupied one (a floor's top face near a voxel boundary),
+    while the renderer composites colour where the occupancy is: occupied voxels next to a seen
+    surface therefore take the mean colour seen in their 3x3x3 neighbourhood too. (Without this the
+    occupied floor voxels had no colour target and rendered as one prior brown whatever the floor.)
+
+    Args:
+        memory: ``(B, 7 + F, Z, Y, X)`` from :func:`~unrender.methods.mapping.model.build_memory`.
+        occupied: ``(B, 1, Z, Y, X)`` boolean, voxels known occupied.
+
+    Returns:
+        colour ``(B, 3, Z, Y, X)`` and weight ``(B, 1, Z, Y, X)`` (1 where the colour applies, else 0).
+    """
+    occ, col = memory[:, :1], memory[:, 1:4]
+    seen = occ > 0
+    near_occ = F.avg_pool3d(occ, 3, stride=1, padding=1)
+    near_col = F.avg_pool3d(col, 3, stride=1, padding=1)
+    near = near_occ > 0
+    colour = torch.where(seen, col / occ.clamp(min=1e-6), near_col / near_occ.clamp(min=1e-6))
+    weight = seen | (near & occupied)
+    return colour, weight.to(colour.dtype)
+
+
 def mapping_losses(
     out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], cfg: MappingConfig
 ) -> dict[str, torch.Tensor]:
@@ -53,11 +79,10 @@ def mapping_losses(
             # by the coverage, so rays that leave the grid ask nothing of the colours
             covered = out["render_alpha"] * batch["rgb_out"]
             terms["render_l1"] = (out["rgb_render"] - covered).abs().flatten(1).mean(1).mean()
-            mem = out["memory"]
-            seen = (mem[:, :1] > 0).float()  # fused occupancy: some view put a depth point there
-            colour = mem[:, 1:4] / mem[:, :1].clamp(min=1e-6)
-            err = ((out["colour"] - colour).abs() * seen).flatten(1).sum(1) / (3 * seen.flatten(1).sum(1)).clamp(min=1)
-            terms["colour_l1"] = err.mean()
+            occupied = batch["occ_target"] * batch["occ_known"] > 0.5
+            colour, weight = surface_colour_target(out["memory"], occupied)
+            err = ((out["colour"] - colour).abs() * weight).flatten(1).sum(1)
+            terms["colour_l1"] = (err / (3 * weight.flatten(1).sum(1)).clamp(min=1)).mean()
     if m.detection:
         grid = memory_grid(cfg)
         tg = [encode_targets(b.cpu(), l.cpu(), grid, len(m.det_classes), m.yaw_bins) for b, l in
