@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...geometry import axis_angle_to_matrix, check_args, make_rigid
+from ...geometry import axis_angle_to_matrix, check_args, invert_rigid, make_rigid
 from .config import DepthConfig
 
 __all__ = ["DepthModel", "DepthNet", "PoseNet", "disp_to_depth"]
@@ -100,7 +100,7 @@ class DepthNet(nn.Module):
 
 
 class PoseNet(nn.Module):
-    """Target and source frame ``(B, 6, H, W)`` -> ``src_from_tgt (B, 4, 4)``.
+    """An earlier and a later frame ``(B, 3, H, W)`` each -> ``later_from_earlier (B, 4, 4)``.
 
     Axis-angle and translation come out of a global average pool; the axis-angle is scaled by 0.01
     (Monodepth2) and the translation by ``translation_scale``. The output layer starts at zero, so
@@ -117,8 +117,8 @@ class PoseNet(nn.Module):
         nn.init.zeros_(self.out.bias)
         self.register_buffer("gain", torch.tensor([0.01] * 3 + [translation_scale] * 3), persistent=False)
 
-    def forward(self, tgt: torch.Tensor, src: torch.Tensor) -> torch.Tensor:
-        x = torch.cat([tgt, src], 1)
+    def forward(self, earlier: torch.Tensor, later: torch.Tensor) -> torch.Tensor:
+        x = torch.cat([earlier, later], 1)
         v = self.gain * self.out(self.encoder((x - 0.45) / 0.225)[-1]).mean((2, 3))
         return make_rigid(axis_angle_to_matrix(v[:, :3]), v[:, 3:])
 
@@ -159,5 +159,10 @@ class DepthModel(nn.Module):
         check_args(("rgb", rgb, ("B", 3, 3, "H", "W")))
         tgt = rgb[:, 1]
         disp = self.depth_net(tgt)
-        poses = torch.stack([self.pose_net(tgt, rgb[:, 0]), self.pose_net(tgt, rgb[:, 2])], 1)
+        # Monodepth2: the pose net always sees its two frames in temporal order, so it estimates the
+        # forward motion either way; the previous frame's pose is the inverse of (previous -> target).
+        # Fed (target, source) for both, it gave both sources the same motion (measured: ~1 m ahead
+        # for the previous and the next frame alike) and depth came out in vertical streaks.
+        prev = invert_rigid(self.pose_net(rgb[:, 0], tgt))
+        poses = torch.stack([prev, self.pose_net(tgt, rgb[:, 2])], 1)
         return {"disp": disp, "src_from_tgt": poses}
