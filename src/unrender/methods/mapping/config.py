@@ -46,6 +46,8 @@ class MappingModel:
     view: bool = True
     detection: bool = True
     view_channels: int = 8
+    view_width: int = 48
+    """Channels of the 2D view decoder's hidden layers."""
     appearance_decoder: bool = True
     """View features come from a decoder of their own (sharing the encoder and bottleneck)."""
     colour_volume: bool = True
@@ -66,6 +68,11 @@ class MappingLoss:
     occupancy: float = 1.0
     semantics: float = 0.5
     view: float = 1.0
+    """L1 of the predicted held-out view."""
+    view_mse: float = 10.0
+    """Squared error of the predicted held-out view. Where the grid cannot resolve a texture (a
+    checkered floor at 0.2 m voxels) L1 is flat between the texture's colours while the squared
+    error (the metric PSNR reads) asks for their mean."""
     render: float = 5.0
     """L1 of the composited colour volume against the held-out view (weighted by its coverage)."""
     colour: float = 5.0

@@ -73,7 +73,9 @@ def mapping_losses(
         per = (ce * occupied).flatten(1).sum(1) / occupied.flatten(1).sum(1).clamp(min=1)
         terms["semantics"] = per.mean()
     if m.view:
-        terms["view_l1"] = (out["rgb_pred"] - batch["rgb_out"]).abs().flatten(1).mean(1).mean()
+        err = out["rgb_pred"] - batch["rgb_out"]
+        terms["view_l1"] = err.abs().flatten(1).mean(1).mean()
+        terms["view_mse"] = err.square().flatten(1).mean(1).mean()
         if m.colour_volume:
             # the composite only covers what lies in the memory: compare with the target premultiplied
             # by the coverage, so rays that leave the grid ask nothing of the colours
@@ -101,6 +103,7 @@ def mapping_losses(
         "occupancy": w.occupancy,
         "semantics": w.semantics,
         "view_l1": w.view,
+        "view_mse": w.view_mse,
         "render_l1": w.render,
         "colour_l1": w.colour,
         "heatmap": w.heatmap,

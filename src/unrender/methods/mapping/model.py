@@ -174,7 +174,7 @@ class MappingNet(nn.Module):
         self.sem_head = nn.Conv3d(c0, len(CLASSES), 1) if m.semantics else None
         if m.view:
             self.view_feat = nn.Conv3d(c0, m.view_channels, 1)
-            self.view_dec = ViewDecoder(cin=m.view_channels, depth_planes=m.depth_planes)
+            self.view_dec = ViewDecoder(cin=m.view_channels, depth_planes=m.depth_planes, width=m.view_width)
         if m.detection:
             Y = self.grid.resolution[1]
             k, nb = len(m.det_classes), m.yaw_bins
