@@ -208,6 +208,22 @@ def test_street_ego_camera_drives_forward_about_a_metre_per_frame():
         assert step[:, :2].abs().max() < 1e-9
 
 
+def test_street_ego_camera_never_drives_into_a_car_or_cyclist():
+    """streets 1-2 put the ego camera in the lane of the parked cars and the oncoming traffic."""
+    from unrender.geometry import box_corners
+    from unrender.world.generators import streets
+    from unrender.world.truth import object_boxes
+
+    for seed in range(12):
+        layout = streets(np.random.default_rng(seed), views=24, H=8, W=24)
+        centres = invert_rigid(layout.cam_from_world)[:, :3, 3]
+        for f, c in enumerate(centres):
+            corners = box_corners(object_boxes(layout.scene, layout.times[f])["boxes"])  # (M, 8, 3)
+            lo, hi = corners.amin(1) - 0.5, corners.amax(1) + 0.5
+            inside = (c[0] > lo[:, 0]) & (c[0] < hi[:, 0]) & (c[2] > lo[:, 2]) & (c[2] < hi[:, 2])
+            assert not inside.any(), (seed, f)
+
+
 def test_rooms_have_cup_on_table_and_chair_under_desk():
     s = make_sample(SynthConfig(kind="rooms", views=1, height=16, width=16, occupancy=False), 0)
     scene = Scene.from_json(str(s["scene_json"]))
