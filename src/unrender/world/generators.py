@@ -430,7 +430,7 @@ def streets(rng: np.random.Generator, *, views: int, H: int, W: int) -> Layout:
         van = rng.random() < 0.2
         lane = float(rng.choice([-1, 1]))
         moving = rng.random() < 0.4
-        x = lane * (lane_w / 2 + _u(rng, -0.2, 0.2) if moving else road_w / 2 - 1.1 + _u(rng, -0.1, 0.1))
+        x = lane * (lane_w / 2 + _u(rng, -0.2, 0.2) if moving else road_w / 2 - PARKING_STRIP / 2 + _u(rng, -0.1, 0.1))
         z = _u(rng, 6, 70)
         # in the ego lane a car drives at least as fast as the ego camera, so the camera never reaches it
         speed = _u(rng, 1.1, 1.6) if lane > 0 else _u(rng, 0.3, 1.2)
