@@ -11,7 +11,12 @@ from unrender.geometry import depth_to_points, make_intrinsics, make_rigid, so3_
 from unrender.methods import get_method
 from unrender.methods.depth.data import DepthDataset
 from unrender.methods.depth.evaluate import ablation_table
-from unrender.methods.depth.losses import frame_geometry, photometric_error, update_camera_target
+from unrender.methods.depth.losses import (
+    frame_geometry,
+    photometric_error,
+    ssim_dissimilarity,
+    update_camera_target,
+)
 from unrender.methods.depth.scale import mask_extents, object_depth_from_height, plane_from_point_map
 from unrender.render import inverse_warp
 
@@ -33,6 +38,21 @@ def streets(tmp_path_factory):
 
 
 # --- geometry ----------------------------------------------------------------------------------
+
+
+def test_ssim_matches_a_per_statistic_average_pool_reference():
+    """The one-convolution SSIM equals Monodepth2's form: five 3x3 average pools on reflection padding."""
+    torch.manual_seed(0)
+    x, y = torch.rand(2, 3, 9, 13, dtype=torch.float64), torch.rand(2, 3, 9, 13, dtype=torch.float64)
+
+    def pool(t):
+        return torch.nn.functional.avg_pool2d(torch.nn.functional.pad(t, (1, 1, 1, 1), mode="reflect"), 3, 1)
+
+    mx, my = pool(x), pool(y)
+    sx, sy, sxy = pool(x * x) - mx**2, pool(y * y) - my**2, pool(x * y) - mx * my
+    c1, c2 = 0.01**2, 0.03**2
+    ref = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx**2 + my**2 + c1) * (sx + sy + c2))
+    torch.testing.assert_close(ssim_dissimilarity(x, y), ((1 - ref) / 2).clamp(0, 1), rtol=0, atol=1e-12)
 def test_plane_fit_recovers_a_known_camera_height(streets):
     # analytic: a plane tilted by a known rotation, 1.65 m from the camera
     R = so3_exp(torch.tensor([0.05, 0.02, -0.03], dtype=torch.float64))

@@ -208,6 +208,24 @@ def test_street_ego_camera_drives_forward_about_a_metre_per_frame():
         assert step[:, :2].abs().max() < 1e-9
 
 
+def test_street_ego_camera_turns_smoothly():
+    """streets 1-4 drew pitch, yaw and roll independently per frame (up to 30 mrad between frames)."""
+    from unrender.geometry import matrix_to_axis_angle
+
+    for seed in range(6):
+        layout = streets_layout(seed)
+        R = layout.cam_from_world[:, :3, :3]
+        rel = matrix_to_axis_angle(R[1:] @ R[:-1].transpose(-1, -2)).norm(dim=-1)
+        assert rel.max() < 0.012, (seed, rel.max())
+        assert rel.mean() > 0.001  # it does move
+
+
+def streets_layout(seed: int):
+    from unrender.world.generators import streets
+
+    return streets(np.random.default_rng(seed), views=24, H=8, W=24)
+
+
 def test_street_ego_camera_never_drives_into_a_car_or_cyclist():
     """streets 1-2 put the ego camera in the lane of the parked cars and the oncoming traffic."""
     from unrender.geometry import box_corners

@@ -284,10 +284,11 @@ class Trainer:
         try:
             self._setup()
             tc = self.tc
+            loader = self._loader()  # builds (and may first generate) the data: not training time
             bar = tqdm(total=tc.max_steps, initial=self.step, disable=not (tc.progress and self.dist.is_main),
                        desc=f"train {self.method.name}", dynamic_ncols=True)  # fmt: skip
             t0 = time.time()
-            for batch in self._loader():
+            for batch in loader:
                 stats = self.train_step(_to_device(batch, self.device))
                 self.step += 1
                 bar.update(1)

@@ -296,7 +296,9 @@ def rooms(rng: np.random.Generator, *, views: int, H: int, W: int) -> Layout:
 
 # ---------------------------------------------------------------------------------------- streets
 def _car(rng, van: bool = False):
-    mat = _material(rng, None, ("none",))
+    # a body of one flat colour gives photometric depth learning nothing inside its outline (any depth
+    # explains a uniform patch); real paint has reflections, trim and dirt: half-metre value noise
+    mat = _material(rng, None, ("noise",), (0.35, 0.7))
     dark = Material((0.05, 0.05, 0.05))
     glass = Material((0.15, 0.2, 0.25))
     if van:
@@ -501,17 +503,18 @@ def streets(rng: np.random.Generator, *, views: int, H: int, W: int) -> Layout:
         )
         track += 1
     scene = Scene(objs, light_dir=(_u(rng, -0.6, 0.6), -1.0, _u(rng, -0.6, 0.2)), ambient=0.4, kind="streets")
-    # ego camera: 1.65 m above the road, forward ~1 m per frame, small yaw/pitch/roll jitter
+    # ego camera: 1.65 m above the road, forward ~1 m per frame; pitch, yaw and roll wander smoothly
+    # (each frame keeps 0.8 of the last angle and adds a small step: a few mrad between frames, as a
+    # car's heading and suspension move; streets 1-4 drew them independently per frame, a camera
+    # shaking by up to 1.7 degrees between frames)
     Ts = []
     x0 = _u(rng, lane_w / 2 - 0.3, lane_w / 2 + 0.3)
     z = 0.0
+    angles = np.zeros(3)
     for _ in range(views):
-        jitter = torch.tensor(
-            [_u(rng, -0.01, 0.01), _u(rng, -0.015, 0.015), _u(rng, -0.008, 0.008)], dtype=torch.float64
-        )
-        R_world_from_cam = axis_angle_to_matrix(
-            jitter
-        )  # pitch (x), yaw (y), roll (z) around the forward-looking camera
+        angles = 0.8 * angles + np.array([_u(rng, -0.004, 0.004), _u(rng, -0.006, 0.006), _u(rng, -0.003, 0.003)])
+        # pitch (x), yaw (y), roll (z) of the forward-looking camera
+        R_world_from_cam = axis_angle_to_matrix(torch.tensor(angles, dtype=torch.float64))
         centre = torch.tensor([x0, -EGO_HEIGHT, z], dtype=torch.float64)
         z += _u(rng, 0.9, 1.1)  # the next frame's step forward
         world_from_cam = make_rigid(R_world_from_cam, centre)
@@ -715,10 +718,12 @@ def people(rng: np.random.Generator, *, views: int, H: int, W: int) -> Layout:
 
 
 GENERATORS = {"rooms": rooms, "streets": streets, "objects": objects, "people": people}
-GENERATOR_VERSIONS = {"rooms": 1, "streets": 3, "objects": 1, "people": 1}
+GENERATOR_VERSIONS = {"rooms": 1, "streets": 5, "objects": 1, "people": 1}
 """Bumped when a kind's scenes change; part of a dataset's folder name and index, so a cached
 dataset of an older generator is never read as the current one. streets 2: the ego camera's
 steps accumulate (version 1 placed frame f at f * U(0.9, 1.1) m, so late frames jumped by up to
 +-4 m and even went backwards). streets 3: the ego camera drove in the left lane, through parked
 cars and into oncoming ones (17 % of frames had a surface within 1 m of the camera); now a parking
-strip along each kerb, the ego in the right lane, cars ahead in it no slower than the ego."""
+strip along each kerb, the ego in the right lane, cars ahead in it no slower than the ego.
+streets 4: car and van bodies carry value noise instead of one flat colour. streets 5: the camera's
+pitch, yaw and roll wander smoothly instead of jumping independently every frame."""

@@ -44,11 +44,13 @@ def ssim_dissimilarity(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         True
     """
     c1, c2 = 0.01**2, 0.03**2
-    x, y = F.pad(x, (1, 1, 1, 1), mode="reflect"), F.pad(y, (1, 1, 1, 1), mode="reflect")
-    mx, my = F.avg_pool2d(x, 3, 1), F.avg_pool2d(y, 3, 1)
-    sx = F.avg_pool2d(x * x, 3, 1) - mx**2
-    sy = F.avg_pool2d(y * y, 3, 1) - my**2
-    sxy = F.avg_pool2d(x * y, 3, 1) - mx * my
+    C = x.shape[1]
+    # the five local means in one depthwise 3x3 box filter (several times faster on CPU than
+    # five avg_pool2d calls; same values)
+    stats = F.pad(torch.cat([x, y, x * x, y * y, x * y], 1), (1, 1, 1, 1), mode="reflect")
+    box = torch.full((5 * C, 1, 3, 3), 1 / 9, dtype=x.dtype, device=x.device)
+    mx, my, xx, yy, xy = F.conv2d(stats, box, groups=5 * C).split(C, 1)
+    sx, sy, sxy = xx - mx**2, yy - my**2, xy - mx * my
     ssim = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx**2 + my**2 + c1) * (sx + sy + c2))
     return ((1 - ssim) / 2).clamp(0, 1)
 
