@@ -53,6 +53,8 @@ def test_ssim_matches_a_per_statistic_average_pool_reference():
     c1, c2 = 0.01**2, 0.03**2
     ref = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx**2 + my**2 + c1) * (sx + sy + c2))
     torch.testing.assert_close(ssim_dissimilarity(x, y), ((1 - ref) / 2).clamp(0, 1), rtol=0, atol=1e-12)
+
+
 def test_plane_fit_recovers_a_known_camera_height(streets):
     # analytic: a plane tilted by a known rotation, 1.65 m from the camera
     R = so3_exp(torch.tensor([0.05, 0.02, -0.03], dtype=torch.float64))

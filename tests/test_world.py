@@ -197,11 +197,15 @@ def test_samples_boxes_enclose_masks_and_repeat(kind):
         assert np.allclose(s["road_plane_cam"][:, 3], 1.65, atol=0.02)
 
 
-def test_street_ego_camera_drives_forward_about_a_metre_per_frame():
+def streets_layout(seed: int):
     from unrender.world.generators import streets
 
+    return streets(np.random.default_rng(seed), views=24, H=8, W=24)
+
+
+def test_street_ego_camera_drives_forward_about_a_metre_per_frame():
     for seed in range(3):
-        layout = streets(np.random.default_rng(seed), views=24, H=8, W=24)
+        layout = streets_layout(seed)
         centres = invert_rigid(layout.cam_from_world)[:, :3, 3]  # world: z along the street
         step = centres[1:] - centres[:-1]
         assert ((step[:, 2] > 0.89) & (step[:, 2] < 1.11)).all(), step[:, 2]
@@ -220,20 +224,13 @@ def test_street_ego_camera_turns_smoothly():
         assert rel.mean() > 0.001  # it does move
 
 
-def streets_layout(seed: int):
-    from unrender.world.generators import streets
-
-    return streets(np.random.default_rng(seed), views=24, H=8, W=24)
-
-
 def test_street_ego_camera_never_drives_into_a_car_or_cyclist():
     """streets 1-2 put the ego camera in the lane of the parked cars and the oncoming traffic."""
     from unrender.geometry import box_corners
-    from unrender.world.generators import streets
     from unrender.world.truth import object_boxes
 
     for seed in range(12):
-        layout = streets(np.random.default_rng(seed), views=24, H=8, W=24)
+        layout = streets_layout(seed)
         centres = invert_rigid(layout.cam_from_world)[:, :3, 3]
         for f, c in enumerate(centres):
             corners = box_corners(object_boxes(layout.scene, layout.times[f])["boxes"])  # (M, 8, 3)
