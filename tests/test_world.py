@@ -208,8 +208,10 @@ def test_street_ego_camera_drives_forward_about_a_metre_per_frame():
         layout = streets_layout(seed)
         centres = invert_rigid(layout.cam_from_world)[:, :3, 3]  # world: z along the street
         step = centres[1:] - centres[:-1]
-        assert ((step[:, 2] > 0.89) & (step[:, 2] < 1.11)).all(), step[:, 2]
+        assert ((step[:, 2] > 0.8) & (step[:, 2] < 1.1)).all(), step[:, 2]
         assert step[:, :2].abs().max() < 1e-9
+        # streets 1-5 drew each step independently (up to 0.2 m apart); a car's speed changes slowly
+        assert (step[1:, 2] - step[:-1, 2]).abs().max() < 0.01
 
 
 def test_street_ego_camera_turns_smoothly():
@@ -281,7 +283,8 @@ def test_street_object_depth_follows_the_pinhole_height_rule():
                     # spans the roof's depth too and f H / h drifts past 5 %, which is the prior's
                     # own error, not the renderer's
                     continue
-                errors.append(abs(D - rendered) / rendered)
+                # the box height h is whole pixels: allow one pixel of it on top of 3 %
+                errors.append(abs(D - rendered) / rendered - 1.0 / (y2 - y1))
                 checked += 1
     assert checked >= 8
-    assert max(errors) < 0.05, errors
+    assert max(errors) < 0.03, errors

@@ -299,8 +299,13 @@ def _car(rng, van: bool = False):
     # a body of one flat colour gives photometric depth learning nothing inside its outline (any depth
     # explains a uniform patch); real paint has reflections, trim and dirt: half-metre value noise
     mat = _material(rng, None, ("noise",), (0.35, 0.7))
+    # streets 7: paint no darker than 0.3 (dark bodies left the noise a few grey levels deep), a finer
+    # noise, and glass that reflects (noise between sky-grey and near black) instead of one flat
+    # colour over the whole cabin; derived from the same draws, so layouts are those of streets 6
+    paint = tuple(0.3 + (c - 0.15) * 0.65 / 0.8 for c in mat.color)
+    mat = Material(paint, "noise", tuple(0.4 * c for c in paint), mat.scale * 0.7, mat.seed)
     dark = Material((0.05, 0.05, 0.05))
-    glass = Material((0.15, 0.2, 0.25))
+    glass = Material((0.45, 0.5, 0.55), "noise", (0.06, 0.07, 0.09), 0.3, mat.seed + 1)
     if van:
         L, Wd, Ht = _u(rng, 4.8, 5.6), _u(rng, 1.9, 2.1), float(np.clip(rng.normal(2.1, 0.1), 1.85, 2.4))
     else:
@@ -507,16 +512,22 @@ def streets(rng: np.random.Generator, *, views: int, H: int, W: int) -> Layout:
     # (each frame keeps 0.8 of the last angle and adds a small step: a few mrad between frames, as a
     # car's heading and suspension move; streets 1-4 drew them independently per frame, a camera
     # shaking by up to 1.7 degrees between frames)
+    # The speed is a cruise speed per video that drifts slowly (under 0.01 m between consecutive
+    # steps, i.e. < 1 m/s^2 at 10 Hz); streets 1-5 drew every step at U(0.9, 1.1) m independently,
+    # a speed jumping by up to 2 m/s between frames. The ego is never faster than 1.1 m per frame,
+    # the slowest car ahead of it in its lane.
     Ts = []
     x0 = _u(rng, lane_w / 2 - 0.3, lane_w / 2 + 0.3)
     z = 0.0
+    cruise, drift = _u(rng, 0.85, 1.05), 0.0
     angles = np.zeros(3)
     for _ in range(views):
         angles = 0.8 * angles + np.array([_u(rng, -0.004, 0.004), _u(rng, -0.006, 0.006), _u(rng, -0.003, 0.003)])
+        drift = 0.9 * drift + _u(rng, -0.004, 0.004)
         # pitch (x), yaw (y), roll (z) of the forward-looking camera
         R_world_from_cam = axis_angle_to_matrix(torch.tensor(angles, dtype=torch.float64))
         centre = torch.tensor([x0, -EGO_HEIGHT, z], dtype=torch.float64)
-        z += _u(rng, 0.9, 1.1)  # the next frame's step forward
+        z += cruise + drift  # the next frame's step forward
         world_from_cam = make_rigid(R_world_from_cam, centre)
         Rt = world_from_cam[:3, :3].T
         Ts.append(make_rigid(Rt, -Rt @ centre))
@@ -718,7 +729,7 @@ def people(rng: np.random.Generator, *, views: int, H: int, W: int) -> Layout:
 
 
 GENERATORS = {"rooms": rooms, "streets": streets, "objects": objects, "people": people}
-GENERATOR_VERSIONS = {"rooms": 1, "streets": 5, "objects": 1, "people": 1}
+GENERATOR_VERSIONS = {"rooms": 1, "streets": 7, "objects": 1, "people": 1}
 """Bumped when a kind's scenes change; part of a dataset's folder name and index, so a cached
 dataset of an older generator is never read as the current one. streets 2: the ego camera's
 steps accumulate (version 1 placed frame f at f * U(0.9, 1.1) m, so late frames jumped by up to
@@ -726,4 +737,6 @@ steps accumulate (version 1 placed frame f at f * U(0.9, 1.1) m, so late frames 
 cars and into oncoming ones (17 % of frames had a surface within 1 m of the camera); now a parking
 strip along each kerb, the ego in the right lane, cars ahead in it no slower than the ego.
 streets 4: car and van bodies carry value noise instead of one flat colour. streets 5: the camera's
-pitch, yaw and roll wander smoothly instead of jumping independently every frame."""
+pitch, yaw and roll wander smoothly instead of jumping independently every frame. streets 6: the
+ego speed is a cruise speed per video (0.85-1.05 m per frame) drifting slowly, instead of a step
+drawn independently every frame. streets 7: brighter, finer car paint noise; reflecting glass."""
