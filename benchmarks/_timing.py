@@ -37,3 +37,16 @@ def train_step(method, model: torch.nn.Module, batch: dict, cfg, *, lr: float = 
         opt.step()
 
     return step
+
+
+def steps_and_device(doc: str) -> tuple[int, torch.device]:
+    """The ``--steps`` and ``--device`` options every method benchmark takes; prints the thread count."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--device", default="cpu")
+    args = ap.parse_args()
+    device = torch.device(args.device)
+    print(f"{torch.get_num_threads()} threads, device {device}")
+    return args.steps, device

@@ -11,11 +11,10 @@ convolutions a training step and an inference cost.
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import torch
-from _timing import median_time, train_step
+from _timing import median_time, steps_and_device, train_step
 
 from unrender.geometry import make_intrinsics
 from unrender.methods import get_method
@@ -50,14 +49,9 @@ def bench(preset: str, steps: int, device: torch.device) -> dict[str, float]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--steps", type=int, default=5)
-    ap.add_argument("--device", default="cpu")
-    args = ap.parse_args()
-    device = torch.device(args.device)
-    print(f"{torch.get_num_threads()} threads, device {device}")
+    steps, device = steps_and_device(__doc__)
     for preset in ("cpu", "gpu"):
-        r = bench(preset, args.steps, device)
+        r = bench(preset, steps, device)
         print(f"{r['size']} ({r['preset']} preset, batch {r['batch']}): training {r['steps_per_s']:.2f} steps/s "
               f"({r['step_over_ref']:.0f}x the reference conv), inference {r['frames_per_s']:.1f} frames/s "
               f"({r['inference_over_ref']:.1f}x); reference {r['ref_ms']:.1f} ms")  # fmt: skip

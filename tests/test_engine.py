@@ -129,6 +129,31 @@ def test_non_finite_losses_are_skipped(tmp_path):
         Trainer(dataclasses.replace(TOY, loss=always_nan), tiny_cfg(tmp_path / "b", max_bad_steps=3)).fit()
 
 
+def test_loss_spikes_are_skipped_and_a_lasting_rise_is_not(tmp_path):
+    """With ``spike_factor`` a single loss far above the running loss is skipped; a loss that stays
+    high lifts the running loss, so training goes on."""
+    calls = {"n": 0}
+
+    def spiky_loss(model, batch, cfg):
+        out = TOY.loss(model, batch, cfg)
+        calls["n"] += 1
+        if calls["n"] == 30:
+            out["loss"] = out["loss"] * 0 + 1e4
+        if calls["n"] > 40:  # a lasting rise: 20x from here on
+            out["loss"] = out["loss"] * 20
+        return out
+
+    cfg = tiny_cfg(tmp_path / "a", max_steps=120, ckpt_every=0, spike_factor=4.0, lr=0.0)
+    history: list[int] = []
+    hooks = [lambda tr, step: history.append(tr.skipped)]
+    trainer = Trainer(dataclasses.replace(TOY, loss=spiky_loss), cfg, hooks=hooks)
+    trainer.fit()
+    assert history[28] == 0 and history[29] == 1  # the 30th step was the spike
+    assert history[40] > 1  # the rise is treated as spikes at first ...
+    assert history[-1] == history[-30]  # ... until the running loss caught up: no skips at the end
+    assert trainer.loss_seen == 120
+
+
 def test_checkpoint_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="no complete checkpoint"):
         load_checkpoint(tmp_path)

@@ -33,6 +33,9 @@ class TrainConfig:
     """Final learning rate as a fraction of ``lr`` (cosine and linear)."""
     grad_clip: float = 1.0
     """Clip the global gradient norm to this (0 disables)."""
+    spike_factor: float = 0.0
+    """Skip a step whose loss exceeds this multiple of the running (EMA) loss, once 20 steps have
+    set it (0 disables). A loss that stays high lifts the running loss, so training never stalls."""
     max_bad_steps: int = 50
     """Stop after this many consecutive steps with a non-finite loss or gradient."""
     seed: int = 0

@@ -1,4 +1,4 @@
-"""The trainer: optimiser, LR schedule, clipping, non-finite skipping, checkpoints, logs, DDP.
+"""The trainer: optimiser, LR schedule, clipping, non-finite and loss-spike skipping, checkpoints, logs, DDP.
 
 A method supplies model, data, loss and evaluation (see :class:`unrender.methods.Method`);
 everything about optimisation belongs here. Runs resume exactly: data order is a
@@ -143,6 +143,7 @@ class Trainer:
         self.step = 0
         self.skipped = 0
         self.bad_in_a_row = 0
+        self.loss_ema, self.loss_seen = 0.0, 0  # running loss of the spike filter
 
     # ----------------------------------------------------------------------------------- set-up
     def _setup(self) -> None:
@@ -177,6 +178,8 @@ class Trainer:
         set_rng_state(rng[self.dist.rank] if self.dist.rank < len(rng) else rng[0])
         self.step = int(ck["state"]["step"])
         self.skipped = int(ck["state"].get("skipped", 0))
+        self.loss_ema = float(ck["state"].get("loss_ema", 0.0))
+        self.loss_seen = int(ck["state"].get("loss_seen", 0))
         if self.dist.is_main:
             tqdm.write(f"resuming from {ck['path']} at step {self.step}")
 
@@ -209,6 +212,8 @@ class Trainer:
             raise KeyError(f"method {self.method.name!r}: loss() must return a dict with a 'loss' entry")
         loss = losses["loss"]
         ok = all_true(bool(torch.isfinite(loss.detach()).all()), self.device, self.dist)
+        if ok and self.tc.spike_factor > 0:
+            ok = all_true(not self._spike(float(loss.detach())), self.device, self.dist)
         grad_norm = float("nan")
         if ok:
             loss.backward()
@@ -242,6 +247,15 @@ class Trainer:
         out.update(grad_norm=grad_norm, lr=self.scheduler.get_last_lr()[0], skipped=self.skipped)
         return out
 
+    def _spike(self, loss: float) -> bool:
+        """Whether ``loss`` is a spike (above ``spike_factor`` x the running loss); updates the running loss."""
+        limit = self.tc.spike_factor * self.loss_ema
+        spike = self.loss_seen >= 20 and loss > limit
+        value = min(loss, limit) if spike else loss
+        self.loss_ema = value if self.loss_seen == 0 else 0.98 * self.loss_ema + 0.02 * value
+        self.loss_seen += 1
+        return spike
+
     def save(self) -> Path | None:
         rng = get_rng_state()
         if self.dist.enabled:
@@ -261,7 +275,8 @@ class Trainer:
                 self.step,
                 self.model,
                 config_json=self.config_json,
-                state={"method": self.method.name, "skipped": self.skipped},
+                state={"method": self.method.name, "skipped": self.skipped, "loss_ema": self.loss_ema,
+                       "loss_seen": self.loss_seen},
                 train_state=train_state,
                 keep=self.tc.keep_ckpts,
             )

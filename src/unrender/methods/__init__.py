@@ -15,12 +15,12 @@ __all__ = ["Method", "METHODS", "PLANNED", "get_method", "available_methods", "M
 METHODS: dict[str, str] = {
     "depth": "unrender.methods.depth",
     "mapping": "unrender.methods.mapping",
+    "nvs": "unrender.methods.nvs",
     "toy": "unrender.methods.toy",
 }
 
 # names announced in the roadmap but not built yet -> the issue that builds them
 PLANNED: dict[str, str] = {
-    "nvs": "transformer novel-view synthesis (issue 6)",
     "energy-pose": "learned-energy 3D pose lifting (issue 7)",
     "energy-voxels": "learned-energy single-view voxel reconstruction (issue 7)",
 }

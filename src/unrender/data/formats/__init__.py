@@ -14,6 +14,7 @@ from .cameras import (
 from .colmap import ColmapModel, read_colmap_text
 from .errors import FormatError, MissingFileError
 from .h36m import H36MSamples, read_h36m
+from .images import fit_view, read_rgb
 from .kitti import (
     KittiObject,
     read_kitti_calib,
@@ -28,6 +29,8 @@ from .nerf import NerfScene, read_transforms_json
 from .realestate import RealEstateClip, read_realestate10k
 
 __all__ = [
+    "fit_view",
+    "read_rgb",
     "ColmapModel",
     "FormatError",
     "H36MSamples",

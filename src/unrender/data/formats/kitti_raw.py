@@ -17,6 +17,7 @@ import torch
 
 from ...io import atomic_path, atomic_write_text
 from .errors import FormatError, MissingFileError, require_file
+from .images import read_rgb
 
 __all__ = ["KittiRawDrive", "read_kitti_cam_to_cam", "read_kitti_raw", "read_kitti_raw_image", "write_kitti_raw"]
 
@@ -88,15 +89,7 @@ def read_kitti_raw(root: str | Path) -> list[KittiRawDrive]:
 
 def read_kitti_raw_image(path: str | Path) -> torch.Tensor:
     """An ``image_02`` frame -> ``(3, H, W)`` float in [0, 1]."""
-    from PIL import Image, UnidentifiedImageError
-
-    path = require_file(path, "KITTI raw image")
-    try:
-        with Image.open(path) as im:
-            arr = np.asarray(im.convert("RGB"))
-    except (UnidentifiedImageError, OSError, SyntaxError) as e:
-        raise FormatError(f"{path}: not a readable image ({e})") from None
-    return torch.from_numpy(arr.copy()).permute(2, 0, 1).float() / 255
+    return read_rgb(path, "KITTI raw image")
 
 
 def _calib_text(K: torch.Tensor, H: int, W: int) -> str:

@@ -1,0 +1,61 @@
+"""Image files -> tensors, and fitting a view (image + intrinsics) to a model's input size."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ...geometry.camera import crop_intrinsics, scale_intrinsics
+from .errors import FormatError, require_file
+
+__all__ = ["read_rgb", "fit_view"]
+
+
+def read_rgb(path: str | Path, what: str = "image") -> torch.Tensor:
+    """An image file (PNG, JPEG, ...) -> ``(3, H, W)`` float in [0, 1]; ``what`` names it in errors.
+
+    Raises:
+        MissingFileError: no such file.
+        FormatError: not a readable image.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    path = require_file(path, what)
+    try:
+        with Image.open(path) as im:
+            arr = np.asarray(im.convert("RGB"))
+    except (UnidentifiedImageError, OSError, SyntaxError) as e:
+        raise FormatError(f"{path}: not a readable image ({e})") from None
+    return torch.from_numpy(arr.copy()).permute(2, 0, 1).float() / 255
+
+
+def fit_view(image: torch.Tensor, K: torch.Tensor, H: int, W: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Centre-crop ``image`` to the aspect of ``H x W``, resize it (antialiased) to ``H x W``, and
+    adjust ``K`` to match.
+
+    Args:
+        image: ``(C, h, w)``; K: ``(3, 3)`` in pixels of ``image``.
+
+    Returns:
+        ``(C, H, W)`` and ``(3, 3)``.
+
+    Example:
+        >>> from unrender.geometry import make_intrinsics
+        >>> img, K = fit_view(torch.rand(3, 40, 80), make_intrinsics(50.0, 50.0, 39.5, 19.5), 16, 16)
+        >>> img.shape, K[0, 2].item(), K[0, 0].item()
+        (torch.Size([3, 16, 16]), 7.5, 20.0)
+    """
+    if image.ndim != 3:
+        raise ValueError(f"fit_view: image must be (C, h, w), got shape {tuple(image.shape)}")
+    h, w = image.shape[-2:]
+    if h * W > w * H:  # too tall: crop rows
+        ch, cw = round(w * H / W), w
+    else:
+        ch, cw = h, round(h * W / H)
+    top, left = (h - ch) // 2, (w - cw) // 2
+    crop = image[:, top : top + ch, left : left + cw]
+    out = F.interpolate(crop[None], (H, W), mode="bilinear", antialias=True, align_corners=False)[0]
+    return out.clamp(0, 1), scale_intrinsics(crop_intrinsics(K, top, left), W / cw, H / ch)
