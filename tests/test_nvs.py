@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import pytest
 import torch
@@ -12,8 +11,6 @@ from unrender.geometry import invert_rigid, look_at, make_intrinsics, make_rigid
 from unrender.geometry.rotations import axis_angle_to_matrix
 from unrender.methods.nvs.config import tiny
 from unrender.methods.nvs.model import NVSModel, normalize_cameras, patchify, unpatchify
-
-FOX = Path(__file__).resolve().parents[2] / "shared" / "data" / "nerf_fox" / "transforms.json"
 
 
 def _batch(B=2, V=2, T=2, H=32, W=32, seed=0, dtype=torch.float32):
@@ -193,13 +190,14 @@ def test_baselines_are_exact_where_they_should_be(tmp_path):
     torch.testing.assert_close(rep[on], it["images"][0][on])
 
 
-def test_transforms_json_scene_feeds_the_model():
-    if not FOX.is_file():
-        pytest.skip(f"{FOX} not present (../shared/data/nerf_fox)")
+def test_transforms_json_scene_feeds_the_model(shared_data):
+    fox = shared_data / "nerf_fox" / "transforms.json"
+    if not fox.is_file():
+        pytest.skip(f"{fox} not present")
     from unrender.methods.nvs.data import nerf_views
 
     cfg = tiny()
-    ds = nerf_views(FOX, cfg, num_items=2)
+    ds = nerf_views(fox, cfg, num_items=2)
     it = ds[0]
     H, W = cfg.data.height, cfg.data.width
     assert it["images"].shape == (cfg.data.num_input, 3, H, W)
