@@ -212,10 +212,12 @@ class Trainer:
             raise KeyError(f"method {self.method.name!r}: loss() must return a dict with a 'loss' entry")
         loss = losses["loss"]
         ok = all_true(bool(torch.isfinite(loss.detach()).all()), self.device, self.dist)
-        if ok and self.tc.spike_factor > 0:
-            ok = all_true(not self._spike(float(loss.detach())), self.device, self.dist)
+        # a loss spike is skipped too, but is not a non-finite step: the running loss it lifts ends a
+        # lasting rise, so it never counts towards max_bad_steps
+        spike = ok and self.tc.spike_factor > 0 and not all_true(not self._spike(float(loss.detach())),
+                                                                  self.device, self.dist)  # fmt: skip
         grad_norm = float("nan")
-        if ok:
+        if ok and not spike:
             loss.backward()
             params = [p for p in self.model.parameters() if p.grad is not None]
             if self.tc.grad_clip > 0:
@@ -228,13 +230,13 @@ class Trainer:
                 )
             grad_norm = float(gn)
             ok = all_true(math.isfinite(grad_norm), self.device, self.dist)
-        if ok:
+        if ok and not spike:
             self.optimizer.step()
             self.bad_in_a_row = 0
         else:
             self.optimizer.zero_grad(set_to_none=True)
             self.skipped += 1
-            self.bad_in_a_row += 1
+            self.bad_in_a_row += 0 if spike else 1
             if self.bad_in_a_row > self.tc.max_bad_steps:
                 raise RuntimeError(
                     f"{self.bad_in_a_row} consecutive steps had a non-finite loss or gradient (step {self.step}); "

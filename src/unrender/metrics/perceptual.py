@@ -77,14 +77,18 @@ class VGGFeatures(nn.Module):
         return taps
 
 
-def _unit(f: torch.Tensor) -> torch.Tensor:
-    return f / (f.pow(2).sum(1, keepdim=True).sqrt() + 1e-10)
+def _tap_distances(vgg: VGGFeatures, a: torch.Tensor, b: torch.Tensor) -> list[torch.Tensor]:
+    """Per tap: squared differences of channel-normalised features ``(B, C_tap, h, w)``."""
+
+    def unit(f: torch.Tensor) -> torch.Tensor:
+        return f / (f.pow(2).sum(1, keepdim=True).sqrt() + 1e-10)
+
+    return [(unit(x) - unit(y)).pow(2) for x, y in zip(vgg(a), vgg(b), strict=True)]
 
 
 def feature_distance(vgg: VGGFeatures, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Mean over the five taps of the squared distance of channel-normalised features, per image ``(B,)``."""
-    taps = zip(vgg(a), vgg(b), strict=True)
-    return torch.stack([(_unit(x) - _unit(y)).pow(2).sum(1).mean((1, 2)) for x, y in taps]).mean(0)
+    return torch.stack([d.sum(1).mean((1, 2)) for d in _tap_distances(vgg, a, b)]).mean(0)
 
 
 class LPIPS(nn.Module):
@@ -108,9 +112,6 @@ class LPIPS(nn.Module):
         self.requires_grad_(False)
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        out, start = 0.0, 0
-        for x, y, c in zip(self.vgg(a), self.vgg(b), _CHANNELS, strict=True):
-            w = self.lin[start : start + c].view(1, c, 1, 1)
-            out = out + ((_unit(x) - _unit(y)).pow(2) * w).sum(1).mean((1, 2))
-            start += c
-        return out
+        weights = self.lin.split(_CHANNELS)
+        return sum((d * w.view(1, -1, 1, 1)).sum(1).mean((1, 2)) for d, w in zip(_tap_distances(self.vgg, a, b),
+                                                                                  weights, strict=True))  # fmt: skip

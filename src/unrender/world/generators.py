@@ -296,14 +296,13 @@ def rooms(rng: np.random.Generator, *, views: int, H: int, W: int) -> Layout:
 
 # ---------------------------------------------------------------------------------------- streets
 def _car(rng, van: bool = False):
-    # a body of one flat colour gives photometric depth learning nothing inside its outline (any depth
-    # explains a uniform patch); real paint has reflections, trim and dirt: half-metre value noise
-    mat = _material(rng, None, ("noise",), (0.35, 0.7))
-    # streets 7: paint no darker than 0.3 (dark bodies left the noise a few grey levels deep), a finer
-    # noise, and glass that reflects (noise between sky-grey and near black) instead of one flat
-    # colour over the whole cabin; derived from the same draws, so layouts are those of streets 6
-    paint = tuple(0.3 + (c - 0.15) * 0.65 / 0.8 for c in mat.color)
-    mat = Material(paint, "noise", tuple(0.4 * c for c in paint), mat.scale * 0.7, mat.seed)
+    # A body of one flat colour gives photometric depth learning nothing inside its outline (any depth
+    # explains a uniform patch); real paint has reflections, trim and dirt: value noise of 0.25-0.5 m on
+    # paint no darker than 0.3 (darker bodies left the noise a few grey levels deep), and glass that
+    # reflects. The draws are those of streets 4-6 (one _material call), so layouts stay the same.
+    drawn = _material(rng, None, ("noise",), (0.35, 0.7))
+    paint = tuple(0.3 + (c - 0.15) * 0.65 / 0.8 for c in drawn.color)  # U(0.15, 0.95) -> U(0.3, 0.95)
+    mat = Material(paint, "noise", tuple(0.4 * c for c in paint), drawn.scale * 0.7, drawn.seed)
     dark = Material((0.05, 0.05, 0.05))
     glass = Material((0.45, 0.5, 0.55), "noise", (0.06, 0.07, 0.09), 0.3, mat.seed + 1)
     if van:

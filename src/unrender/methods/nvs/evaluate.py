@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from torch.utils.data import default_collate
 
 from ...geometry import invert_rigid
 from ...metrics.image import psnr, ssim
@@ -32,20 +33,18 @@ def reprojected_view(sample: dict[str, torch.Tensor], t: int) -> torch.Tensor:
     """Baseline: the input views splatted into target ``t`` with their ground-truth depth, nearest
     view first; pixels no input reaches get the nearest view's background colour (the median of its
     pixels without depth), ``(3, H, W)``."""
-    H, W = sample["images"].shape[-2:]
-    order = _order(sample["cam_from_world"], sample["target_cam_from_world"][t]).tolist()
+    s = {k: v.float().cpu() for k, v in sample.items() if v.is_floating_point()}
+    H, W = s["images"].shape[-2:]
+    order = _order(s["cam_from_world"], s["target_cam_from_world"][t]).tolist()
     out = torch.zeros(3, H, W)
     filled = torch.zeros(1, H, W, dtype=torch.bool)
     for v in order:
-        img, hit = forward_warp(sample["images"][v].float().cpu(), sample["depth"][v].float().cpu(),
-                                sample["K"][v].float().cpu(), sample["cam_from_world"][v].float().cpu(),
-                                sample["target_K"][t].float().cpu(), sample["target_cam_from_world"][t].float().cpu(),
-                                H, W)  # fmt: skip
-        new = hit & ~filled
-        out = torch.where(new, img, out)
+        img, hit = forward_warp(s["images"][v], s["depth"][v], s["K"][v], s["cam_from_world"][v], s["target_K"][t],
+                                s["target_cam_from_world"][t], H, W)  # fmt: skip
+        out = torch.where(hit & ~filled, img, out)
         filled |= hit
-    near = sample["images"][order[0]].float().cpu()
-    bg_mask = sample["depth"][order[0]].cpu()[0] <= 0
+    near = s["images"][order[0]]
+    bg_mask = s["depth"][order[0]][0] <= 0
     background = near[:, bg_mask].median(1).values[:, None, None] if bg_mask.any() else near
     return torch.where(filled, out, background.expand(3, H, W))
 
@@ -72,7 +71,7 @@ def evaluate_nvs(
     rows = []
     for start in range(0, n, batch_size):
         items = [data[i] for i in range(start, min(n, start + batch_size))]
-        b = {k: torch.stack([it[k] for it in items]).to(device) for k in items[0]}
+        b = {k: v.to(device) for k, v in default_collate(items).items()}
         pred = model(b).float().clamp(0, 1).cpu()
         for j, it in enumerate(items):
             for t in range(pred.shape[1]):

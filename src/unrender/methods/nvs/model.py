@@ -183,8 +183,10 @@ class NVSModel(nn.Module):
         check_args(("images", images, ("B", "V", 3, "H", "W")), ("K", K_in, ("B", "V", 3, 3)),
                    ("cam_from_world", T_in, ("B", "V", 4, 4)), ("target_K", K_tg, ("B", "T", 3, 3)),
                    ("target_cam_from_world", T_tg, ("B", "T", 4, 4)))  # fmt: skip
-        T_in, T_tg = normalize_cameras(T_in.double(), T_tg.double(), self.m.max_translation)
         p = self.m.patch
+        if H % p or W % p:
+            raise ValueError(f"images are {H}x{W}, not a multiple of the patch size {p}")
+        T_in, T_tg = normalize_cameras(T_in.double(), T_tg.double(), self.m.max_translation)
         x_tg = self.target_tokens(patchify(plucker_map(K_tg.double(), T_tg, H, W).to(images.dtype), p))
         if not inputs:
             return None, x_tg

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.utils.data import default_collate
 
 __all__ = ["ProbeArgs", "run_probes", "interpolate", "permute", "edit_tokens", "add_token"]
 
@@ -42,10 +43,6 @@ def _change(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a - b).abs().mean())
 
 
-def _stack(batch_items: list[dict[str, torch.Tensor]], device) -> dict[str, torch.Tensor]:
-    return {k: torch.stack([it[k] for it in batch_items]).to(device) for k in batch_items[0]}
-
-
 @torch.no_grad()
 def interpolate(model, a: dict, b: dict, steps: int) -> tuple[list[torch.Tensor], list[float]]:
     """Renders of ``a``'s first target from ``(1 - w) z_a + w z_b`` for ``steps`` weights in [0, 1]."""
@@ -63,28 +60,26 @@ def permute(model, a: dict, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, 
     return r0, r1, float((r0 - r1).abs().max())
 
 
+def _edits(z: torch.Tensor, i: int, noise: float, g: torch.Generator) -> dict[str, torch.Tensor]:
+    """Latents ``(B, L, D)`` with token ``i`` zeroed, perturbed (by ``noise`` x its RMS) and dropped."""
+    zero, pert = z.clone(), z.clone()
+    zero[:, i] = 0
+    rms = z[:, i].pow(2).mean().sqrt()
+    pert[:, i] = z[:, i] + noise * rms * torch.randn(z[:, i].shape, generator=g).to(z.device)
+    return {"zero": zero, "perturb": pert, "drop": torch.cat([z[:, :i], z[:, i + 1 :]], 1)}
+
+
 @torch.no_grad()
-def edit_tokens(model, a: dict, noise: float = 1.0, seed: int = 0) -> dict[str, Any]:
-    """Zero, perturb and drop every latent token in turn; the render change of each (mean |diff|)."""
+def edit_tokens(model, a: dict, noise: float = 1.0, seed: int = 0) -> dict[str, list[float]]:
+    """Zero, perturb and drop every latent token in turn: the render change of each (mean |diff|),
+    per edit kind, indexed by token."""
     z = model.encode(a)
     base = model.decode(z, a)[0, 0]
     g = torch.Generator().manual_seed(seed)
-    L = z.shape[1]
-    out: dict[str, Any] = {"zero": [], "perturb": [], "drop": [], "renders": {}}
-    for i in range(L):
-        zz = z.clone()
-        zz[:, i] = 0
-        r_zero = model.decode(zz, a)[0, 0]
-        zp = z.clone()
-        rms = z[:, i].pow(2).mean().sqrt()
-        zp[:, i] = z[:, i] + noise * rms * torch.randn(z[:, i].shape, generator=g).to(z.device)
-        r_pert = model.decode(zp, a)[0, 0]
-        r_drop = model.decode(torch.cat([z[:, :i], z[:, i + 1 :]], 1), a)[0, 0]
-        out["zero"].append(_change(r_zero, base))
-        out["perturb"].append(_change(r_pert, base))
-        out["drop"].append(_change(r_drop, base))
-        out["renders"][i] = (r_zero, r_pert, r_drop)
-    out["base"] = base
+    out: dict[str, list[float]] = {"zero": [], "perturb": [], "drop": []}
+    for i in range(z.shape[1]):
+        for kind, zz in _edits(z, i, noise, g).items():
+            out[kind].append(_change(model.decode(zz, a)[0, 0], base))
     return out
 
 
@@ -143,7 +138,7 @@ def run_probes(args: ProbeArgs) -> dict[str, Any]:
     for name in ("scene_a", "scene_b"):
         if not 0 <= getattr(args, name) < len(data):
             raise ValueError(f"--{name.replace('_', '-')} must be in 0..{len(data) - 1}")
-    a, b = _stack([data[args.scene_a]], device), _stack([data[args.scene_b]], device)
+    a, b = ({k: v.to(device) for k, v in default_collate([data[i]]).items()} for i in (args.scene_a, args.scene_b))
     out_dir = args.out or Path(ck["path"]).parent.parent / "probes"
     out_dir.mkdir(parents=True, exist_ok=True)
     numbers: dict[str, Any] = {"checkpoint": str(ck["path"]), "latents": cfg.model.latents}
@@ -160,11 +155,17 @@ def run_probes(args: ProbeArgs) -> dict[str, Any]:
 
     ed = edit_tokens(model, a, args.noise)
     top = sorted(range(len(ed["drop"])), key=lambda i: -ed["drop"][i])[: args.tokens]
-    rows = [[ed["base"].cpu(), *(r.cpu() for r in ed["renders"][i]),
-             *(((r - ed["base"]).abs() * 4).clamp(0, 1).cpu() for r in ed["renders"][i])] for i in top]  # fmt: skip
+    with torch.no_grad():  # render again only the tokens shown
+        z = model.encode(a)
+        base = model.decode(z, a)[0, 0]
+        g = torch.Generator().manual_seed(0)
+        rows = []
+        for i in top:
+            edited = [model.decode(zz, a)[0, 0] for zz in _edits(z, i, args.noise, g).values()]
+            rows.append([base.cpu(), *(r.cpu() for r in edited),
+                         *(((r - base).abs() * 4).clamp(0, 1).cpu() for r in edited)])  # fmt: skip
     save_png(out_dir / "edit.png", image_grid(rows, scale=3))
-    numbers["edit"] = {k: {"mean": sum(v) / len(v), "max": max(v), "top_tokens": top}
-                       for k, v in ed.items() if k in ("zero", "perturb", "drop")}  # fmt: skip
+    numbers["edit"] = {k: {"mean": sum(v) / len(v), "max": max(v), "top_tokens": top} for k, v in ed.items()}
 
     numbers["add_token_change"] = add_token(model, a)
     atomic_write_text(out_dir / "probes.json", json.dumps(numbers, indent=2))
