@@ -275,8 +275,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print(__version__)
         return 0
-    handlers = {"demo": cmd_demo, "synth": cmd_synth, "train": cmd_train, "eval": cmd_eval, "probe": cmd_probe,
-                "bench": cmd_bench}
+    handlers = {
+        "demo": cmd_demo,
+        "synth": cmd_synth,
+        "train": cmd_train,
+        "eval": cmd_eval,
+        "probe": cmd_probe,
+        "bench": cmd_bench,
+    }
     if args[0] not in handlers:
         return _fail(f"unknown command {args[0]!r}\n\n{_usage()}")
     try:

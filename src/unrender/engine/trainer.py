@@ -277,8 +277,12 @@ class Trainer:
                 self.step,
                 self.model,
                 config_json=self.config_json,
-                state={"method": self.method.name, "skipped": self.skipped, "loss_ema": self.loss_ema,
-                       "loss_seen": self.loss_seen},
+                state={
+                    "method": self.method.name,
+                    "skipped": self.skipped,
+                    "loss_ema": self.loss_ema,
+                    "loss_seen": self.loss_seen,
+                },
                 train_state=train_state,
                 keep=self.tc.keep_ckpts,
             )

@@ -14,6 +14,7 @@ __all__ = ["Method", "METHODS", "PLANNED", "get_method", "available_methods", "M
 # name -> module defining ``METHOD``
 METHODS: dict[str, str] = {
     "depth": "unrender.methods.depth",
+    "energy-pose": "unrender.methods.energy.pose",
     "mapping": "unrender.methods.mapping",
     "nvs": "unrender.methods.nvs",
     "toy": "unrender.methods.toy",
@@ -21,7 +22,6 @@ METHODS: dict[str, str] = {
 
 # names announced in the roadmap but not built yet -> the issue that builds them
 PLANNED: dict[str, str] = {
-    "energy-pose": "learned-energy 3D pose lifting (issue 7)",
     "energy-voxels": "learned-energy single-view voxel reconstruction (issue 7)",
 }
 
