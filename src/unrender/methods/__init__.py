@@ -15,15 +15,14 @@ __all__ = ["Method", "METHODS", "PLANNED", "get_method", "available_methods", "M
 METHODS: dict[str, str] = {
     "depth": "unrender.methods.depth",
     "energy-pose": "unrender.methods.energy.pose",
+    "energy-voxels": "unrender.methods.energy.voxels",
     "mapping": "unrender.methods.mapping",
     "nvs": "unrender.methods.nvs",
     "toy": "unrender.methods.toy",
 }
 
 # names announced in the roadmap but not built yet -> the issue that builds them
-PLANNED: dict[str, str] = {
-    "energy-voxels": "learned-energy single-view voxel reconstruction (issue 7)",
-}
+PLANNED: dict[str, str] = {}
 
 
 class MethodNotBuiltError(LookupError):

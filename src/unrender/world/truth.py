@@ -8,7 +8,7 @@ from ..geometry import BOX_EDGES, VoxelGrid, box_corners, check_args, invert_rig
 from .primitives import KINDS, inside
 from .scene import Scene, class_id
 
-__all__ = ["occupancy", "object_boxes", "boxes_in_camera", "boxes_2d", "mask_boxes"]
+__all__ = ["occupancy", "semantics_at", "object_boxes", "boxes_in_camera", "boxes_2d", "mask_boxes"]
 
 
 def occupancy(
@@ -32,11 +32,28 @@ def occupancy(
         occupied ``(1, Z, Y, X)`` float 0/1 and semantic ``(Z, Y, X)`` long (class id of the
         first primitive containing the centre, in scene order; 0 where empty).
     """
-    flat = scene.flatten(t)
     pts = grid.centers(dtype=torch.float64).reshape(-1, 3)
     if grid_from_world is not None:
         check_args(("grid_from_world", grid_from_world.double(), (4, 4)))
         pts = transform_points(invert_rigid(grid_from_world.double()), pts)
+    sem = semantics_at(scene, pts, t=t, include=include)
+    Z, Y, X = grid.shape
+    sem = sem.reshape(Z, Y, X)
+    return (sem > 0).float()[None], sem
+
+
+def semantics_at(
+    scene: Scene, points_world: torch.Tensor, *, t: float = 0.0, include: tuple[str, ...] | None = None
+) -> torch.Tensor:
+    """Class id ``(Q,)`` long at world points ``(Q, 3)``: that of the first primitive (in scene order)
+    containing the point, 0 where the point is in free space. ``> 0`` is the exact occupancy.
+
+    Args:
+        include: class names to count (default all).
+    """
+    check_args(("points_world", points_world, ("Q", 3)))
+    pts = points_world.double()
+    flat = scene.flatten(t)
     keep = None if include is None else torch.tensor([class_id(c) for c in include])
     sem = torch.zeros(len(pts), dtype=torch.long)
     for k, kind in enumerate(KINDS):
@@ -51,9 +68,7 @@ def occupancy(
         first = torch.where(ins.any(0), ins.float().argmax(0), -1)
         new = (first >= 0) & (sem == 0)
         sem = torch.where(new, flat.semantic[sel][first.clamp(min=0)], sem)
-    Z, Y, X = grid.shape
-    sem = sem.reshape(Z, Y, X)
-    return (sem > 0).float()[None], sem
+    return sem
 
 
 def object_boxes(scene: Scene, t: float = 0.0) -> dict[str, torch.Tensor]:
