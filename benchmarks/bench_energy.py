@@ -36,8 +36,9 @@ def main() -> None:
     mlp_cfg.model.kind, mlp_cfg.model.width, mlp_cfg.model.blocks, mlp_cfg.model.dropout = "mlp", 1024, 2, 0.5
     mlp = method.build_model(mlp_cfg).to(device).eval()
     t_mlp = median_time(lambda: mlp(batch), steps, device=device)
+    mlp_params = sum(p.numel() for p in mlp.parameters())
     print(f"energy model ({params / 1e3:.0f}k parameters), batch {B}: initial network alone {B / t[0]:.0f} poses/s; "
-          f"1024x2 MLP ({sum(p.numel() for p in mlp.parameters()) / 1e6:.2f}M parameters) {B / t_mlp:.0f} poses/s")  # fmt: skip
+          f"1024x2 MLP ({mlp_params / 1e6:.2f}M parameters) {B / t_mlp:.0f} poses/s")  # fmt: skip
     for k in range(1, 9):
         print(f"K = {k}: {B / t[k]:.0f} poses/s, {1000 * (t[k] - t[0]) / k:.2f} ms per inner step, "
               f"{t[k] / t[0]:.1f}x the initial network, {t[k] / t_mlp:.1f}x the 1024x2 MLP")  # fmt: skip

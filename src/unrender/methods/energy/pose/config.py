@@ -32,14 +32,14 @@ class PoseModel:
     kind: Literal["energy", "mlp"] = "energy"
     """``energy``: initial network + learned energy minimised by unrolled steps. ``mlp``: the
     Martinez et al. (2017) residual MLP baseline (``width`` units x ``blocks`` residual blocks)."""
-    width: int = 256
+    width: int = 128
     """Hidden units of the MLP baseline, or of the energy model's initial network."""
     blocks: int = 1
     """Residual blocks (two linear layers each) of the MLP baseline / the initial network."""
     dropout: float = 0.1
     """Dropout of the MLP blocks (Martinez et al. use 0.5 at 1024 units)."""
     # --- energy model
-    prior_width: int = 128
+    prior_width: int = 256
     """Hidden units of the feasibility prior (a softplus MLP on normalised pairwise squared distances)."""
     pair_term: bool = False
     """Add the learned consistency term on pairwise distances of [projected y ; observed 2D]."""

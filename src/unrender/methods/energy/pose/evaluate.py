@@ -149,12 +149,14 @@ def evaluate_pose(model: nn.Module, cfg: EnergyPoseConfig, device: torch.device)
     out: dict[str, Any] = {}
     params = sum(p.numel() for p in model.parameters())
     one = PoseLifting(cfg, "val", 0.0)
-    sample = {k: v[:1].to(device) for k, v in next(iter(torch.utils.data.DataLoader(one, batch_size=1))).items()}
+    sample = {k: v[None].to(device) for k, v in one[0].items()}  # MACs per pose: a batch of one
     for row, k in zip(rows, cfg.model.eval_steps if energy else [None], strict=True):
         out[f"{row}/params"] = params
         out[f"{row}/macs"] = count_macs(lambda k=k: _iterates(model, sample, k))
     if not energy:
         out["mlp/width"], out["mlp/blocks"] = cfg.model.width, cfg.model.blocks
+    else:
+        out["first_order"] = int(cfg.model.optimizer == "first_order")
     bones = mean_bone_lengths()
     sets: dict[str, dict[str, torch.Tensor]] = {}
     for noise in cfg.data.eval_noise_px:
@@ -182,11 +184,12 @@ def evaluate_pose(model: nn.Module, cfg: EnergyPoseConfig, device: torch.device)
         for metric, v in _scores(fit, gt).items():
             out[f"fit/h36m/{metric}" if name == "h36m" else f"fit/{metric}{name}"] = v
         if name != "h36m" and not pictures:
-            for i in range(4):
-                pictures.append(_skeleton_panel([gt[i], preds[0][i], preds[-1][i]],
-                                                [(0, 160, 0), (220, 40, 40), (40, 80, 220)]))  # fmt: skip
+            shown = [preds[0], preds[-1]] if energy else [preds[0]]
+            colours = [(0, 160, 0), (220, 40, 40), (40, 80, 220)][: len(shown) + 1]
+            pictures = [_skeleton_panel([gt[i]] + [p[i] for p in shown], colours) for i in range(4)]
     out["fit/params"] = 0
-    out["images"] = {f"side views: truth (green), {rows[0]} (red), {rows[-1]} (blue)": image_grid([pictures])}
+    title = f"{rows[0]} (red), {rows[-1]} (blue)" if energy else f"{rows[0]} (red)"
+    out["images"] = {f"side views of held-out poses: truth (green), {title}": image_grid([pictures])}
     model.train(was_training)
     return out
 
@@ -216,7 +219,8 @@ def pose_table(columns: dict[str, dict[str, float]], command: str) -> str:
     for ckpt, m in columns.items():
         rows = sorted({k.split("/")[0] for k in m if k.startswith(("K", "mlp"))}, key=lambda r: (len(r), r))
         for row in rows:
-            label = f"energy, K = {row[1:]}" if row.startswith("K") else \
+            kind = "first-order updates" if m.get("first_order") else "energy"
+            label = f"{kind}, K = {row[1:]}" if row.startswith("K") else \
                 f"MLP {m.get('mlp/width', 0):.0f} x {m.get('mlp/blocks', 0):.0f}"  # fmt: skip
             lines.append(line(label, ckpt, m, row))
         if not fit_done and any(k.startswith("fit/") for k in m):

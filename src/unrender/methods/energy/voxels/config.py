@@ -86,8 +86,8 @@ def tiny() -> EnergyVoxelsConfig:
 
 def cpu() -> EnergyVoxelsConfig:
     return EnergyVoxelsConfig(
-        train=_train(max_steps=2000, batch_size=8, lr=2e-3, ckpt_every=500, out_dir=Path("runs/energy-voxels"),
-                     time_limit_min=15.0),
+        train=_train(max_steps=1500, batch_size=8, lr=2e-3, ckpt_every=250, out_dir=Path("runs/energy-voxels"),
+                     time_limit_min=12.0),
     )  # fmt: skip
 
 

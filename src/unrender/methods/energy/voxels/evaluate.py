@@ -64,16 +64,11 @@ def evaluate_voxels(model: nn.Module, cfg: EnergyVoxelsConfig, device: torch.dev
         gt = batch["occupancy"] > 0.5
         for row, k in zip(rows, steps, strict=True):
             ious[row].append(voxel_iou(ys[k].detach() > 0, gt).float().cpu())
-        if not pictures:  # first hit along each column: a depth map of the grid (near = bright)
-            R = gt.shape[1]
-            ramp = torch.linspace(1, 0.2, R, device=device)[None, :, None, None]
-
-            def first_hit(occ: torch.Tensor) -> torch.Tensor:
-                return (occ.float() * ramp).amax(1)
-
+        if not pictures:  # nearest occupied voxel of each column, brighter when nearer
+            ramp = torch.linspace(1, 0.2, gt.shape[1], device=device)[None, :, None, None]
             for i in range(min(4, len(gt))):
                 img = F.interpolate(batch["image"][i : i + 1], size=gt.shape[-2:], mode="area")[0]
-                maps = [first_hit(gt[i : i + 1]), first_hit(ys[0][i : i + 1] > 0), first_hit(ys[-1][i : i + 1] > 0)]
+                maps = [(occ[i : i + 1].float() * ramp).amax(1) for occ in (gt, ys[0] > 0, ys[-1] > 0)]
                 pictures.append([to_uint8(img)] + [to_uint8(m.expand(3, -1, -1)) for m in maps])
     out: dict[str, Any] = {f"{r}/iou": float(torch.cat(v).mean()) for r, v in ious.items()}
     out["resolution"] = cfg.data.resolution
@@ -98,6 +93,10 @@ def voxel_table(columns: dict[str, dict[str, float]], command: str) -> str:
         final = m.get(f"K{max(ks)}/iou") if energy else m.get("encdec/iou")
         cells = [f"{final:.3f}" if final is not None else ""] + steps
         grid = "frustum" if m.get("frustum_grid") else "metric (camera axes)"
-        lines.append(f"| {ckpt} | {'energy' if energy else 'encoder-decoder'} | {grid} | {int(m.get('resolution', 0))}³ | "
-                     f"{int(m.get('params', 0)):,} | " + " | ".join(cells) + " |")  # fmt: skip
+        kind, res, params = (
+            "energy" if energy else "encoder-decoder",
+            int(m.get("resolution", 0)),
+            int(m.get("params", 0)),
+        )
+        lines.append(f"| {ckpt} | {kind} | {grid} | {res}³ | {params:,} | " + " | ".join(cells) + " |")
     return f"Produced by `{command}`.\n\n" + "\n".join(lines) + "\n"
