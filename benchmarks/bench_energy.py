@@ -41,7 +41,7 @@ def main() -> None:
           f"1024x2 MLP ({mlp_params / 1e6:.2f}M parameters) {B / t_mlp:.0f} poses/s")  # fmt: skip
     for k in range(1, 9):
         print(f"K = {k}: {B / t[k]:.0f} poses/s, {1000 * (t[k] - t[0]) / k:.2f} ms per inner step, "
-              f"{t[k] / t[0]:.1f}x the initial network, {t[k] / t_mlp:.1f}x the 1024x2 MLP")  # fmt: skip
+              f"time {t[k] / t[0]:.1f}x the initial network's, {t[k] / t_mlp:.1f}x the 1024x2 MLP's")  # fmt: skip
     model.train()
     t_train = median_time(train_step(method, model, batch, cfg), steps, device=device)
     mlp.train()

@@ -187,6 +187,7 @@ def test_train_and_eval_energy_pose_from_the_cli(tmp_path, monkeypatch):
         assert row in text
     scores = json.loads((tmp_path / "runs/mlp/checkpoints/step_00000020/eval.json").read_text())
     assert scores["mlp/params"] > 0 and scores["mlp/mpjpe@5px"] > 0 and "fit/p_mpjpe@0px" in scores
+    assert ("Human3.6M columns empty" in text) == (not any("/h36m/" in k for k in scores))
 
 
 # ------------------------------------------------------------------------------------------ voxels

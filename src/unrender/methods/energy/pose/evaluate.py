@@ -226,4 +226,6 @@ def pose_table(columns: dict[str, dict[str, float]], command: str) -> str:
         if not fit_done and any(k.startswith("fit/") for k in m):
             lines.append(line("fit to 2D (no learned prior)", ckpt, m, "fit"))
             fit_done = True
+    if not any("/h36m/" in k for m in columns.values() for k in m):
+        lines.append("\nHuman3.6M columns empty: the frames (`test_h36m_body3d.npz`) were not found.")
     return f"Produced by `{command}`.\n\n" + "\n".join(lines) + "\n"

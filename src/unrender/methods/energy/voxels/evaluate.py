@@ -47,7 +47,8 @@ def voxel_losses(model: nn.Module, batch: dict[str, torch.Tensor], cfg: EnergyVo
 
 def evaluate_voxels(model: nn.Module, cfg: EnergyVoxelsConfig, device: torch.device) -> dict[str, Any]:
     """Mean per-view IoU (``K{k}/iou`` at each inner step, or ``encdec/iou``) over the held-out views,
-    with the grid and resolution it was measured on, and a picture of depth-collapsed predictions."""
+    with the grid and resolution it was measured on, the inner steps the model was trained with
+    (``train_steps``), and a picture of depth-collapsed predictions (K = 0 and the trained K)."""
     from ....viz.images import image_grid, to_uint8
 
     was_training = model.training
@@ -60,7 +61,7 @@ def evaluate_voxels(model: nn.Module, cfg: EnergyVoxelsConfig, device: torch.dev
     pictures = []
     for batch in DataLoader(data, batch_size=8):
         batch = {k: v.to(device) for k, v in batch.items()}
-        ys = _iterates(model, batch, max(steps) if energy else None)
+        ys = _iterates(model, batch, max(*steps, cfg.model.steps) if energy else None)
         gt = batch["occupancy"] > 0.5
         for row, k in zip(rows, steps, strict=True):
             ious[row].append(voxel_iou(ys[k].detach() > 0, gt).float().cpu())
@@ -68,16 +69,18 @@ def evaluate_voxels(model: nn.Module, cfg: EnergyVoxelsConfig, device: torch.dev
             ramp = torch.linspace(1, 0.2, gt.shape[1], device=device)[None, :, None, None]
             for i in range(min(4, len(gt))):
                 img = F.interpolate(batch["image"][i : i + 1], size=gt.shape[-2:], mode="area")[0]
-                maps = [(occ[i : i + 1].float() * ramp).amax(1) for occ in (gt, ys[0] > 0, ys[-1] > 0)]
+                shown = (gt, ys[0] > 0, ys[cfg.model.steps] > 0) if energy else (gt, ys[0] > 0)
+                maps = [(occ[i : i + 1].float() * ramp).amax(1) for occ in shown]
                 pictures.append([to_uint8(img)] + [to_uint8(m.expand(3, -1, -1)) for m in maps])
     out: dict[str, Any] = {f"{r}/iou": float(torch.cat(v).mean()) for r, v in ious.items()}
     out["resolution"] = cfg.data.resolution
     out["frustum_grid"] = int(cfg.data.grid == "frustum")
     out["params"] = sum(p.numel() for p in model.parameters())
     out["views"] = len(data)
-    out["images"] = {
-        f"view | truth | {rows[0]} | {rows[-1]} (nearest occupied voxel per column)": image_grid(pictures, scale=2)
-    }
+    title = f"{rows[0]} | K{cfg.model.steps}" if energy else rows[0]
+    if energy:
+        out["train_steps"] = cfg.model.steps
+    out["images"] = {f"view | truth | {title} (nearest occupied voxel per column)": image_grid(pictures, scale=2)}
     model.train(was_training)
     return out
 
@@ -85,12 +88,14 @@ def evaluate_voxels(model: nn.Module, cfg: EnergyVoxelsConfig, device: torch.dev
 def voxel_table(columns: dict[str, dict[str, float]], command: str) -> str:
     """One row per checkpoint: model, grid, resolution, parameters and IoU at each inner step."""
     ks = sorted({int(k.split("/")[0][1:]) for m in columns.values() for k in m if k.startswith("K")})
-    head = ["checkpoint", "model", "grid", "resolution", "params", "IoU"] + [f"IoU at K = {k}" for k in ks]
+    head = ["checkpoint", "model", "grid", "resolution", "params", "IoU (K as trained)"] + [
+        f"IoU at K = {k}" for k in ks
+    ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for ckpt, m in columns.items():
         energy = any(k.startswith("K") for k in m)
         steps = [f"{m[f'K{k}/iou']:.3f}" if f"K{k}/iou" in m else "" for k in ks]
-        final = m.get(f"K{max(ks)}/iou") if energy else m.get("encdec/iou")
+        final = m.get(f"K{int(m.get('train_steps', max(ks)))}/iou") if energy else m.get("encdec/iou")
         cells = [f"{final:.3f}" if final is not None else ""] + steps
         grid = "frustum" if m.get("frustum_grid") else "metric (camera axes)"
         kind, res, params = (
