@@ -106,10 +106,10 @@ class EncDecVoxels(nn.Module):
     def __init__(self, cfg: EnergyVoxelsConfig, decoder_width: int | None = None):
         super().__init__()
         d, m = cfg.data, cfg.model
-        self.encoder = ImageEncoder(m.width, d.height, d.resolution)
-        self.decoder = ColumnDecoder(self.encoder.channels, decoder_width or m.decoder_width, d.resolution)
         if d.height != d.width:
             raise ValueError(f"square images only, got {d.height}x{d.width}")
+        self.encoder = ImageEncoder(m.width, d.height, d.resolution)
+        self.decoder = ColumnDecoder(self.encoder.channels, decoder_width or m.decoder_width, d.resolution)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.decoder(self.encoder(batch["image"]))
