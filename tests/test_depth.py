@@ -12,6 +12,7 @@ from unrender.methods import get_method
 from unrender.methods.depth.data import DepthDataset
 from unrender.methods.depth.evaluate import ablation_table
 from unrender.methods.depth.losses import (
+    depth_losses,
     frame_geometry,
     photometric_error,
     ssim_dissimilarity,
@@ -111,6 +112,31 @@ def test_scale_recovery_on_scaled_ground_truth(streets):
         assert (geo["plane"]["height"] / (1.65 * k)).sub(1).abs().max() < 0.01
 
 
+def test_metric_scale_moves_depth_and_motion_together(tmp_path):
+    """The learned metric scale multiplies depth and translation alike, so warping (and the
+    photometric loss) cannot see it; the camera-height loss reaches nothing but that scale."""
+    from unrender.methods.depth.losses import camera_height_loss
+
+    cfg = DEPTH.make_config("tiny")
+    cfg.data = dataclasses.replace(cfg.data, root=tmp_path)
+    model = DEPTH.build_model(cfg).eval()
+    batch = default_collate([DepthDataset(cfg, "train")[0]])
+    with torch.no_grad():
+        model.pose_net.out.bias.copy_(torch.tensor([0.0, 0, 0, 0.1, 0.0, 0.8]))
+        a = depth_losses(model, batch, cfg)["photometric"]
+        d1 = model.predict_depth(batch["rgb"][:, 1])
+        model.log_scale.fill_(0.7)
+        b = depth_losses(model, batch, cfg)["photometric"]
+        d2 = model.predict_depth(batch["rgb"][:, 1])
+    assert torch.allclose(d2, d1 * math.exp(0.7), rtol=1e-5)
+    assert b.item() == pytest.approx(a.item(), rel=1e-4)
+    loss = camera_height_loss(torch.tensor([1.2, float("nan")]), torch.tensor(1.65), model.log_scale)
+    assert loss.item() == pytest.approx(0.45, rel=1e-6)
+    loss.backward()
+    assert model.log_scale.grad.item() == pytest.approx(-1.2, rel=1e-5)
+    assert all(p.grad is None for n, p in model.named_parameters() if n != "log_scale")
+
+
 def test_height_rule_flags_occluded_objects():
     from unrender.methods.depth.scale import abnormal_objects
 
@@ -178,8 +204,21 @@ def test_tiny_training_lowers_the_loss_and_checkpoints_reload(tmp_path):
     for mode in ("unscaled", "median", "camera_height"):
         assert math.isfinite(metrics[f"{mode}/abs_rel"])
     assert "median/scale_median" in metrics and "camera_height_est" in metrics
+    assert math.isfinite(metrics["pose/rotation_error_deg"])
     table = ablation_table({"a": {**metrics, "scale_enabled": 0.0}, "e": metrics}, "cmd")
     assert "(b) self-supervised, median scaling" in table and "(e) full method" in table
+
+
+def test_pose_errors_in_degrees():
+    from unrender.methods.depth.evaluate import _pose_errors
+
+    true = make_rigid(so3_exp(torch.tensor([0.0, math.radians(2.0), 0.0])), torch.tensor([0.0, 0.0, 1.0]))
+    pred = make_rigid(torch.eye(3), torch.tensor([0.1, 0.0, 0.5]))
+    e = _pose_errors(pred[None], true[None])
+    assert e["pose/rotation_error_deg"] == pytest.approx(2.0, rel=1e-4)
+    assert e["pose/true_rotation_deg"] == pytest.approx(2.0, rel=1e-4)
+    assert e["pose/translation_angle_deg"] == pytest.approx(math.degrees(math.atan(0.2)), rel=1e-4)
+    assert e["pose/translation_ratio"] == pytest.approx(math.hypot(0.1, 0.5), rel=1e-5)
 
 
 def test_bad_inputs(tmp_path):

@@ -11,7 +11,10 @@ Depth errors (abs_rel, sq_rel, rmse, rmse_log, delta < 1.25^k) over ground-truth
 * ``objects`` — scale from the frame's object heights (``D = f_y H / h``, after the abnormal-object
   filter); frames without a usable object take their sequence's median frame scale.
 
-Also the camera height estimated from the unscaled prediction next to the true one.
+Also the camera height estimated from the unscaled prediction next to the true one, and the pose
+net against the generated ground-truth motion: the angle of its rotation error, the angle between
+its translation and the true one (both in degrees, with the mean true rotation for reference) and
+the median ratio of translation lengths.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any
 
 import torch
 
+from ...geometry import matrix_to_axis_angle
 from ...metrics import DepthMetrics
 from .config import DepthConfig
 from .data import DepthDataset
@@ -42,12 +46,14 @@ def evaluate_depth(
 
     data = dataset if dataset is not None else DepthDataset(cfg, "val")
     n = len(data) if max_items is None else min(max_items, len(data))
-    preds, gts, frame_scale, plane_h, true_h, seqs = [], [], [], [], [], []
+    preds, gts, frame_scale, plane_h, true_h, seqs, poses, true_poses = [], [], [], [], [], [], [], []
     rows = []
     for start in range(0, n, batch_size):
         items = [data[i] for i in range(start, min(n, start + batch_size))]
         b = {k: torch.stack([it[k] for it in items]).to(device) for k in items[0]}
         depth = model.predict_depth(b["rgb"][:, 1]).float()
+        poses.append(model(b)["src_from_tgt"].float().cpu())
+        true_poses.append(b["src_from_tgt"].float().cpu())
         geo = frame_geometry(depth, b, cfg)
         preds.append(depth.cpu())
         gts.append(b["depth"].cpu())
@@ -88,11 +94,26 @@ def evaluate_depth(
     res["camera_height_est"] = float(ph[okh].mean()) if okh.any() else math.nan
     res["camera_height_true"] = float(th.mean())
     res["camera_height_rel_err"] = abs(res["camera_height_est"] / res["camera_height_true"] - 1)
+    res.update(_pose_errors(torch.cat(poses).flatten(0, 1), torch.cat(true_poses).flatten(0, 1)))
     res["scale_enabled"] = float(cfg.scale.enabled)
     res["scale_filter"] = float(cfg.scale.filter)
     res["frames"] = n
     res["images"] = {"target frame | predicted depth | ground truth": image_grid(rows, scale=2)}
     return res
+
+
+def _pose_errors(pred: torch.Tensor, true: torch.Tensor) -> dict[str, float]:
+    """Rotation and translation-direction errors (degrees) of ``(N, 4, 4)`` relative poses."""
+    deg = lambda R: matrix_to_axis_angle(R).norm(dim=-1).rad2deg()  # noqa: E731
+    rot_err = deg(pred[:, :3, :3].transpose(1, 2) @ true[:, :3, :3])
+    tp, tt = pred[:, :3, 3], true[:, :3, 3]
+    cos = (tp * tt).sum(-1) / (tp.norm(dim=-1) * tt.norm(dim=-1)).clamp(min=1e-12)
+    return {
+        "pose/rotation_error_deg": float(rot_err.mean()),
+        "pose/true_rotation_deg": float(deg(true[:, :3, :3]).mean()),
+        "pose/translation_angle_deg": float(cos.clamp(-1, 1).acos().rad2deg().mean()),
+        "pose/translation_ratio": float((tp.norm(dim=-1) / tt.norm(dim=-1).clamp(min=1e-12)).median()),
+    }
 
 
 def ablation_table(columns: dict[str, dict[str, float]], command: str) -> str:

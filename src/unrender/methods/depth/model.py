@@ -140,6 +140,10 @@ class DepthModel(nn.Module):
         # camera heights implied by the object scales in the current epoch (a ring of the last
         # CAMERA_VALUES frames; their median is the epoch's value)
         self.register_buffer("steps", torch.zeros((), dtype=torch.long))
+        # with metric scale: one learned log scale multiplies both the depth and the pose net's
+        # translations. The photometric loss cannot see it (scaling depth and motion together warps
+        # the same), so only the scale losses move it, and the camera-height loss moves nothing else.
+        self.log_scale = nn.Parameter(torch.zeros(())) if cfg.scale.enabled else None
         self.register_buffer("camera_target", torch.zeros((), dtype=torch.float64))
         self.register_buffer("camera_values", torch.full((self.CAMERA_VALUES,), float("nan"), dtype=torch.float64))
         self.register_buffer("camera_count", torch.zeros((), dtype=torch.long))
@@ -148,11 +152,16 @@ class DepthModel(nn.Module):
         """Image ``(B, 3, H, W)`` -> depth ``(B, 1, H, W)`` (full-resolution scale), in the net's units."""
         check_args(("image", image, ("B", 3, "H", "W")))
         m = self.cfg.model
-        return disp_to_depth(self.depth_net(image)[0], m.min_depth, m.max_depth)
+        return disp_to_depth(self.depth_net(image)[0], m.min_depth, m.max_depth) * self.metric_scale()
+
+    def metric_scale(self) -> torch.Tensor | float:
+        """The learned global scale of depth and translation (1 without metric-scale training)."""
+        return 1.0 if self.log_scale is None else self.log_scale.exp()
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor | dict[int, torch.Tensor]]:
-        """``rgb (B, 3, 3, H, W)`` (previous, target, next) -> disparities per scale and the two
-        relative poses ``src_from_tgt (B, 2, 4, 4)``."""
+        """``rgb (B, 3, 3, H, W)`` (previous, target, next) -> disparities per scale, the two relative
+        poses ``src_from_tgt (B, 2, 4, 4)`` (translations times the metric scale) and ``scale``
+        (depth = ``disp_to_depth(disp) * scale``)."""
         if "rgb" not in batch:
             raise ValueError("DepthModel: the batch lacks 'rgb' (B, 3 frames, 3, H, W)")
         rgb = batch["rgb"]
@@ -165,4 +174,7 @@ class DepthModel(nn.Module):
         # for the previous and the next frame alike) and depth came out in vertical streaks.
         prev = invert_rigid(self.pose_net(rgb[:, 0], tgt))
         poses = torch.stack([prev, self.pose_net(tgt, rgb[:, 2])], 1)
-        return {"disp": disp, "src_from_tgt": poses}
+        if self.log_scale is not None:
+            poses = torch.cat([poses[..., :3, :3], poses[..., :3, 3:] * self.metric_scale()], -1)
+            poses = torch.cat([poses, rgb.new_tensor([0.0, 0.0, 0.0, 1.0]).expand(*poses.shape[:2], 1, 4)], -2)
+        return {"disp": disp, "src_from_tgt": poses, "scale": self.metric_scale()}

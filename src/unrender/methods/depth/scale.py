@@ -101,15 +101,17 @@ def plane_from_point_map(points: torch.Tensor, valid: torch.Tensor, *, min_point
 
     Each pixel whose 8 neighbours are all valid gets a normal: the normalised sum of the cross
     products of consecutive neighbour offsets (a ring of 8). The plane normal is the normalised
-    mean of those (oriented towards the camera's up, ``-y``); the camera height is the mean
-    distance ``|n . p|`` of the valid points. Every step is differentiable.
+    mean of those (oriented towards the camera's up, ``-y``); the camera height is the median
+    distance ``|n . p|`` of the valid points (robust to stray pixels of a wrong road mask or a
+    wrong depth). Every step is differentiable.
 
     Args:
         points: ``(B, H, W, 3)`` camera-frame points; valid: ``(B, H, W)`` bool.
 
     Returns:
-        ``normal (B, 3)``, ``height (B,)`` and ``ok (B,)`` (at least ``min_points`` pixels had
-        full neighbourhoods; otherwise normal and height are NaN).
+        ``normal (B, 3)``, ``height (B,)``, ``distance (B, H, W)`` (each point's distance
+        ``|n . p|`` to the plane through the camera, NaN where not valid) and ``ok (B,)`` (at least
+        ``min_points`` pixels had full neighbourhoods; otherwise normal and height are NaN).
 
     Example:
         >>> v, u = torch.meshgrid(torch.arange(8.0), torch.arange(8.0), indexing="ij")
@@ -135,13 +137,14 @@ def plane_from_point_map(points: torch.Tensor, valid: torch.Tensor, *, min_point
     n_sum = (n * w).flatten(2).sum(-1)
     normal = n_sum / n_sum.norm(dim=1, keepdim=True).clamp(min=1e-12)
     dist = (points * normal[:, None, None, :]).sum(-1).abs()
-    vw = valid.to(points.dtype)
-    height = (dist * vw).flatten(1).sum(1) / vw.flatten(1).sum(1).clamp(min=1)
+    dist = torch.where(valid, dist, torch.full_like(dist, float("nan")))
+    height = dist.flatten(1).nanmedian(1).values
     ok = count >= min_points
     nan = torch.full_like(height, float("nan"))
     return {
         "normal": torch.where(ok[:, None], normal, nan[:, None].expand_as(normal)),
         "height": torch.where(ok, height, nan),
+        "distance": torch.where(ok[:, None, None], dist, nan[:, None, None]),
         "ok": ok,
     }
 
