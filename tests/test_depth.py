@@ -12,6 +12,7 @@ from unrender.methods import get_method
 from unrender.methods.depth.data import DepthDataset
 from unrender.methods.depth.evaluate import ablation_table
 from unrender.methods.depth.losses import (
+    camera_height_loss,
     depth_losses,
     frame_geometry,
     photometric_error,
@@ -115,8 +116,6 @@ def test_scale_recovery_on_scaled_ground_truth(streets):
 def test_metric_scale_moves_depth_and_motion_together(tmp_path):
     """The learned metric scale multiplies depth and translation alike, so warping (and the
     photometric loss) cannot see it; the camera-height loss reaches nothing but that scale."""
-    from unrender.methods.depth.losses import camera_height_loss
-
     cfg = DEPTH.make_config("tiny")
     cfg.data = dataclasses.replace(cfg.data, root=tmp_path)
     model = DEPTH.build_model(cfg).eval()

@@ -51,8 +51,9 @@ def evaluate_depth(
     for start in range(0, n, batch_size):
         items = [data[i] for i in range(start, min(n, start + batch_size))]
         b = {k: torch.stack([it[k] for it in items]).to(device) for k in items[0]}
-        depth = model.predict_depth(b["rgb"][:, 1]).float()
-        poses.append(model(b)["src_from_tgt"].float().cpu())
+        out = model(b)
+        depth = model.depth(out["disp"][0]).float()
+        poses.append(out["src_from_tgt"].float().cpu())
         true_poses.append(b["src_from_tgt"].float().cpu())
         geo = frame_geometry(depth, b, cfg)
         preds.append(depth.cpu())

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from ...geometry import depth_to_points
 from ...render import inverse_warp
 from .config import DepthConfig
-from .model import DepthModel, disp_to_depth
+from .model import DepthModel
 from .scale import abnormal_objects, horizon_row, mask_extents, object_scales, plane_from_point_map
 
 __all__ = [
@@ -195,7 +195,7 @@ def depth_losses(model: torch.nn.Module, batch: dict[str, torch.Tensor], cfg: De
     reached through ``.module``)."""
     out = model(batch)
     core: DepthModel = getattr(model, "module", model)
-    lc, mc = cfg.loss, cfg.model
+    lc = cfg.loss
     rgb, K = batch["rgb"], batch["K"]
     tgt = rgb[:, 1]
     H, W = tgt.shape[-2:]
@@ -208,8 +208,7 @@ def depth_losses(model: torch.nn.Module, batch: dict[str, torch.Tensor], cfg: De
     terms: dict[str, torch.Tensor] = {}
     depths = {}
     for s, disp in out["disp"].items():
-        d = disp_to_depth(F.interpolate(disp, (H, W), mode="bilinear", align_corners=False), mc.min_depth, mc.max_depth)
-        d = d * out["scale"]
+        d = core.depth(F.interpolate(disp, (H, W), mode="bilinear", align_corners=False))
         depths[s] = d
         reproj = torch.cat([photometric_error(inverse_warp(src, d, K, poses[:, j])[0], tgt, lc.ssim)
                             for j, src in enumerate(srcs)], 1)  # fmt: skip

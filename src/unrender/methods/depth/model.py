@@ -151,17 +151,20 @@ class DepthModel(nn.Module):
     def predict_depth(self, image: torch.Tensor) -> torch.Tensor:
         """Image ``(B, 3, H, W)`` -> depth ``(B, 1, H, W)`` (full-resolution scale), in the net's units."""
         check_args(("image", image, ("B", 3, "H", "W")))
+        return self.depth(self.depth_net(image)[0])
+
+    def depth(self, disp: torch.Tensor) -> torch.Tensor:
+        """Sigmoid disparity -> depth, times the learned metric scale."""
         m = self.cfg.model
-        return disp_to_depth(self.depth_net(image)[0], m.min_depth, m.max_depth) * self.metric_scale()
+        return disp_to_depth(disp, m.min_depth, m.max_depth) * self.metric_scale()
 
     def metric_scale(self) -> torch.Tensor | float:
         """The learned global scale of depth and translation (1 without metric-scale training)."""
         return 1.0 if self.log_scale is None else self.log_scale.exp()
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor | dict[int, torch.Tensor]]:
-        """``rgb (B, 3, 3, H, W)`` (previous, target, next) -> disparities per scale, the two relative
-        poses ``src_from_tgt (B, 2, 4, 4)`` (translations times the metric scale) and ``scale``
-        (depth = ``disp_to_depth(disp) * scale``)."""
+        """``rgb (B, 3, 3, H, W)`` (previous, target, next) -> disparities per scale (see :meth:`depth`)
+        and the two relative poses ``src_from_tgt (B, 2, 4, 4)`` (translations times the metric scale)."""
         if "rgb" not in batch:
             raise ValueError("DepthModel: the batch lacks 'rgb' (B, 3 frames, 3, H, W)")
         rgb = batch["rgb"]
@@ -175,6 +178,5 @@ class DepthModel(nn.Module):
         prev = invert_rigid(self.pose_net(rgb[:, 0], tgt))
         poses = torch.stack([prev, self.pose_net(tgt, rgb[:, 2])], 1)
         if self.log_scale is not None:
-            poses = torch.cat([poses[..., :3, :3], poses[..., :3, 3:] * self.metric_scale()], -1)
-            poses = torch.cat([poses, rgb.new_tensor([0.0, 0.0, 0.0, 1.0]).expand(*poses.shape[:2], 1, 4)], -2)
-        return {"disp": disp, "src_from_tgt": poses, "scale": self.metric_scale()}
+            poses = make_rigid(poses[..., :3, :3], poses[..., :3, 3] * self.metric_scale())
+        return {"disp": disp, "src_from_tgt": poses}

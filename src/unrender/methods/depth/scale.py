@@ -109,9 +109,8 @@ def plane_from_point_map(points: torch.Tensor, valid: torch.Tensor, *, min_point
         points: ``(B, H, W, 3)`` camera-frame points; valid: ``(B, H, W)`` bool.
 
     Returns:
-        ``normal (B, 3)``, ``height (B,)``, ``distance (B, H, W)`` (each point's distance
-        ``|n . p|`` to the plane through the camera, NaN where not valid) and ``ok (B,)`` (at least
-        ``min_points`` pixels had full neighbourhoods; otherwise normal and height are NaN).
+        ``normal (B, 3)``, ``height (B,)`` and ``ok (B,)`` (at least ``min_points`` pixels had
+        full neighbourhoods; otherwise normal and height are NaN).
 
     Example:
         >>> v, u = torch.meshgrid(torch.arange(8.0), torch.arange(8.0), indexing="ij")
@@ -144,7 +143,6 @@ def plane_from_point_map(points: torch.Tensor, valid: torch.Tensor, *, min_point
     return {
         "normal": torch.where(ok[:, None], normal, nan[:, None].expand_as(normal)),
         "height": torch.where(ok, height, nan),
-        "distance": torch.where(ok[:, None, None], dist, nan[:, None, None]),
         "ok": ok,
     }
 
