@@ -21,6 +21,7 @@ from unrender.methods.depth.losses import (
 )
 from unrender.methods.depth.scale import mask_extents, object_depth_from_height, plane_from_point_map
 from unrender.render import inverse_warp
+from unrender.world import CLASSES
 
 DEPTH = get_method("depth")
 
@@ -98,6 +99,20 @@ def test_warping_with_true_depth_and_pose_explains_static_pixels(streets):
         # near zero except where the source sees the pixel's surface occluded (disocclusions, edges)
         assert err.median() < 0.01, err.median()
         assert err.mean() < 0.3 * ident.mean(), (err.mean(), ident.mean())
+
+
+def test_moving_pixels_are_what_true_depth_and_pose_cannot_explain(streets):
+    """The ``moving`` mask (evaluation only) marks objects that move in the world: boxed objects,
+    whose pixels the warp with true depth and ego pose explains far worse than the static scene."""
+    cfg, ds = streets
+    items = default_collate([ds[i] for i in range(len(ds))])
+    moving = items["moving"]
+    assert moving.any() and not (moving & (items["semantic"] == CLASSES.index("building"))).any()
+    warped, valid = inverse_warp(items["rgb"][:, 2], items["depth"], items["K"], items["src_from_tgt"][:, 1])
+    err = photometric_error(warped, items["rgb"][:, 1])
+    visible = valid & (items["depth"] > 0) & (items["depth"] < 60)
+    static = visible & ~items["masks"].any(1, keepdim=True)
+    assert err[visible & moving].median() > 5 * err[static].median()
 
 
 def test_scale_recovery_on_scaled_ground_truth(streets):
@@ -204,8 +219,14 @@ def test_tiny_training_lowers_the_loss_and_checkpoints_reload(tmp_path):
         assert math.isfinite(metrics[f"{mode}/abs_rel"])
     assert "median/scale_median" in metrics and "camera_height_est" in metrics
     assert math.isfinite(metrics["pose/rotation_error_deg"])
+    for kind in (CLASSES, ("0-5m", "5-10m", "10-20m", "20-40m", "40-80m"), ("static", "moving objects")):
+        for mode in ("median", "unscaled"):  # each breakdown's parts sum to the abs_rel
+            parts = [metrics[f"{mode}/share/{g}"] for g in kind if f"{mode}/share/{g}" in metrics]
+            assert sum(parts) == pytest.approx(metrics[f"{mode}/abs_rel"])
+        assert sum(metrics.get(f"pixels/{g}", 0.0) for g in kind) == pytest.approx(1.0)
     table = ablation_table({"a": {**metrics, "scale_enabled": 0.0}, "e": metrics}, "cmd")
     assert "(b) self-supervised, median scaling" in table and "(e) full method" in table
+    assert "| static |" in table and "(e) part of abs_rel" in table
 
 
 def test_pose_errors_in_degrees():

@@ -64,6 +64,25 @@ def test_depth_accumulator_and_crop():
         depth_metrics(torch.ones(1, 1, 4, 4), torch.ones(1, 1, 4, 5))
 
 
+def test_depth_abs_rel_shares_by_group():
+    # errors |gt - pred| / gt: 0.5, 0, 1, (invalid), 0.25 over 4 valid pixels -> abs_rel 0.4375
+    pred, gt = img([1.0, 2.0, 4.0, 9.0, 5.0]), img([2.0, 2.0, 2.0, 0.0, 4.0])
+    groups = torch.tensor([0, 0, 1, 1, 2]).reshape(1, 1, 1, -1)
+    m = depth_metrics(pred, gt, groups=groups, num_groups=3)
+    torch.testing.assert_close(m["abs_rel_share"], torch.tensor([[0.125, 0.25, 0.0625]], dtype=torch.float64))
+    assert m["abs_rel_share"].sum().item() == pytest.approx(m["abs_rel"].item())
+    acc = DepthMetrics(num_groups=3)
+    acc.update(pred, gt, groups)
+    acc.update(pred * 2, gt, groups)  # second image: errors 0, 1, 3, 1.5 -> shares 0.25, 0.75, 0.375
+    out = acc.compute()
+    assert [out[f"abs_rel_share_{g}"] for g in range(3)] == pytest.approx([0.1875, 0.5, 0.21875])
+    assert sum(out[f"abs_rel_share_{g}"] for g in range(3)) == pytest.approx(out["abs_rel"])
+    with pytest.raises(ValueError, match=r"groups: expected integer labels in \[0, 2\)"):
+        depth_metrics(pred, gt, groups=groups, num_groups=2)
+    with pytest.raises(ValueError, match="groups: expected the shape of gt"):
+        depth_metrics(pred, gt, groups=groups[..., :2], num_groups=3)
+
+
 def test_psnr_ssim():
     x = torch.rand(3, 3, 32, 32, dtype=torch.float64)
     y = (x + 0.05 * torch.randn_like(x)).clamp(0, 1)

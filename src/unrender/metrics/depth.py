@@ -37,6 +37,8 @@ def depth_metrics(
     max_depth: float = 80.0,
     crop: str | None = None,
     median_scaling: bool = False,
+    groups: torch.Tensor | None = None,
+    num_groups: int = 0,
 ) -> dict[str, torch.Tensor]:
     """Per-image depth errors over pixels with ``min_depth < gt < max_depth``.
 
@@ -52,10 +54,13 @@ def depth_metrics(
         pred: ``(B, 1, H, W)`` predicted depth in metres.
         gt: ``(B, 1, H, W)`` ground truth, 0 = unknown.
         crop: ``None`` or ``"eigen"`` (the Garg/Eigen crop).
+        groups: optional ``(B, 1, H, W)`` integer labels in ``[0, num_groups)`` (e.g. semantic
+            classes or depth bins): adds ``abs_rel_share (B, num_groups)``, the part of each image's
+            ``abs_rel`` that each group's pixels contribute (the shares sum to ``abs_rel``).
 
     Returns:
         dict of ``(B,)`` float64 tensors, the names in ``DEPTH_METRICS``, plus ``scale``
-        (the median ratio) when ``median_scaling``.
+        (the median ratio) when ``median_scaling`` and ``abs_rel_share`` with ``groups``.
 
     Example:
         >>> gt = torch.tensor([2.0, 4.0, 8.0]).reshape(1, 1, 1, 3)
@@ -66,6 +71,11 @@ def depth_metrics(
     sizes: dict[str, int] = {}
     check_shape(pred, "pred", ("B", 1, "H", "W"), sizes=sizes, max_batch=0)
     check_shape(gt, "gt", ("B", 1, "H", "W"), sizes=sizes, max_batch=0)
+    if groups is not None:
+        if groups.shape != gt.shape:
+            raise ValueError(f"groups: expected the shape of gt {tuple(gt.shape)}, got {tuple(groups.shape)}")
+        if groups.is_floating_point() or (groups < 0).any() or (groups >= num_groups).any():
+            raise ValueError(f"groups: expected integer labels in [0, {num_groups}), got {groups.dtype} labels")
     if crop not in (None, "eigen"):
         raise ValueError(f"crop: expected None or 'eigen', got {crop!r}")
     B, _, H, W = gt.shape
@@ -99,6 +109,10 @@ def depth_metrics(
         a2=mean((thresh < 1.25**2).to(g.dtype)),
         a3=mean((thresh < 1.25**3).to(g.dtype)),
     )
+    if groups is not None:
+        err = torch.where(valid, (g - p).abs() / g, torch.zeros_like(g))
+        share = torch.zeros(B, num_groups, dtype=g.dtype, device=g.device)
+        out["abs_rel_share"] = share.scatter_add_(1, groups.reshape(B, -1).long(), err) / n[:, None]
     return out
 
 
@@ -107,7 +121,8 @@ class DepthMetrics:
 
     With ``median_scaling`` it also reports ``scale_median`` (the median of the
     per-image ratios) and ``scale_std`` (the standard deviation of
-    ``ratio / scale_median``), as Monodepth2 prints them.
+    ``ratio / scale_median``), as Monodepth2 prints them. With ``groups`` passed to
+    :meth:`update`, ``abs_rel_share_<g>`` is group ``g``'s part of ``abs_rel``.
 
     Example:
         >>> acc = DepthMetrics(median_scaling=True)
@@ -121,8 +136,8 @@ class DepthMetrics:
         self.kwargs = kwargs
         self.values: dict[str, list[torch.Tensor]] = {}
 
-    def update(self, pred: torch.Tensor, gt: torch.Tensor) -> None:
-        for k, v in depth_metrics(pred, gt, **self.kwargs).items():
+    def update(self, pred: torch.Tensor, gt: torch.Tensor, groups: torch.Tensor | None = None) -> None:
+        for k, v in depth_metrics(pred, gt, groups=groups, **self.kwargs).items():
             self.values.setdefault(k, []).append(v.detach().cpu())
 
     def compute(self) -> dict[str, float]:
@@ -132,6 +147,9 @@ class DepthMetrics:
         ok = torch.isfinite(cat["abs_rel"])
         out = {k: (cat[k][ok].mean().item() if ok.any() else math.nan) for k in DEPTH_METRICS}
         out["num_images"] = int(ok.sum())
+        if "abs_rel_share" in cat:  # mean over the images, like abs_rel: the shares sum to it
+            for g, v in enumerate(cat["abs_rel_share"][ok].mean(0).tolist() if ok.any() else []):
+                out[f"abs_rel_share_{g}"] = v
         if "scale" in cat and ok.any():
             s = cat["scale"][ok]
             med = s.median().item() if len(s) % 2 else s.quantile(0.5).item()

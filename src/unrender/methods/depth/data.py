@@ -85,7 +85,9 @@ class DepthDataset(Dataset):
 
     Item keys: ``rgb (3, 3, H, W)`` (previous, target, next frame), ``K (3, 3)``, ``depth (1, H, W)``
     ground-truth z-depth of the target (evaluation only; 0 = nothing), ``masks (M, H, W)`` bool
-    and ``labels (M,)`` of cars and pedestrians, ``road (1, H, W)`` bool, ``camera_height ()``
+    and ``labels (M,)`` of cars and pedestrians, ``road (1, H, W)`` bool, ``semantic (1, H, W)``
+    class ids (:data:`unrender.world.CLASSES`; evaluation only), ``moving (1, H, W)`` bool (pixels of
+    objects that move in the world; evaluation only), ``camera_height ()``
     (evaluation only), ``src_from_tgt (2, 4, 4)`` ground-truth relative poses of the previous and
     next frame (tests and baselines only), ``sequence``, ``frame``.
     """
@@ -109,7 +111,14 @@ class DepthDataset(Dataset):
             s = self.synth[i]
             keep = ("rgb", "depth", "instance", "semantic", "K", "cam_from_world", "box_instance", "box_classes",
                     "camera_height")  # fmt: skip
-            self._cache[i] = {k: s[k] for k in keep}
+            seq = {k: s[k] for k in keep}
+            # instances that move in the world (they break the static-scene assumption; evaluation only)
+            objs = {o["track_id"]: o for o in s["scene_json"]["objects"] if o.get("has_box")}
+            moves = lambda o: any(v != 0 for v in o["velocity"]) or o.get("yaw_rate", 0) != 0  # noqa: E731
+            ids = [int(i) for i, t in zip(s["box_instance"], s["box_track_ids"], strict=True)
+                   if int(t) in objs and moves(objs[int(t)])]  # fmt: skip
+            seq["moving_ids"] = torch.tensor(ids, dtype=s["instance"].dtype)
+            self._cache[i] = seq
         return self._cache[i]
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
@@ -128,6 +137,8 @@ class DepthDataset(Dataset):
             "masks": masks,
             "labels": labels,
             "road": road_mask(s["semantic"][t]),
+            "semantic": s["semantic"][t].long(),
+            "moving": torch.isin(s["instance"][t], s["moving_ids"]),
             "camera_height": s["camera_height"][t].float(),
             "src_from_tgt": src_from_tgt.float(),
             "sequence": torch.tensor(seq),

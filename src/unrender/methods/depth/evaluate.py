@@ -11,6 +11,12 @@ Depth errors (abs_rel, sq_rel, rmse, rmse_log, delta < 1.25^k) over ground-truth
 * ``objects`` — scale from the frame's object heights (``D = f_y H / h``, after the abnormal-object
   filter); frames without a usable object take their sequence's median frame scale.
 
+For the ``median`` and ``unscaled`` predictions, where the abs_rel comes from:
+``<mode>/share/<group>`` is the part of ``<mode>/abs_rel`` that the pixels of each semantic class,
+of each ground-truth depth range (``<lo>-<hi>m``) and of the static scene and the moving objects
+contribute (each of the three sets sums to the abs_rel), next to ``pixels/<group>``, the group's
+share of the scored pixels.
+
 Also the camera height estimated from the unscaled prediction next to the true one, and the pose
 net against the generated ground-truth motion: the angle of its rotation error, the angle between
 its translation and the true one (both in degrees, with the mean true rotation for reference) and
@@ -26,6 +32,7 @@ import torch
 
 from ...geometry import matrix_to_axis_angle
 from ...metrics import DepthMetrics
+from ...world import CLASSES
 from .config import DepthConfig
 from .data import DepthDataset
 from .losses import frame_geometry
@@ -33,6 +40,8 @@ from .losses import frame_geometry
 __all__ = ["evaluate_depth", "MODES", "ablation_table"]
 
 MODES = ("unscaled", "median", "camera_height", "objects")
+BREAKDOWN = ("median", "unscaled")
+DEPTH_BINS = (0.0, 5.0, 10.0, 20.0, 40.0, 80.0)
 _SHOWN = ("abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3")
 
 
@@ -46,7 +55,7 @@ def evaluate_depth(
 
     data = dataset if dataset is not None else DepthDataset(cfg, "val")
     n = len(data) if max_items is None else min(max_items, len(data))
-    preds, gts, frame_scale, plane_h, true_h, seqs, poses, true_poses = [], [], [], [], [], [], [], []
+    preds, gts, frame_scale, plane_h, true_h, seqs, poses, true_poses, sems, moving = ([] for _ in range(10))
     rows = []
     for start in range(0, n, batch_size):
         items = [data[i] for i in range(start, min(n, start + batch_size))]
@@ -58,6 +67,8 @@ def evaluate_depth(
         geo = frame_geometry(depth, b, cfg)
         preds.append(depth.cpu())
         gts.append(b["depth"].cpu())
+        sems.append(b["semantic"].cpu())
+        moving.append(b["moving"].cpu())
         frame_scale.append(geo["frame_scale"].cpu())
         plane_h.append(geo["plane"]["height"].detach().cpu())
         true_h.append(b["camera_height"].cpu())
@@ -91,6 +102,7 @@ def evaluate_depth(
             acc.update(pred[ok] * s[ok, None, None, None], gt[ok])
         m = acc.compute()
         res.update({f"{mode}/{k}": v for k, v in m.items() if k in _SHOWN or k.startswith("scale_")})
+    res.update(_breakdown(pred, gt, torch.cat(sems), torch.cat(moving), min_depth, max_depth))
     okh = torch.isfinite(ph)
     res["camera_height_est"] = float(ph[okh].mean()) if okh.any() else math.nan
     res["camera_height_true"] = float(th.mean())
@@ -100,6 +112,35 @@ def evaluate_depth(
     res["scale_filter"] = float(cfg.scale.filter)
     res["frames"] = n
     res["images"] = {"target frame | predicted depth | ground truth": image_grid(rows, scale=2)}
+    return res
+
+
+def _breakdown(pred: torch.Tensor, gt: torch.Tensor, semantic: torch.Tensor, moving: torch.Tensor,
+               min_depth: float, max_depth: float) -> dict[str, float]:  # fmt: skip
+    """Shares of the abs_rel by semantic class, by ground-truth depth range and by motion (see the
+    module doc)."""
+    edges = torch.tensor(DEPTH_BINS[1:-1], dtype=gt.dtype)
+    kinds = {
+        "class": (semantic, list(CLASSES)),
+        "depth": (
+            torch.bucketize(gt, edges),
+            [f"{a:g}-{b:g}m" for a, b in zip(DEPTH_BINS[:-1], DEPTH_BINS[1:], strict=True)],
+        ),
+        "motion": (moving.long(), ["static", "moving objects"]),
+    }
+    valid = (gt > min_depth) & (gt < max_depth)
+    res: dict[str, float] = {}
+    for groups, names in kinds.values():
+        counts = torch.bincount(groups[valid].flatten(), minlength=len(names)).double()
+        present = [g for g in range(len(names)) if counts[g] > 0]
+        for g in present:
+            res[f"pixels/{names[g]}"] = float(counts[g] / counts.sum())
+        for mode in BREAKDOWN:
+            acc = DepthMetrics(min_depth=min_depth, max_depth=max_depth, median_scaling=mode == "median",
+                               num_groups=len(names))  # fmt: skip
+            acc.update(pred, gt, groups)
+            m = acc.compute()
+            res.update({f"{mode}/share/{names[g]}": m[f"abs_rel_share_{g}"] for g in present})
     return res
 
 
@@ -147,4 +188,16 @@ def ablation_table(columns: dict[str, dict[str, float]], command: str) -> str:
         cam = m.get("camera_height_est", math.nan) if mode == "unscaled" else math.nan
         fmt = lambda x: "" if math.isnan(x) else f"{x:.3f}"  # noqa: E731
         lines.append(f"| {label} | {name} | " + " | ".join(cells) + f" | {fmt(ratio)} | {fmt(cam)} |")
+    # where the abs_rel of (b) and (e) comes from
+    picked = (("(b)", "base", "median"), ("(e)", "full", "unscaled"))
+    cols = [(lab, by_kind[kind][1], mode) for lab, kind, mode in picked if kind in by_kind]
+    groups = [k.split("/", 1)[1] for k in (cols[0][1] if cols else {}) if k.startswith("pixels/")]
+    if groups:
+        lines += ["", "Where the abs_rel comes from: each group's part of it (the parts sum to the abs_rel) and its "
+                  "share of the scored pixels.", "",
+                  "| pixels | share of pixels | " + " | ".join(f"{lab} part of abs_rel" for lab, _, _ in cols) + " |",
+                  "|---|---|" + "---|" * len(cols)]  # fmt: skip
+        for gname in groups:
+            parts = " | ".join(f"{m.get(f'{mode}/share/{gname}', math.nan):.4f}" for _, m, mode in cols)
+            lines.append(f"| {gname} | {cols[0][1][f'pixels/{gname}']:.3f} | {parts} |")
     return f"Produced by `{command}`.\n\n" + "\n".join(lines) + "\n"
