@@ -3,6 +3,6 @@
 
 from .composite import alpha_composite
 from .splat import forward_warp
-from .warp import inverse_warp
+from .warp import align_pose, inverse_warp
 
-__all__ = ["alpha_composite", "forward_warp", "inverse_warp"]
+__all__ = ["align_pose", "alpha_composite", "forward_warp", "inverse_warp"]

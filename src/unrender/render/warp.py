@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from ..geometry import check_args, depth_to_points, pixels_to_normalized, project_points, transform_points
 
-__all__ = ["inverse_warp"]
+__all__ = ["inverse_warp", "align_pose"]
 
 
 def inverse_warp(
@@ -59,3 +59,70 @@ def inverse_warp(
     warped = F.grid_sample(src, grid.to(src.dtype), mode="bilinear", padding_mode=padding_mode, align_corners=False)
     inside = (uv[..., 0] > -0.5) & (uv[..., 0] < Ws - 0.5) & (uv[..., 1] > -0.5) & (uv[..., 1] < Hs - 0.5)
     return warped, (in_front & inside).reshape(B, 1, H, W)
+
+
+@torch.no_grad()
+def align_pose(
+    src: torch.Tensor,
+    tgt: torch.Tensor,
+    depth: torch.Tensor,
+    K: torch.Tensor,
+    src_from_tgt: torch.Tensor,
+    *,
+    iters: int = 3,
+    damping: float = 1e-3,
+) -> torch.Tensor:
+    """Refine ``src_from_tgt`` by direct photometric alignment: Gauss-Newton on the grey-level
+    difference between the warped source and the target, with the target's depth held fixed.
+
+    Each step linearises the warp in a left-multiplied correction ``(omega, v)`` of the pose
+    (``d I / d omega = p x g``, ``d I / d v = g`` with ``g`` the source's image gradient pulled back
+    through the projection at the transformed point ``p``) over the pixels that land inside the
+    source and solves the 6x6 normal equations per sample, damped in proportion to their diagonal
+    (Marquardt), so that scaling depth and translation together scales the correction alike. (A Cauchy weighting of the
+    residuals converged slower from a half-degree start on generated streets, so there is none.)
+
+    Args:
+        src, tgt: ``(B, C, H, W)`` images; depth: ``(B, 1, H, W)`` target depth; K: ``(B, 3, 3)``;
+        src_from_tgt: ``(B, 4, 4)`` initial pose.
+
+    Returns:
+        the refined ``(B, 4, 4)`` (no gradient); a sample whose mean absolute grey-level error the
+        steps did not lower keeps its initial pose.
+    """
+    from ..geometry import axis_angle_to_matrix, make_rigid
+
+    check_args(("src", src, ("B", "C", "H", "W")), ("tgt", tgt, ("B", "C", "H", "W")),
+               ("depth", depth, ("B", 1, "H", "W")), ("src_from_tgt", src_from_tgt, ("B", 4, 4)))  # fmt: skip
+    B, _, H, W = depth.shape
+    grey_s, grey_t = src.mean(1, keepdim=True), tgt.mean(1, keepdim=True)
+    pad = torch.nn.functional.pad(grey_s, (1, 1, 1, 1), mode="replicate")
+    gx = (pad[..., 1:-1, 2:] - pad[..., 1:-1, :-2]) / 2
+    gy = (pad[..., 2:, 1:-1] - pad[..., :-2, 1:-1]) / 2
+    stack = torch.cat([grey_s, gx, gy], 1)
+    pts = depth_to_points(depth, K).reshape(B, H * W, 3)
+    fx, fy = K[:, 0, 0, None], K[:, 1, 1, None]
+
+    def residual(T: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        warped, valid = inverse_warp(stack, depth, K, T)
+        w_i, w_gx, w_gy = warped.flatten(2).unbind(1)  # (B, N) each
+        r = w_i - grey_t.flatten(1)
+        wgt = valid.flatten(1).to(r.dtype)
+        return r, wgt, w_gx, w_gy, (r.abs() * wgt).sum(1) / wgt.sum(1).clamp(min=1)
+
+    T = src_from_tgt
+    r, wgt, w_gx, w_gy, first = residual(T)
+    for _ in range(iters):
+        p = transform_points(T, pts)
+        X, Y, Z = p.unbind(-1)
+        Z = Z.clamp(min=1e-3)
+        g = torch.stack([w_gx * fx / Z, w_gy * fy / Z, -(w_gx * fx * X + w_gy * fy * Y) / Z**2], -1)
+        J = torch.cat([torch.cross(p, g, dim=-1), g], -1)  # (B, N, 6)
+        Hm = torch.einsum("bn,bni,bnj->bij", wgt, J, J)
+        b = torch.einsum("bn,bni,bn->bi", wgt, J, r)
+        Hm = Hm + damping * torch.diag_embed(Hm.diagonal(dim1=1, dim2=2))  # Marquardt: scale-free
+        delta = -torch.linalg.solve(Hm, b[..., None])[..., 0]
+        T = make_rigid(axis_angle_to_matrix(delta[:, :3]), delta[:, 3:]) @ T
+        r, wgt, w_gx, w_gy, err = residual(T)
+    # keep the start where the steps did not lower the mean error
+    return T if iters == 0 else torch.where((err < first)[:, None, None], T, src_from_tgt)

@@ -44,6 +44,9 @@ class DepthModel:
     pose_channels: tuple[int, ...] = (16, 32, 64, 96, 128)
     translation_scale: float = 1.0
     """Gain on the pose net's translation output (its axis-angle output is scaled by 0.01)."""
+    align_iters: int = 3
+    """Gauss-Newton steps of direct photometric alignment that refine the pose net's poses with the
+    current (detached) depth (:func:`unrender.render.align_pose`); 0 = the pose net alone (Monodepth2)."""
 
 
 @dataclass

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...geometry import axis_angle_to_matrix, check_args, invert_rigid, make_rigid
+from ...render import align_pose
 from .config import DepthConfig
 
 __all__ = ["DepthModel", "DepthNet", "PoseNet", "disp_to_depth"]
@@ -179,4 +180,12 @@ class DepthModel(nn.Module):
         poses = torch.stack([prev, self.pose_net(tgt, rgb[:, 2])], 1)
         if self.log_scale is not None:
             poses = make_rigid(poses[..., :3, :3], poses[..., :3, 3] * self.metric_scale())
+        if self.cfg.model.align_iters > 0 and "K" in batch:
+            # direct alignment with the detached depth corrects the poses; the correction is a
+            # constant, so the pose net and the depth net still get the photometric gradient
+            depth = self.depth(disp[0]).detach()
+            fixed = [align_pose(rgb[:, 2 * j], tgt, depth, batch["K"].to(depth.dtype), poses[:, j].detach(),
+                                iters=self.cfg.model.align_iters) for j in range(2)]  # fmt: skip
+            correction = torch.stack(fixed, 1) @ invert_rigid(poses.detach())
+            poses = correction @ poses
         return {"disp": disp, "src_from_tgt": poses}
