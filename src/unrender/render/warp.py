@@ -90,10 +90,17 @@ def align_pose(
         the refined ``(B, 4, 4)`` (no gradient); a sample whose mean absolute grey-level error the
         steps did not lower keeps its initial pose.
     """
-    from ..geometry import axis_angle_to_matrix, make_rigid
-
     check_args(("src", src, ("B", "C", "H", "W")), ("tgt", tgt, ("B", "C", "H", "W")),
                ("depth", depth, ("B", 1, "H", "W")), ("src_from_tgt", src_from_tgt, ("B", 4, 4)))  # fmt: skip
+    with torch.autocast(depth.device.type, enabled=False):  # the 6x6 solves want float32 under bf16 training
+        T = _align_pose(src.float(), tgt.float(), depth.float(), K.float(), src_from_tgt.float(), iters, damping)
+    return T.to(src_from_tgt.dtype)
+
+
+def _align_pose(src: torch.Tensor, tgt: torch.Tensor, depth: torch.Tensor, K: torch.Tensor,
+                src_from_tgt: torch.Tensor, iters: int, damping: float) -> torch.Tensor:  # fmt: skip
+    from ..geometry import axis_angle_to_matrix, make_rigid
+
     B, _, H, W = depth.shape
     grey_s, grey_t = src.mean(1, keepdim=True), tgt.mean(1, keepdim=True)
     pad = torch.nn.functional.pad(grey_s, (1, 1, 1, 1), mode="replicate")
