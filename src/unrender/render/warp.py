@@ -10,7 +10,15 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..geometry import check_args, depth_to_points, pixels_to_normalized, project_points, transform_points
+from ..geometry import (
+    axis_angle_to_matrix,
+    check_args,
+    depth_to_points,
+    make_rigid,
+    pixels_to_normalized,
+    project_points,
+    transform_points,
+)
 
 __all__ = ["inverse_warp", "align_pose"]
 
@@ -79,8 +87,9 @@ def align_pose(
     (``d I / d omega = p x g``, ``d I / d v = g`` with ``g`` the source's image gradient pulled back
     through the projection at the transformed point ``p``) over the pixels that land inside the
     source and solves the 6x6 normal equations per sample, damped in proportion to their diagonal
-    (Marquardt), so that scaling depth and translation together scales the correction alike. (A Cauchy weighting of the
-    residuals converged slower from a half-degree start on generated streets, so there is none.)
+    (Marquardt), so that scaling depth and translation together scales the correction alike. (A
+    Cauchy weighting of the residuals converged slower from a half-degree start on generated
+    streets, so there is none.)
 
     Args:
         src, tgt: ``(B, C, H, W)`` images; depth: ``(B, 1, H, W)`` target depth; K: ``(B, 3, 3)``;
@@ -99,11 +108,9 @@ def align_pose(
 
 def _align_pose(src: torch.Tensor, tgt: torch.Tensor, depth: torch.Tensor, K: torch.Tensor,
                 src_from_tgt: torch.Tensor, iters: int, damping: float) -> torch.Tensor:  # fmt: skip
-    from ..geometry import axis_angle_to_matrix, make_rigid
-
     B, _, H, W = depth.shape
     grey_s, grey_t = src.mean(1, keepdim=True), tgt.mean(1, keepdim=True)
-    pad = torch.nn.functional.pad(grey_s, (1, 1, 1, 1), mode="replicate")
+    pad = F.pad(grey_s, (1, 1, 1, 1), mode="replicate")
     gx = (pad[..., 1:-1, 2:] - pad[..., 1:-1, :-2]) / 2
     gy = (pad[..., 2:, 1:-1] - pad[..., :-2, 1:-1]) / 2
     stack = torch.cat([grey_s, gx, gy], 1)

@@ -180,12 +180,17 @@ class DepthModel(nn.Module):
         poses = torch.stack([prev, self.pose_net(tgt, rgb[:, 2])], 1)
         if self.log_scale is not None:
             poses = make_rigid(poses[..., :3, :3], poses[..., :3, 3] * self.metric_scale())
-        if self.cfg.model.align_iters > 0 and "K" in batch:
+        if self.cfg.model.align_iters > 0:
             # direct alignment with the detached depth corrects the poses; the correction is a
-            # constant, so the pose net and the depth net still get the photometric gradient
+            # constant, so the pose net and the depth net still get the photometric gradient.
+            # Both sources in one batch: (previous ; next), each against the target.
+            if "K" not in batch:
+                raise ValueError("DepthModel: the batch lacks 'K' (B, 3, 3), which pose alignment needs")
+            B = tgt.shape[0]
             depth = self.depth(disp[0]).detach()
-            fixed = [align_pose(rgb[:, 2 * j], tgt, depth, batch["K"].to(depth.dtype), poses[:, j].detach(),
-                                iters=self.cfg.model.align_iters) for j in range(2)]  # fmt: skip
-            correction = torch.stack(fixed, 1) @ invert_rigid(poses.detach())
+            fixed = align_pose(torch.cat([rgb[:, 0], rgb[:, 2]]), tgt.repeat(2, 1, 1, 1), depth.repeat(2, 1, 1, 1),
+                               batch["K"].to(depth.dtype).repeat(2, 1, 1), poses.detach().transpose(0, 1).flatten(0, 1),
+                               iters=self.cfg.model.align_iters)  # fmt: skip
+            correction = fixed.unflatten(0, (2, B)).transpose(0, 1) @ invert_rigid(poses.detach())
             poses = correction @ poses
         return {"disp": disp, "src_from_tgt": poses}
