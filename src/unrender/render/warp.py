@@ -101,8 +101,10 @@ def align_pose(
     """
     check_args(("src", src, ("B", "C", "H", "W")), ("tgt", tgt, ("B", "C", "H", "W")),
                ("depth", depth, ("B", 1, "H", "W")), ("src_from_tgt", src_from_tgt, ("B", 4, 4)))  # fmt: skip
-    with torch.autocast(depth.device.type, enabled=False):  # the 6x6 solves want float32 under bf16 training
-        T = _align_pose(src.float(), tgt.float(), depth.float(), K.float(), src_from_tgt.float(), iters, damping)
+    # the 6x6 solves want at least float32 (bf16 training); float64 inputs stay float64
+    dt = torch.promote_types(src_from_tgt.dtype, torch.float32)
+    with torch.autocast(depth.device.type, enabled=False):
+        T = _align_pose(*(x.to(dt) for x in (src, tgt, depth, K, src_from_tgt)), iters, damping)
     return T.to(src_from_tgt.dtype)
 
 
