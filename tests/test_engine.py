@@ -104,6 +104,11 @@ def test_crash_then_resume_gives_identical_weights(tmp_path):
     assert not list((run / "checkpoints").glob(".*.tmp"))
     lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert any("train/loss" in x for x in lines) and any("eval/abs_rel" in x for x in lines)
+    # the end-of-run evaluation's picture goes beside the final weights, as `unrender eval` puts it
+    from PIL import Image
+
+    with Image.open(Path(out["checkpoint"]) / "eval_0.png") as im:
+        assert im.format == "PNG" and im.size[0] > 0
 
 
 def test_non_finite_losses_are_skipped(tmp_path):

@@ -160,7 +160,7 @@ def cmd_eval(args: list[str]) -> int:
         return code
     ea = tyro.cli(EvalArgs, args=args[1:], prog=f"unrender eval {method.name}", description=method.description)
     from .io import atomic_write_text
-    from .viz import save_png
+    from .viz import save_eval_images
 
     columns: dict[str, dict[str, float]] = {}
     for path in ea.ckpt:
@@ -172,8 +172,7 @@ def cmd_eval(args: list[str]) -> int:
         atomic_write_text(out, json.dumps({"checkpoint": str(ck_path), **scalars}, indent=2))
         print(json.dumps({"checkpoint": str(ck_path), **scalars}, indent=2))
         print(f"wrote {out}")
-        for i, (title, image) in enumerate(images.items()):  # the pictures go beside the metrics
-            png = save_png(out.parent / f"eval_{i}.png", image)
+        for png, title in zip(save_eval_images(out.parent, images), images, strict=True):  # beside the metrics
             print(f"wrote {png} ({title})")
         columns[str(path)] = scalars
     if ea.markdown:

@@ -24,7 +24,9 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Sampler, default_collate
 from tqdm.auto import tqdm
 
+from ..io import atomic_write_text
 from ..methods.base import Method
+from ..viz import save_eval_images
 from .checkpoint import find_latest_checkpoint, get_rng_state, load_checkpoint, save_checkpoint, set_rng_state
 from .config import TrainConfig, config_to_json
 from .distributed import DistInfo, all_true, cleanup_distributed, init_distributed, pick_device
@@ -333,7 +335,11 @@ class Trainer:
             metrics = self.evaluate()
             if self.dist.is_main:
                 scalars = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
-                (self.out_dir / "eval.json").write_text(json.dumps({"step": self.step, **scalars}, indent=2))
+                atomic_write_text(self.out_dir / "eval.json", json.dumps({"step": self.step, **scalars}, indent=2))
+                if final_ckpt is not None and metrics.get("images"):  # the pictures go beside the weights
+                    for png, title in zip(save_eval_images(final_ckpt, metrics["images"]), metrics["images"],
+                                          strict=True):  # fmt: skip
+                        tqdm.write(f"wrote {png} ({title})")
                 metrics = {**metrics, "checkpoint": str(final_ckpt)}
             self.logger.close()
             cleanup_distributed()

@@ -7,6 +7,7 @@ from .images import (
     draw_segments,
     frustum_lines,
     image_grid,
+    save_eval_images,
     save_png,
     to_uint8,
 )
@@ -20,6 +21,7 @@ __all__ = [
     "frustum_lines",
     "image_grid",
     "png_data_uri",
+    "save_eval_images",
     "save_png",
     "to_uint8",
     "write_report",

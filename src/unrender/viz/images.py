@@ -16,6 +16,7 @@ __all__ = [
     "colorize_labels",
     "image_grid",
     "save_png",
+    "save_eval_images",
     "draw_segments",
     "box_edges_2d",
     "frustum_lines",
@@ -85,6 +86,12 @@ def save_png(path: str | Path, image: np.ndarray | torch.Tensor) -> Path:
     with atomic_path(path) as tmp:
         Image.fromarray(to_uint8(image)).save(tmp, format="PNG")
     return Path(path)
+
+
+def save_eval_images(folder: str | Path, images: dict[str, np.ndarray | torch.Tensor]) -> list[Path]:
+    """Write an evaluation's pictures (title -> image) as ``eval_0.png``, ``eval_1.png``, ... in ``folder``,
+    in the dict's order; returns the paths."""
+    return [save_png(Path(folder) / f"eval_{i}.png", image) for i, image in enumerate(images.values())]
 
 
 def colorize_labels(labels: torch.Tensor | np.ndarray, num: int = 256, *, seed: int = 7) -> np.ndarray:
