@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import os
 
@@ -34,6 +35,13 @@ def test_write_read_resume_and_on_the_fly(tmp_path):
     # another config in the same folder is refused
     with pytest.raises(DatasetError, match="holds another dataset"):
         write_dataset(SynthConfig(kind="objects", num=3, views=2, height=24, width=32), out, workers=1, progress=False)
+    with pytest.raises(DatasetError, match="holds another dataset"):
+        write_dataset(dataclasses.replace(CFG, antialias=3), out, workers=1, progress=False)
+    # a folder written before a setting existed resumes with that setting's default
+    index["config"].pop("antialias")
+    (out / "index.json").write_text(json.dumps(index))
+    write_dataset(CFG, out, workers=1, progress=False)
+    assert SynthDataset(out).config == CFG
 
 
 def test_reader_errors(tmp_path):

@@ -117,9 +117,9 @@ def write_dataset(cfg: SynthConfig, out: str | Path, *, workers: int = 2, progre
             old = json.loads(index_path.read_text())
         except json.JSONDecodeError as e:
             raise DatasetError(f"{index_path}: not JSON ({e})") from None
-        same = {k: v for k, v in old.get("config", {}).items() if k != "num"} == {
-            k: v for k, v in config.items() if k != "num"
-        }
+        # settings added since the folder was written take their defaults
+        old_config = {**asdict(SynthConfig()), **old.get("config", {})}
+        same = {k: v for k, v in old_config.items() if k != "num"} == {k: v for k, v in config.items() if k != "num"}
         if (old.get("format") != FORMAT or old.get("schema") != SCHEMA_VERSION or not same
                 or old.get("generator", 1) != GENERATOR_VERSIONS[cfg.kind]):  # fmt: skip
             raise DatasetError(f"{out} holds another dataset (format/schema/generator/config differ); use a new --out")
@@ -244,6 +244,8 @@ def dataset_folder(root: str | Path, cfg: SynthConfig) -> Path:
     settings = [cfg.kind, cfg.views, cfg.height, cfg.width, cfg.seed]
     if GENERATOR_VERSIONS[cfg.kind] > 1:  # version 1 folders keep the names they had
         settings.append(GENERATOR_VERSIONS[cfg.kind])
+    if cfg.antialias != 1:  # so do folders of one ray per pixel
+        settings.append({"antialias": cfg.antialias})
     key = hashlib.sha1(json.dumps(settings).encode()).hexdigest()[:8]
     return Path(root) / f"{cfg.kind}-{cfg.height}x{cfg.width}-v{cfg.views}-s{cfg.seed}-{key}"
 
@@ -254,13 +256,13 @@ VAL_SEED_OFFSET = 7919
 
 def split_dataset(
     root: str | Path, split: str, *, kind: str, num_train: int, num_val: int, views: int, height: int, width: int,
-    seed: int, generate: bool = True, workers: int = 2,
+    seed: int, antialias: int = 1, generate: bool = True, workers: int = 2,
 ) -> SynthDataset:  # fmt: skip
     """The ``train`` or held-out (any other ``split``) part of a method's generated data, written
     under ``root`` (once, resumably) unless ``generate`` is False."""
     train = split == "train"
     cfg = SynthConfig(kind=kind, num=num_train if train else num_val, views=views, height=height, width=width,
-                      seed=seed if train else seed + VAL_SEED_OFFSET, occupancy=False)  # fmt: skip
+                      seed=seed if train else seed + VAL_SEED_OFFSET, occupancy=False, antialias=antialias)  # fmt: skip
     folder = dataset_folder(root, cfg)
     if generate:
         write_dataset(cfg, folder, workers=workers, progress=True)

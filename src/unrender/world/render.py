@@ -123,6 +123,7 @@ def render(
     shadows: bool = True,
     chunk: int = 1 << 15,
     dtype: torch.dtype = torch.float32,
+    antialias: int = 1,
 ) -> dict[str, torch.Tensor]:
     """Render ``N`` views of ``scene`` at frame ``t``.
 
@@ -134,6 +135,10 @@ def render(
         shadows: cast shadow rays towards the light.
         chunk: rays intersected at once (bounds memory: ~``chunk x primitives x 40`` bytes).
         dtype: float32 (default) or float64.
+        antialias: odd ``n``: the RGB of a pixel is the mean of ``n x n`` rays spread evenly over
+            its area (a camera integrates light over its pixels; one ray per pixel aliases fine
+            textures, and the aliasing changes as the camera moves). Every other output is the
+            centre ray's, i.e. exactly what ``antialias=1`` gives. Costs ``n^2`` times the rays.
 
     Returns:
         ``rgb (N, 3, H, W)`` in [0, 1], ``depth (N, 1, H, W)`` z-depth in metres (0 where nothing is
@@ -145,6 +150,17 @@ def render(
     check_args(("K", K, ("N", 3, 3)), ("cam_from_world", cam_from_world, ("N", 4, 4)))
     if K.dim() != 3:
         raise ValueError(f"K: expected shape (N, 3, 3), got {tuple(K.shape)}")
+    if antialias < 1 or antialias % 2 == 0:
+        raise ValueError(f"antialias must be an odd number of rays per pixel side (1, 3, 5, ...), got {antialias}")
+    if antialias > 1:
+        # an n-times finer image whose centre rays are the pixel centres: u' = n (u + 1/2) - 1/2
+        n = antialias
+        Kn = K.clone()
+        Kn[:, :2, :] = Kn[:, :2, :] * n
+        Kn[:, :2, 2] = Kn[:, :2, 2] + (n - 1) / 2
+        fine = render(scene, Kn, cam_from_world, H * n, W * n, t=t, shadows=shadows, chunk=chunk, dtype=dtype)
+        out = {k: v[..., n // 2 :: n, n // 2 :: n].contiguous() for k, v in fine.items() if k != "rgb"}
+        return {"rgb": torch.nn.functional.avg_pool2d(fine["rgb"], n), **out}
     dev = K.device
     K, cam_from_world = K.to(dtype), cam_from_world.to(dtype)
     flat = scene.flatten(t).to(dev, dtype)

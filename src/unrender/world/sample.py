@@ -42,12 +42,17 @@ class SynthConfig:
     shadows: bool = True
     occupancy: bool = True
     """Also sample exact occupancy and semantics on the generator's voxel grid."""
+    antialias: int = 1
+    """Odd number of rays per pixel side averaged into the RGB (1 = one ray through each pixel
+    centre); depth, normals and labels stay the pixel-centre ray's (see :func:`~unrender.world.render`)."""
 
     def __post_init__(self) -> None:
         if self.kind not in GENERATORS:
             raise ValueError(f"kind: expected one of {sorted(GENERATORS)}, got {self.kind!r}")
         if min(self.num, self.views, self.height, self.width) <= 0:
             raise ValueError("num, views, height and width must be positive")
+        if self.antialias < 1 or self.antialias % 2 == 0:
+            raise ValueError(f"antialias must be odd and positive (1, 3, 5, ...), got {self.antialias}")
 
 
 def make_sample(cfg: SynthConfig, index: int) -> dict[str, np.ndarray]:
@@ -74,7 +79,9 @@ def make_sample(cfg: SynthConfig, index: int) -> dict[str, np.ndarray]:
     parts: dict[str, list[torch.Tensor]] = {}
     for t in sorted(set(lay.times)):
         sel = (times == t).nonzero()[:, 0]
-        out = render(lay.scene, lay.K[sel], lay.cam_from_world[sel], H, W, t=t, shadows=cfg.shadows)
+        out = render(
+            lay.scene, lay.K[sel], lay.cam_from_world[sel], H, W, t=t, shadows=cfg.shadows, antialias=cfg.antialias
+        )
         for k, v in out.items():
             parts.setdefault(k, []).append((sel, v))
     img = {}

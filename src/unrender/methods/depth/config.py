@@ -25,6 +25,8 @@ class DepthData:
     """Datasets are written (once, resumably) under this folder, named by their settings."""
     max_objects: int = 16
     """Instance masks kept per frame (cars and pedestrians, largest first)."""
+    antialias: int = 1
+    """Rays per pixel side averaged into each frame's RGB (odd; see :class:`unrender.world.SynthConfig`)."""
     kitti_raw: Path | None = None
     """Train on this folder of KITTI raw videos instead (self-supervised losses only: it has no masks);
     evaluation stays on the generated held-out videos."""

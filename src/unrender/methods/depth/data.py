@@ -98,7 +98,7 @@ class DepthDataset(Dataset):
             raise ValueError(f"data.frames must be at least 3 (a frame and its two neighbours), got {d.frames}")
         self.synth = split_dataset(d.root, split, kind="streets", num_train=d.num_train, num_val=d.num_val,
                                    views=d.frames, height=d.height, width=d.width, seed=d.seed,
-                                   generate=generate, workers=workers)  # fmt: skip
+                                   antialias=d.antialias, generate=generate, workers=workers)  # fmt: skip
         self.cfg = cfg
         self.per_seq = d.frames - 2
         self._cache: dict[int, dict[str, torch.Tensor]] = {}
