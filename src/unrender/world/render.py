@@ -16,7 +16,7 @@ from ..geometry import camera_rays, check_args
 from .primitives import KINDS, intersect, normal
 from .scene import TEXTURES, FlatScene, Scene
 
-__all__ = ["render", "cast", "shade_texture"]
+__all__ = ["render", "cast", "shade_texture", "check_antialias"]
 
 
 def _local(flat: FlatScene, sel: torch.Tensor, o: torch.Tensor, d: torch.Tensor):
@@ -112,6 +112,12 @@ def _shade_chunk(flat: FlatScene, scene: Scene, o: torch.Tensor, d: torch.Tensor
     return t, idx, rgb, n_world
 
 
+def check_antialias(n: int) -> None:
+    """Raise ``ValueError`` unless ``n`` is an odd number of rays per pixel side (1, 3, 5, ...)."""
+    if n < 1 or n % 2 == 0:
+        raise ValueError(f"antialias must be an odd number of rays per pixel side (1, 3, 5, ...), got {n}")
+
+
 def render(
     scene: Scene,
     K: torch.Tensor,
@@ -150,8 +156,7 @@ def render(
     check_args(("K", K, ("N", 3, 3)), ("cam_from_world", cam_from_world, ("N", 4, 4)))
     if K.dim() != 3:
         raise ValueError(f"K: expected shape (N, 3, 3), got {tuple(K.shape)}")
-    if antialias < 1 or antialias % 2 == 0:
-        raise ValueError(f"antialias must be an odd number of rays per pixel side (1, 3, 5, ...), got {antialias}")
+    check_antialias(antialias)
     if antialias > 1:
         # an n-times finer image whose centre rays are the pixel centres: u' = n (u + 1/2) - 1/2
         n = antialias

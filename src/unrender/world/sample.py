@@ -17,7 +17,7 @@ import torch
 
 from ..geometry import project_points, transform_points
 from .generators import GENERATORS
-from .render import render
+from .render import check_antialias, render
 from .scene import CLASSES
 from .truth import boxes_2d, boxes_in_camera, mask_boxes, object_boxes, occupancy
 
@@ -51,8 +51,7 @@ class SynthConfig:
             raise ValueError(f"kind: expected one of {sorted(GENERATORS)}, got {self.kind!r}")
         if min(self.num, self.views, self.height, self.width) <= 0:
             raise ValueError("num, views, height and width must be positive")
-        if self.antialias < 1 or self.antialias % 2 == 0:
-            raise ValueError(f"antialias must be odd and positive (1, 3, 5, ...), got {self.antialias}")
+        check_antialias(self.antialias)
 
 
 def make_sample(cfg: SynthConfig, index: int) -> dict[str, np.ndarray]:
