@@ -256,6 +256,22 @@ def test_tiny_training_lowers_the_loss_and_checkpoints_reload(tmp_path):
     assert "| static |" in table and "(e) part of abs_rel" in table
 
 
+def test_automask_margin_keeps_near_ties_in_the_loss(streets):
+    cfg, ds = streets
+    cfg = dataclasses.replace(cfg)  # the fixture's config stays as it is
+    batch = default_collate([ds[i] for i in range(2)])
+    torch.manual_seed(0)
+    model = DEPTH.build_model(cfg).eval()
+    fractions = []
+    for margin in (0.0, 0.03, 10.0):
+        cfg.loss = dataclasses.replace(cfg.loss, automask_margin=margin)
+        with torch.no_grad():
+            fractions.append(DEPTH.loss(model, batch, cfg)["automask_fraction"].item())
+    # the share of pixels the warped frames explain (not masked) grows with the margin; a margin
+    # larger than any photometric error masks nothing
+    assert fractions[0] < fractions[1] < fractions[2] == 1.0, fractions
+
+
 def test_pose_errors_in_degrees():
     from unrender.methods.depth.evaluate import _pose_errors
 

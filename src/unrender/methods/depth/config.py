@@ -90,6 +90,9 @@ class DepthLoss:
     ssim: float = 0.85
     smoothness: float = 1e-3
     automask: bool = True
+    automask_margin: float = 0.0
+    """A pixel is auto-masked only when the unwarped source beats every warped one by this much;
+    > 0 keeps low-parallax (far) pixels in the loss instead of dropping them on a near-tie."""
     scales: int = 4
 
 
@@ -117,8 +120,11 @@ def tiny() -> DepthConfig:
 
 def cpu() -> DepthConfig:
     return DepthConfig(
-        train=TrainConfig(max_steps=4000, batch_size=6, lr=5e-4, warmup_steps=100, weight_decay=0.0, ckpt_every=500,
+        train=TrainConfig(max_steps=4000, batch_size=6, lr=1e-3, warmup_steps=100, weight_decay=0.0, ckpt_every=500,
                           eval_every=0, out_dir=Path("runs/depth"), time_limit_min=27.0),
+        data=DepthData(antialias=3),
+        model=DepthModel(min_depth=1.0),
+        loss=DepthLoss(automask_margin=0.03),
     )  # fmt: skip
 
 

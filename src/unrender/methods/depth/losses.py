@@ -203,7 +203,7 @@ def depth_losses(model: torch.nn.Module, batch: dict[str, torch.Tensor], cfg: De
     poses = out["src_from_tgt"]
     if lc.automask:
         identity = torch.cat([photometric_error(s, tgt, lc.ssim) for s in srcs], 1)
-        identity = identity + 1e-5 * torch.randn_like(identity)  # break ties towards the warped frames
+        identity = identity + lc.automask_margin + 1e-5 * torch.randn_like(identity)  # ties: the warped frames
     photo, smooth = 0.0, 0.0
     terms: dict[str, torch.Tensor] = {}
     depths = {}
