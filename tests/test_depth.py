@@ -16,6 +16,7 @@ from unrender.methods.depth.losses import (
     depth_losses,
     frame_geometry,
     photometric_error,
+    road_travel_loss,
     ssim_dissimilarity,
     update_camera_target,
 )
@@ -83,6 +84,34 @@ def test_plane_fit_is_differentiable_in_the_depth():
     fit = plane_from_point_map(depth_to_points(depth, K), torch.ones(1, 16, 32, dtype=torch.bool))
     fit["height"].sum().backward()
     assert torch.isfinite(depth.grad).all() and depth.grad.abs().sum() > 0
+
+
+def test_road_travel_loss_levels_a_tilted_road():
+    """|n . c| is the sine of the road's tilt against the motion; descending it on the depth
+    levels the road (and leaves the poses alone)."""
+    K = make_intrinsics(50.0, 50.0, 15.5, -4.0, dtype=torch.float64)[None]  # every row below the horizon
+    v = torch.arange(16, dtype=torch.float64)[:, None].expand(16, 32)
+    theta = math.radians(3.0)  # the road rises away from the camera: y = 1.65 - z tan(theta)
+    depth = (1.65 / ((v + 4.0) / 50.0 + math.tan(theta)))[None, None].clone().requires_grad_(True)
+    poses = torch.eye(4, dtype=torch.float64).repeat(1, 2, 1, 1)
+    poses[0, 0, 2, 3], poses[0, 1, 2, 3] = 1.0, -1.0  # previous 1 m behind, next 1 m ahead
+    poses.requires_grad_(True)
+    road = torch.ones(1, 16, 32, dtype=torch.bool)
+    fit = plane_from_point_map(depth_to_points(depth, K), road)
+    loss = road_travel_loss(fit["normal"], poses)
+    assert loss.item() == pytest.approx(math.sin(theta), rel=1e-6)
+    loss.backward()
+    assert poses.grad is None or poses.grad.abs().sum() == 0
+    opt = torch.optim.SGD([depth], lr=20.0)
+    for _ in range(50):
+        opt.zero_grad()
+        road_travel_loss(plane_from_point_map(depth_to_points(depth, K), road)["normal"], poses).backward()
+        opt.step()
+    after = road_travel_loss(plane_from_point_map(depth_to_points(depth.detach(), K), road)["normal"], poses)
+    assert after.item() < 0.2 * math.sin(theta)
+    # a level road moving forward costs nothing; frames without a plane are left out
+    level = road_travel_loss(torch.tensor([[0.0, -1.0, 0.0], [float("nan")] * 3]), poses.detach().expand(2, 2, 4, 4))
+    assert level.item() == pytest.approx(0.0, abs=1e-12)
 
 
 def test_warping_with_true_depth_and_pose_explains_static_pixels(streets):
@@ -246,6 +275,7 @@ def test_tiny_training_lowers_the_loss_and_checkpoints_reload(tmp_path):
         assert math.isfinite(metrics[f"{mode}/abs_rel"])
     assert "median/scale_median" in metrics and "camera_height_est" in metrics
     assert math.isfinite(metrics["pose/rotation_error_deg"])
+    assert 0.0 <= metrics["road_tilt_deg"] <= 90.0
     for kind in (CLASSES, ("0-5m", "5-10m", "10-20m", "20-40m", "40-80m"), ("static", "moving objects")):
         for mode in ("median", "unscaled"):  # each breakdown's parts sum to the abs_rel
             parts = [metrics[f"{mode}/share/{g}"] for g in kind if f"{mode}/share/{g}" in metrics]

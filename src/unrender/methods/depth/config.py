@@ -78,6 +78,10 @@ class MetricScale:
     """... down to this fraction of its initial value."""
     camera_weight: float = 0.01
     """Camera-height loss weight once the object weight has decayed (grows as it decays)."""
+    travel_weight: float = 0.1
+    """Weight of the road-travel loss ``|n . c|``: the fitted road normal against the direction of
+    travel (the chord between the previous and the next camera centre, from the refined poses,
+    detached); the car drives on the road, so the road plane contains its motion."""
     camera_freeze_epochs: int = 1
     """The camera-height target is neither updated nor used during the first epochs."""
     camera_momentum: float = 0.7

@@ -17,7 +17,10 @@ of each ground-truth depth range (``<lo>-<hi>m``) and of the static scene and th
 contribute (each of the three sets sums to the abs_rel), next to ``pixels/<group>``, the group's
 share of the scored pixels.
 
-Also the camera height estimated from the unscaled prediction next to the true one, and the pose
+Also the camera height estimated from the unscaled prediction next to the true one, the road tilt
+(``road_tilt_deg``: the median angle between the road normal fitted to the prediction and the one
+fitted to the ground-truth depth; the camera height follows it, as a tilt of ``a`` moves a road
+point ``z`` metres ahead by ``z sin a``), and the pose
 net against the generated ground-truth motion: the angle of its rotation error, the angle between
 its translation and the true one (both in degrees, with the mean true rotation for reference) and
 the median ratio of translation lengths.
@@ -30,12 +33,13 @@ from typing import Any
 
 import torch
 
-from ...geometry import matrix_to_axis_angle
+from ...geometry import depth_to_points, matrix_to_axis_angle
 from ...metrics import DepthMetrics
 from ...world import CLASSES
 from .config import DepthConfig
 from .data import DepthDataset
 from .losses import frame_geometry
+from .scale import plane_from_point_map
 
 __all__ = ["evaluate_depth", "MODES", "ablation_table"]
 
@@ -55,7 +59,7 @@ def evaluate_depth(
 
     data = dataset if dataset is not None else DepthDataset(cfg, "val")
     n = len(data) if max_items is None else min(max_items, len(data))
-    preds, gts, frame_scale, plane_h, true_h, seqs, poses, true_poses, sems, moving = ([] for _ in range(10))
+    preds, gts, frame_scale, plane_h, true_h, seqs, poses, true_poses, sems, moving, tilts = ([] for _ in range(11))
     rows = []
     for start in range(0, n, batch_size):
         items = [data[i] for i in range(start, min(n, start + batch_size))]
@@ -71,6 +75,10 @@ def evaluate_depth(
         moving.append(b["moving"].cpu())
         frame_scale.append(geo["frame_scale"].cpu())
         plane_h.append(geo["plane"]["height"].detach().cpu())
+        road = b["road"][:, 0] & (b["depth"][:, 0] > 0)
+        true_n = plane_from_point_map(depth_to_points(b["depth"].float(), b["K"].float()), road)["normal"]
+        cos = (true_n * geo["plane"]["normal"].detach()).sum(-1).clamp(-1, 1)
+        tilts.append(cos.acos().rad2deg().cpu())
         true_h.append(b["camera_height"].cpu())
         seqs.append(b["sequence"].cpu())
         for j in range(len(items)):
@@ -107,6 +115,9 @@ def evaluate_depth(
     res["camera_height_est"] = float(ph[okh].mean()) if okh.any() else math.nan
     res["camera_height_true"] = float(th.mean())
     res["camera_height_rel_err"] = abs(res["camera_height_est"] / res["camera_height_true"] - 1)
+    tilt = torch.cat(tilts)
+    tilt = tilt[torch.isfinite(tilt)]
+    res["road_tilt_deg"] = float(tilt.median()) if len(tilt) else math.nan
     res.update(_pose_errors(torch.cat(poses).flatten(0, 1), torch.cat(true_poses).flatten(0, 1)))
     res["scale_enabled"] = float(cfg.scale.enabled)
     res["scale_filter"] = float(cfg.scale.filter)
@@ -174,8 +185,9 @@ def ablation_table(columns: dict[str, dict[str, float]], command: str) -> str:
         ("(e) full method, unscaled", "full", "unscaled"),
         ("(f) full method without the abnormal-object filter, unscaled", "nofilter", "unscaled"),
     ]
-    head = "| variant | checkpoint | " + " | ".join(_SHOWN) + " | median GT/pred scale | camera height (m) |"
-    lines = [head, "|---|---|" + "---|" * (len(_SHOWN) + 2)]
+    extra = ("median GT/pred scale", "camera height (m)", "road tilt (deg)")
+    head = "| variant | checkpoint | " + " | ".join(_SHOWN + extra) + " |"
+    lines = [head, "|---|---|" + "---|" * (len(_SHOWN) + 3)]
     for label, kind, mode in rows:
         if kind not in by_kind:
             continue
@@ -186,8 +198,9 @@ def ablation_table(columns: dict[str, dict[str, float]], command: str) -> str:
         if mode == "camera_height" or mode == "objects":
             ratio = math.nan
         cam = m.get("camera_height_est", math.nan) if mode == "unscaled" else math.nan
-        fmt = lambda x: "" if math.isnan(x) else f"{x:.3f}"  # noqa: E731
-        lines.append(f"| {label} | {name} | " + " | ".join(cells) + f" | {fmt(ratio)} | {fmt(cam)} |")
+        tilt = m.get("road_tilt_deg", math.nan) if mode == "unscaled" else math.nan
+        fmt = lambda x, d=3: "" if math.isnan(x) else f"{x:.{d}f}"  # noqa: E731
+        lines.append(f"| {label} | {name} | " + " | ".join(cells) + f" | {fmt(ratio)} | {fmt(cam)} | {fmt(tilt, 2)} |")
     # where the abs_rel of (b) and (e) comes from
     picked = (("(b)", "base", "median"), ("(e)", "full", "unscaled"))
     cols = [(lab, by_kind[kind][1], mode) for lab, kind, mode in picked if kind in by_kind]

@@ -10,7 +10,8 @@ Metric scale: a per-pixel object-height loss ``|D_p h / f_y - H_prior|`` in ever
 mask, its weight decaying every epoch, and a camera-height loss ``|H_c(pred) - target|`` whose
 weight grows as the object weight decays and which moves only the model's one metric scale; the
 target is the camera height implied by the object scales, the median over each epoch's frames (see
-:func:`update_camera_target`).
+:func:`update_camera_target`). A road-travel loss ``|n . c|`` (:func:`road_travel_loss`) keeps the
+road plane fitted to the depth parallel to the direction of travel of the refined poses.
 """
 
 from __future__ import annotations
@@ -185,6 +186,31 @@ def camera_height_loss(plane_height: torch.Tensor, target: torch.Tensor, log_sca
     return (scaled[ok] - target).abs().mean()
 
 
+def road_travel_loss(normal: torch.Tensor, src_from_tgt: torch.Tensor) -> torch.Tensor:
+    """``|n . c|`` averaged over the frames with a road plane: the cosine between the road normal
+    fitted to the predicted depth and the direction of travel, so that the road contains the motion.
+
+    The direction ``c`` is the chord from the previous to the next camera centre in the target frame
+    (``-R^T t`` of each ``src_from_tgt``), detached: the loss reshapes the road, not the poses.
+
+    Args:
+        normal: ``(B, 3)`` road normals (NaN: no plane); src_from_tgt: ``(B, 2, 4, 4)`` previous, next.
+
+    Example:
+        >>> T = torch.eye(4).repeat(1, 2, 1, 1)
+        >>> T[0, 0, 2, 3], T[0, 1, 2, 3] = 1.0, -1.0  # the camera moves along +z
+        >>> road_travel_loss(torch.tensor([[0.0, -1.0, 0.0]]), T)  # a level road
+        tensor(0.)
+    """
+    R, t = src_from_tgt[..., :3, :3].detach(), src_from_tgt[..., :3, 3:].detach()
+    centres = -(R.transpose(-1, -2) @ t)[..., 0]  # (B, 2, 3)
+    chord = centres[:, 1] - centres[:, 0]
+    chord = chord / chord.norm(dim=-1, keepdim=True).clamp(min=1e-12)
+    ok = torch.isfinite(normal).all(-1)
+    cos = (torch.nan_to_num(normal) * chord.to(normal.dtype)).sum(-1).abs()
+    return cos[ok].mean() if ok.any() else normal.new_zeros(())
+
+
 def _steps_per_epoch(cfg: DepthConfig) -> int:
     n = cfg.data.num_train * (cfg.data.frames - 2)
     return max(1, n // cfg.train.batch_size)
@@ -252,6 +278,9 @@ def depth_losses(model: torch.nn.Module, batch: dict[str, torch.Tensor], cfg: De
         if target > 0 and epoch >= cfg.scale.camera_freeze_epochs and torch.isfinite(plane_h).any():
             terms["camera_height"] = camera_height_loss(plane_h, target, core.log_scale)
             total = total + w_cam * terms["camera_height"]
+        if cfg.scale.travel_weight > 0:
+            terms["road_travel"] = road_travel_loss(geo["plane"]["normal"], poses)
+            total = total + cfg.scale.travel_weight * terms["road_travel"]
         terms["camera_target"] = target.detach()
         terms["metric_scale"] = core.log_scale.detach().exp()
     return {"loss": total, **{k: v.detach() if isinstance(v, torch.Tensor) else v for k, v in terms.items()}}
