@@ -82,9 +82,11 @@ class MetricScale:
     """Weight of the road-travel loss ``|n . c|``: the fitted road normal against the direction of
     travel (the chord between the previous and the next camera centre, from the refined poses,
     detached); the car drives on the road, so the road plane contains its motion."""
-    camera_freeze_epochs: int = 1
-    """The camera-height target is neither updated nor used during the first epochs."""
-    camera_momentum: float = 0.7
+    camera_freeze_epochs: int = 2
+    """The camera-height target is neither updated nor used during the first epochs (while the
+    road plane is still being levelled, the heights it implies are too low)."""
+    camera_momentum: float = 0.5
+    """Weight of the old target in each epoch's update; lower settles faster on the objects' heights."""
     camera_max_jump: float = 2.0
     """An epoch average more than this factor away from the current target is ignored."""
 
