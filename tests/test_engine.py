@@ -94,9 +94,12 @@ def test_crash_then_resume_gives_identical_weights(tmp_path):
     with pytest.raises(Crash):
         Trainer(TOY, tiny_cfg(run), hooks=[crash_at_17]).fit()
     assert find_latest_checkpoint(run).name == "step_00000010"
-    # a half-written checkpoint left by a killed writer is ignored
-    (run / "checkpoints" / ".step_00000020.abc.tmp").mkdir()
-    (run / "checkpoints" / ".step_00000020.abc.tmp" / "model.safetensors").write_bytes(b"garbage")
+    # a half-written checkpoint left by a killed writer is ignored and cleaned up
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    left = run / "checkpoints" / f".step_00000020.pid{dead.pid}.abc.tmp"
+    left.mkdir()
+    (left / "model.safetensors").write_bytes(b"garbage")
     trainer = Trainer(TOY, tiny_cfg(run))
     out = trainer.fit()
     assert trainer.step == 30 and out["checkpoint"].endswith("step_00000030")
@@ -130,7 +133,7 @@ def test_non_finite_losses_are_skipped(tmp_path):
     def always_nan(model, batch, cfg):
         return {"loss": TOY.loss(model, batch, cfg)["loss"] * float("inf")}
 
-    with pytest.raises(RuntimeError, match="consecutive steps had a non-finite loss"):
+    with pytest.raises(FloatingPointError, match="consecutive steps had a non-finite loss"):
         Trainer(dataclasses.replace(TOY, loss=always_nan), tiny_cfg(tmp_path / "b", max_bad_steps=3)).fit()
 
 

@@ -262,7 +262,8 @@ def test_probe_cli_writes_pictures_and_the_permutation_is_exact(tmp_path):
     run = tmp_path / "run"
     common = ["--data.root", str(tmp_path / "data"), "--train.out-dir", str(run), "--train.no-progress"]
     assert main(["train", "nvs", "--preset", "tiny", "--model.arch", "encdec", "--train.max-steps", "4", *common]) == 0
-    assert main(["probe", "nvs", "--ckpt", str(run), "--scene-b", "4", "--tokens", "2"]) == 0
+    assert main(["probe", "nvs", "--ckpt", str(run), "--scene-b", "4", "--tokens", "2",
+                 "--data-root", str(tmp_path / "data")]) == 0  # fmt: skip
     out = run / "probes"
     for name in ("interpolate", "permute", "edit"):
         assert (out / f"{name}.png").stat().st_size > 0

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-__all__ = ["TrainConfig", "config_to_dict", "config_from_dict", "config_to_json"]
+__all__ = ["TrainConfig", "check_config", "config_to_dict", "config_from_dict", "config_to_json"]
 
 
 @dataclass
@@ -98,8 +99,20 @@ def _convert(tp: Any, value: Any) -> Any:
         if value not in typing.get_args(tp):
             raise ValueError(f"expected one of {typing.get_args(tp)}, got {value!r}")
         return value
-    if tp is float and isinstance(value, int):
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise TypeError(f"expected true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"expected a number, got {value!r}")
         return float(value)
+    if tp is str and not isinstance(value, str):
+        raise TypeError(f"expected a string, got {value!r}")
     return value
 
 
@@ -123,3 +136,124 @@ def config_from_dict(cls: type, data: dict[str, Any]) -> Any:
         except (TypeError, ValueError) as e:
             raise ValueError(f"{cls.__name__}.{k}: {e}") from None
     return cls(**kwargs)
+
+
+# Range rules by field name, for every config of every method: (low, low_inclusive, high, high_inclusive).
+_AT_LEAST_ONE = (1, True, math.inf, False)
+_NON_NEGATIVE = (0, True, math.inf, False)
+_RANGES: dict[str, tuple[float, bool, float, bool]] = {
+    **dict.fromkeys(
+        [
+            "max_steps",
+            "batch_size",
+            "log_every",
+            "keep_ckpts",
+            "num",
+            "num_train",
+            "num_val",
+            "num_eval",
+            "views",
+            "views_in",
+            "views_per_scene",
+            "frames",
+            "height",
+            "width",
+            "eval_height",
+            "eval_width",
+            "resolution",
+            "channels",
+            "pose_channels",
+            "patch",
+            "dim",
+            "heads",
+            "layers",
+            "hidden",
+            "prior_width",
+            "decoder_width",
+            "energy_width",
+            "latents",
+            "depth_planes",
+            "yaw_bins",
+            "scales",
+            "num_input",
+            "num_target",
+            "view_channels",
+            "view_width",
+            "antialias",
+            "frequencies",
+            "max_detections",
+            "workers",
+        ],
+        _AT_LEAST_ONE,
+    ),  # fmt: skip
+    **dict.fromkeys(
+        [
+            "seed",
+            "data_seed",
+            "warmup_steps",
+            "eval_every",
+            "ckpt_every",
+            "max_bad_steps",
+            "num_workers",
+            "time_limit_min",
+            "weight_decay",
+            "grad_clip",
+            "spike_factor",
+            "max_objects",
+            "align_iters",
+        ],
+        _NON_NEGATIVE,
+    ),  # fmt: skip
+    "lr": _NON_NEGATIVE,
+    "betas": (0, True, 1, False),
+    "min_lr_ratio": (0, True, 1, True),
+    "dropout": (0, True, 1, False),
+}
+
+
+def _range_text(lo: float, lo_in: bool, hi: float, hi_in: bool) -> str:
+    if hi == math.inf:
+        return f"{'>=' if lo_in else '>'} {lo:g}"
+    return f"in {'[' if lo_in else '('}{lo:g}, {hi:g}{']' if hi_in else ')'}"
+
+
+def check_config(cfg: Any, prefix: str = "", *, flat: bool = False) -> None:
+    """Check every number of a (nested) config dataclass: finite, and within the range its field
+    name implies (sizes and counts >= 1, seeds and intervals >= 0, ``lr`` > 0, ...).
+
+    ``flat``: nested configs' options carry no prefix on the command line (``unrender synth --height``).
+
+    Raises:
+        ValueError: naming the option as the command line spells it, e.g. ``--train.batch-size``.
+
+    Example:
+        >>> check_config(TrainConfig(batch_size=0))
+        Traceback (most recent call last):
+        ...
+        ValueError: --train.batch-size must be >= 1, got 0
+    """
+    if not (dataclasses.is_dataclass(cfg) and not isinstance(cfg, type)):
+        return
+    if isinstance(cfg, TrainConfig) and not prefix:
+        prefix = "train."
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        name = prefix + f.name
+        if dataclasses.is_dataclass(value):
+            check_config(value, prefix if flat else name + ".", flat=flat)
+            continue
+        values = value if isinstance(value, (tuple, list)) else (value,)
+        option = "--" + name.replace("_", "-")
+        for v in values:
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                continue
+            if not math.isfinite(v):
+                raise ValueError(f"{option} must be a finite number, got {v}")
+            rule = _RANGES.get(f.name)
+            if rule is None:
+                continue
+            lo, lo_in, hi, hi_in = rule
+            if not ((v >= lo if lo_in else v > lo) and (v <= hi if hi_in else v < hi)):
+                raise ValueError(f"{option} must be {_range_text(*rule)}, got {v:g}")
+    if isinstance(cfg, TrainConfig) and 0 < cfg.spike_factor <= 1:
+        raise ValueError(f"--{prefix}spike-factor must be 0 (off) or > 1, got {cfg.spike_factor:g}")

@@ -3,7 +3,11 @@
 A method supplies model, data, loss and evaluation (see :class:`unrender.methods.Method`);
 everything about optimisation belongs here. Runs resume exactly: data order is a
 function of (seed, step), and weights, optimiser, scheduler and RNG states are
-restored from the newest checkpoint.
+restored from the newest intact checkpoint. The RNG state is restored last, after
+everything that draws from it at start-up (model, dataset, loader), and evaluation
+during training leaves it untouched, so dropout and other random draws in the loss
+continue on the same stream as in an uninterrupted run. One trainer at a time holds
+a run folder (an OS file lock).
 """
 
 from __future__ import annotations
@@ -24,15 +28,30 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Sampler, default_collate
 from tqdm.auto import tqdm
 
-from ..io import atomic_write_text
+from ..io import FolderLock, atomic_write_text
 from ..methods.base import Method
 from ..viz import save_eval_images
-from .checkpoint import find_latest_checkpoint, get_rng_state, load_checkpoint, save_checkpoint, set_rng_state
-from .config import TrainConfig, config_to_json
+from .checkpoint import (
+    clean_leftovers,
+    find_resumable_checkpoint,
+    get_rng_state,
+    load_checkpoint,
+    save_checkpoint,
+    set_rng_state,
+)
+from .config import TrainConfig, check_config, config_to_json
 from .distributed import DistInfo, all_true, cleanup_distributed, init_distributed, pick_device
 from .logging import RunLogger
 
-__all__ = ["Trainer", "StepBatchSampler", "build_optimizer", "build_scheduler", "seed_everything", "unwrap"]
+__all__ = [
+    "Trainer",
+    "StepBatchSampler",
+    "build_optimizer",
+    "build_scheduler",
+    "preserved_rng",
+    "seed_everything",
+    "unwrap",
+]
 
 
 def seed_everything(seed: int) -> None:
@@ -43,6 +62,16 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+@contextlib.contextmanager
+def preserved_rng() -> Iterator[None]:
+    """Run a block without moving the Python, NumPy or torch RNG streams (evaluation during training)."""
+    state = get_rng_state()
+    try:
+        yield
+    finally:
+        set_rng_state(state)
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -135,6 +164,7 @@ class Trainer:
     """
 
     def __init__(self, method: Method, cfg: Any, *, hooks: list[Callable[[Trainer, int], None]] | None = None):
+        check_config(cfg)
         self.method, self.cfg, self.tc = method, cfg, cfg.train
         self.hooks = hooks or []
         self.device = pick_device(self.tc.device)
@@ -146,19 +176,22 @@ class Trainer:
         self.skipped = 0
         self.bad_in_a_row = 0
         self.loss_ema, self.loss_seen = 0.0, 0  # running loss of the spike filter
+        self.lock: FolderLock | None = None
+        self._rng_to_restore: dict[str, Any] | None = None
 
     # ----------------------------------------------------------------------------------- set-up
     def _setup(self) -> None:
         seed_everything(self.tc.seed)
+        if self.dist.is_main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            self.lock = FolderLock(self.out_dir, "unrender trainer").acquire()
+            clean_leftovers(self.out_dir / "checkpoints")
         self.model = self.method.build_model(self.cfg).to(self.device)
         self.optimizer = build_optimizer(self.model, self.tc)
         self.scheduler = build_scheduler(self.optimizer, self.tc)
         self.config_json = config_to_json(self.cfg)
-        if self.dist.is_main:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-        ckpt = find_latest_checkpoint(self.out_dir) if self.tc.resume else None
-        if ckpt is not None:
-            self._restore(ckpt)
+        ckpt = find_resumable_checkpoint(self.out_dir) if self.tc.resume else None
+        self._rng_to_restore = self._restore(ckpt) if ckpt is not None else None
         if self.dist.enabled:
             self.ddp = DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None
@@ -167,23 +200,24 @@ class Trainer:
             self.ddp = self.model
         self.logger = RunLogger(self.out_dir, enabled=self.dist.is_main, tensorboard=self.tc.tensorboard)
         if self.dist.is_main:
-            (self.out_dir / "config.json").write_text(self.config_json)
+            atomic_write_text(self.out_dir / "config.json", self.config_json)
 
-    def _restore(self, path: Path) -> None:
-        ck = load_checkpoint(path, self.model)
+    def _restore(self, path: Path) -> dict[str, Any]:
+        """Load weights, optimiser, scheduler and counters; return the RNG state to set once start-up is done."""
+        ck = load_checkpoint(path, self.model, train_state=True)
         if ck["state"].get("method") not in (None, self.method.name):
             raise ValueError(f"checkpoint {path} is of method {ck['state']['method']!r}, not {self.method.name!r}")
         ts = ck["train_state"]
         self.optimizer.load_state_dict(ts["optimizer"])
         self.scheduler.load_state_dict(ts["scheduler"])
         rng = ts["rng"]
-        set_rng_state(rng[self.dist.rank] if self.dist.rank < len(rng) else rng[0])
         self.step = int(ck["state"]["step"])
         self.skipped = int(ck["state"].get("skipped", 0))
         self.loss_ema = float(ck["state"].get("loss_ema", 0.0))
         self.loss_seen = int(ck["state"].get("loss_seen", 0))
         if self.dist.is_main:
             tqdm.write(f"resuming from {ck['path']} at step {self.step}")
+        return rng[self.dist.rank] if self.dist.rank < len(rng) else rng[0]
 
     def _loader(self) -> DataLoader:
         data = self.method.build_dataset(self.cfg, "train")
@@ -197,6 +231,8 @@ class Trainer:
             num_workers=self.tc.num_workers,
             collate_fn=self.method.collate or default_collate,
             pin_memory=self.device.type == "cuda",
+            # the loader's own seed stream (worker seeds) is a function of (seed, step), not of the global RNG
+            generator=torch.Generator().manual_seed(self.tc.seed * 100_003 + self.step),
         )
 
     # ------------------------------------------------------------------------------------ steps
@@ -240,7 +276,7 @@ class Trainer:
             self.skipped += 1
             self.bad_in_a_row += 0 if spike else 1
             if self.bad_in_a_row > self.tc.max_bad_steps:
-                raise RuntimeError(
+                raise FloatingPointError(
                     f"{self.bad_in_a_row} consecutive steps had a non-finite loss or gradient (step {self.step}); "
                     "lower the learning rate or check the data"
                 )
@@ -296,7 +332,7 @@ class Trainer:
         if not self.dist.is_main:
             return {}
         self.model.eval()
-        with torch.no_grad(), self._autocast():
+        with torch.no_grad(), self._autocast(), preserved_rng():
             metrics = self.method.evaluate(self.model, self.cfg, self.device)
         scalars = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
         self.logger.log(self.step, scalars, prefix="eval/")
@@ -308,10 +344,13 @@ class Trainer:
             self._setup()
             tc = self.tc
             loader = self._loader()  # builds (and may first generate) the data: not training time
+            batches = iter(loader)
+            if self._rng_to_restore is not None:  # after everything that drew from it at start-up
+                set_rng_state(self._rng_to_restore)
             bar = tqdm(total=tc.max_steps, initial=self.step, disable=not (tc.progress and self.dist.is_main),
                        desc=f"train {self.method.name}", dynamic_ncols=True)  # fmt: skip
             t0 = time.time()
-            for batch in loader:
+            for batch in batches:
                 stats = self.train_step(_to_device(batch, self.device))
                 self.step += 1
                 bar.update(1)
@@ -346,3 +385,5 @@ class Trainer:
             return metrics
         finally:
             cleanup_distributed(barrier=False)
+            if getattr(self, "lock", None) is not None:
+                self.lock.release()

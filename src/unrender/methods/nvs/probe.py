@@ -37,6 +37,8 @@ class ProbeArgs:
     noise: float = 1.0
     """Perturbation size, relative to each token's RMS."""
     device: str = "auto"
+    data_root: Path | None = None
+    """Where generated data is written (default: runs/data in the current folder)."""
 
 
 def _change(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -115,7 +117,7 @@ def add_token(model, a: dict, steps: int = 100, lr: float = 0.05) -> dict[str, f
 
 def run_probes(args: ProbeArgs) -> dict[str, Any]:
     """Run every probe on a trained ``encdec`` checkpoint; write PNGs and ``probes.json``; return the numbers."""
-    from ...engine import config_from_dict, load_checkpoint
+    from ...engine import load_for_inference
     from ...engine.distributed import pick_device
     from ...io import atomic_write_text
     from ...viz import image_grid, save_png
@@ -123,25 +125,20 @@ def run_probes(args: ProbeArgs) -> dict[str, Any]:
     from .data import NVSDataset
     from .model import NVSModel
 
-    ck = load_checkpoint(args.ckpt)
-    if ck["state"].get("method") not in (None, "nvs"):
-        raise ValueError(f"{ck['path']} is a checkpoint of method {ck['state']['method']!r}, not 'nvs'")
-    cfg = config_from_dict(NVSConfig, ck["config"])
+    cfg, model, ck_path = load_for_inference(args.ckpt, "nvs", NVSConfig, NVSModel, data_root=args.data_root)
     if cfg.model.arch != "encdec":
-        raise ValueError(f"{ck['path']}: the probes need an encoder-decoder model (model.arch='encdec'), "
+        raise ValueError(f"{ck_path}: the probes need an encoder-decoder model (model.arch='encdec'), "
                          f"this one is {cfg.model.arch!r}")  # fmt: skip
     device = pick_device(args.device)
-    model = NVSModel(cfg)
-    load_checkpoint(ck["path"], model)
     model.to(device).eval().requires_grad_(False)
     data = NVSDataset(cfg, "val")
     for name in ("scene_a", "scene_b"):
         if not 0 <= getattr(args, name) < len(data):
             raise ValueError(f"--{name.replace('_', '-')} must be in 0..{len(data) - 1}")
     a, b = ({k: v.to(device) for k, v in default_collate([data[i]]).items()} for i in (args.scene_a, args.scene_b))
-    out_dir = args.out or Path(ck["path"]).parent.parent / "probes"
+    out_dir = args.out or Path(ck_path).parent.parent / "probes"
     out_dir.mkdir(parents=True, exist_ok=True)
-    numbers: dict[str, Any] = {"checkpoint": str(ck["path"]), "latents": cfg.model.latents}
+    numbers: dict[str, Any] = {"checkpoint": str(ck_path), "latents": cfg.model.latents}
 
     renders, changes = interpolate(model, a, b, args.steps)
     save_png(out_dir / "interpolate.png", image_grid([[a["target_images"][0, 0].cpu(), *(r.cpu() for r in renders)]],
