@@ -110,27 +110,41 @@ class FolderLock:
     def held(self) -> bool:
         return self._fd is not None
 
-    def acquire(self) -> FolderLock:
+    def holder(self) -> str:
+        """``PID n`` of the process that wrote the lock file last (the holder while it is held)."""
+        try:
+            pid = self.path.read_text().strip()
+        except OSError:
+            pid = ""
+        return f"PID {pid}" if pid.isdigit() else "another process"
+
+    def try_acquire(self, blocking: bool = False) -> bool:
+        """Take the lock; False (without waiting) if another process holds it, unless ``blocking``."""
+        if self._fd is not None:
+            return True
         try:
             import fcntl
         except ImportError:  # no flock on this OS
-            return self
+            return True
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX if blocking else fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            try:
-                holder = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
-            finally:
-                os.close(fd)
-            raise FolderLockedError(
-                f"{self.path.parent} is in use by another {self.what} (PID {holder}); "
-                "wait for it to finish, stop it, or choose another folder"
-            ) from None
+            os.close(fd)
+            return False
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         self._fd = fd
+        return True
+
+    def acquire(self, blocking: bool = False) -> FolderLock:
+        """Take the lock, waiting for it if ``blocking``; else raise :class:`FolderLockedError` naming the holder."""
+        if not self.try_acquire(blocking):
+            raise FolderLockedError(
+                f"{self.path.parent} is in use by another {self.what} ({self.holder()}); "
+                "wait for it to finish, stop it, or choose another folder"
+            )
         return self
 
     def release(self) -> None:

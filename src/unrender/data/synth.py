@@ -15,8 +15,11 @@ from __future__ import annotations
 import hashlib
 import json
 import multiprocessing as mp
+import os
+import signal
+import threading
+import time
 import zipfile
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -26,7 +29,8 @@ import torch
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
-from ..io import atomic_path, atomic_write_text
+from ..io import FolderLock, atomic_path, atomic_write_text
+from ..resources import check_memory
 from ..world.generators import GENERATOR_VERSIONS
 from ..world.sample import SCHEMA_VERSION, SynthConfig, make_sample
 from ..world.scene import CLASSES
@@ -84,11 +88,57 @@ def preview_image(s: dict[str, np.ndarray], max_views: int = 4) -> np.ndarray:
 
 
 def _valid(path: Path) -> bool:
+    """Whether a sample file is complete and undamaged: a zip with ``meta.npy`` whose every entry
+    passes its CRC check (a rerun rewrites samples that fail)."""
     try:
         with zipfile.ZipFile(path) as z:
-            return "meta.npy" in z.namelist()
-    except (OSError, zipfile.BadZipFile):
+            return "meta.npy" in z.namelist() and z.testzip() is None
+    except Exception:  # missing, truncated, bad CRC, bad deflate stream: a dozen error types
         return False
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Make this worker exit when the process that started it dies, even by kill -9: the kernel's
+    parent-death signal on Linux, and everywhere a watchdog thread that polls the parent PID."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError, TypeError):
+        pass  # not Linux
+
+    def watch() -> None:
+        while True:
+            if os.getppid() != parent_pid:
+                os._exit(1)
+            time.sleep(0.2)
+
+    if os.getppid() != parent_pid:  # the parent died before the signal was armed
+        os._exit(1)
+    threading.Thread(target=watch, daemon=True, name="unrender-parent-watch").start()
+
+
+def _worker_init(parent_pid: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: no worker tracebacks
+    torch.set_num_threads(1)
+    _die_with_parent(parent_pid)
+
+
+def _write_task(args: tuple[SynthConfig, int, str]) -> int:
+    return _write_one(*args)
+
+
+# Peak bytes of rendering one pixel of one view with its ground truth (measured: ~120 B at 512 x 512
+# rooms; doubled for the other generators and the sample's arrays).
+BYTES_PER_PIXEL = 256
+
+
+def check_synth_memory(cfg: SynthConfig, workers: int = 1) -> None:
+    """Refuse up front (:class:`~unrender.resources.ResourceError`) a dataset whose samples cannot be
+    rendered in this machine's memory by ``workers`` processes at once."""
+    need = BYTES_PER_PIXEL * cfg.views * cfg.height * cfg.width * max(1, workers)
+    check_memory(need, f"rendering {cfg.views} views of {cfg.height} x {cfg.width} in {max(1, workers)} process(es)",
+                 hint="lower --height/--width/--views or --workers")  # fmt: skip
 
 
 def _write_one(cfg: SynthConfig, index: int, root: str) -> int:
@@ -123,25 +173,17 @@ def write_dataset(cfg: SynthConfig, out: str | Path, *, workers: int = 2, progre
         if (old.get("format") != FORMAT or old.get("schema") != SCHEMA_VERSION or not same
                 or old.get("generator", 1) != GENERATOR_VERSIONS[cfg.kind]):  # fmt: skip
             raise DatasetError(f"{out} holds another dataset (format/schema/generator/config differ); use a new --out")
+    check_synth_memory(cfg, workers)
     (out / "samples").mkdir(parents=True, exist_ok=True)
     (out / "previews").mkdir(parents=True, exist_ok=True)
-    todo = [i for i in range(cfg.num) if not _valid(out / "samples" / f"{_name(i)}.npz")]
-    bar = tqdm(
-        total=cfg.num, initial=cfg.num - len(todo), desc=f"synth {cfg.kind}", disable=not progress, dynamic_ncols=True
-    )
-    if todo:
-        if workers <= 1:
-            for i in todo:
-                _write_one(cfg, i, str(out))
-                bar.update(1)
-        else:
-            ctx = mp.get_context("spawn")
-            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-                futures = [pool.submit(_write_one, cfg, i, str(out)) for i in todo]
-                for fut in as_completed(futures):
-                    fut.result()
-                    bar.update(1)
-    bar.close()
+    lock = FolderLock(out, "unrender synth writer")
+    if not lock.try_acquire():
+        tqdm.write(f"waiting for {lock.holder()} to finish writing {out}")
+        lock.acquire(blocking=True)
+    try:
+        _write_samples(cfg, out, workers, progress)
+    finally:
+        lock.release()
     index = {
         "format": FORMAT,
         "schema": SCHEMA_VERSION,
@@ -155,6 +197,33 @@ def write_dataset(cfg: SynthConfig, out: str | Path, *, workers: int = 2, progre
     }
     atomic_write_text(index_path, json.dumps(index, indent=1))
     return out
+
+
+def _write_samples(cfg: SynthConfig, out: Path, workers: int, progress: bool) -> None:
+    """Write the samples that are missing or damaged, in ``workers`` processes that die with this one."""
+    done = lambda i: _valid(out / "samples" / f"{_name(i)}.npz") and (out / "previews" / f"{_name(i)}.png").is_file()
+    todo = [i for i in range(cfg.num) if not done(i)]
+    bar = tqdm(
+        total=cfg.num, initial=cfg.num - len(todo), desc=f"synth {cfg.kind}", disable=not progress, dynamic_ncols=True
+    )
+    try:
+        if todo and workers <= 1:
+            for i in todo:
+                _write_one(cfg, i, str(out))
+                bar.update(1)
+        elif todo:
+            pool = mp.get_context("spawn").Pool(min(workers, len(todo)), _worker_init, (os.getpid(),))
+            try:
+                for _ in pool.imap_unordered(_write_task, [(cfg, i, str(out)) for i in todo]):
+                    bar.update(1)
+                pool.close()
+            except BaseException:  # Ctrl-C or a worker's error: stop every worker now
+                pool.terminate()
+                raise
+            finally:
+                pool.join()
+    finally:
+        bar.close()
 
 
 def sample_to_tensors(s: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -224,12 +293,22 @@ class SynthDataset(Dataset):
             raise DatasetError(f"sample file missing: {path}")
         try:
             with np.load(path, allow_pickle=False) as z:
-                return {k: z[k] for k in z.files}
-        except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
-            raise DatasetError(f"corrupt sample file {path}: {e}") from None
+                s = {k: z[k] for k in z.files}
+        except Exception as e:  # zipfile, zlib, numpy header and OS errors: a dozen types
+            raise DatasetError(f"corrupt sample file {path}: {type(e).__name__}: {e}") from None
+        for key in ("depth", "K", "cam_from_world"):  # what geometry is computed from
+            if key in s and not np.isfinite(s[key]).all():
+                raise DatasetError(f"sample file {path}: {key!r} holds NaN or infinite values")
+        if "depth" in s and (s["depth"] < 0).any():
+            raise DatasetError(f"sample file {path}: 'depth' holds negative values (0 means unknown)")
+        return s
 
     def __getitem__(self, i: int) -> dict[str, Any]:
-        return sample_to_tensors(self.raw(i))
+        s = self.raw(i)
+        try:
+            return sample_to_tensors(s)
+        except (ValueError, TypeError, KeyError) as e:  # a damaged JSON field or array
+            raise DatasetError(f"corrupt sample {i} of {self.root}: {type(e).__name__}: {e}") from None
 
 
 def dataset_folder(root: str | Path, cfg: SynthConfig) -> Path:

@@ -13,7 +13,7 @@ PID) and renamed when complete, then ``latest`` (a text file naming it) is repla
 crash or a kill leaves either the previous checkpoint or the new one, never a half-written one.
 
 Loading checks what it reads: every problem (a truncated, zeroed or bit-flipped file, JSON that is
-not an object, weights whose checksum does not match, non-finite weights, weights of another
+not an object, weights whose checksum does not match, non-finite parameters, weights of another
 model) raises :class:`CheckpointError`, a ``ValueError`` naming the file and what is wrong.
 ``eval`` and ``predict`` read weights and config only; resume also reads ``train_state.pt`` and
 falls back to the newest intact checkpoint (:func:`find_resumable_checkpoint`).
@@ -239,7 +239,7 @@ def _load_weights(found: Path, state: dict[str, Any], model: nn.Module) -> None:
         raise CheckpointError(f"corrupt checkpoint file {path}: {e}") from None
     except Exception as e:  # SafetensorError (bad header), OSError, ...
         raise CheckpointError(f"corrupt checkpoint file {path}: {type(e).__name__}: {e}") from None
-    for name, t in model.state_dict().items():
+    for name, t in model.named_parameters():  # buffers may hold NaN on purpose (an unset value)
         if t.is_floating_point() and not bool(torch.isfinite(t).all()):
             raise CheckpointError(f"checkpoint file {path}: tensor {name!r} holds NaN or infinite values")
 

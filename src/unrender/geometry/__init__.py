@@ -33,7 +33,16 @@ from .camera import (
 )
 from .checks import broadcast_batch, check_args, check_finite, check_same_dtype, check_shape
 from .grids import VoxelGrid, carve_depth, sample_frustum, unproject_to_grid, warp_volume
-from .poses import compose, invert_rigid, look_at, make_rigid, split_rigid, transform_directions, transform_points
+from .poses import (
+    compose,
+    invert_rigid,
+    look_at,
+    make_rigid,
+    split_rigid,
+    transform_directions,
+    transform_points,
+    validate_rigid,
+)
 from .rays import camera_rays, plucker, plucker_map
 from .rotations import (
     axis_angle_to_matrix,
@@ -76,6 +85,7 @@ __all__ = [
     "look_at",
     "make_intrinsics",
     "make_rigid",
+    "validate_rigid",
     "matrix_to_axis_angle",
     "matrix_to_quaternion",
     "matrix_to_rotation_6d",

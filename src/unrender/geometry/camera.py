@@ -77,7 +77,7 @@ def validate_intrinsics(K: torch.Tensor, name: str = "K") -> None:
     if bool((K[..., 0, 0] == 0).any() | (K[..., 1, 1] == 0).any()):
         raise ValueError(f"{name}: impossible camera, a focal length is zero")
     last = torch.tensor([0.0, 0.0, 1.0], dtype=K.dtype, device=K.device)
-    if not bool(torch.isclose(K[..., 2, :], last).all()):
+    if not bool(torch.isclose(K[..., 2, :], last, atol=1e-4).all()):
         raise ValueError(f"{name}: last row must be (0, 0, 1), got {K[..., 2, :].reshape(-1, 3)[0].tolist()}")
 
 
@@ -132,6 +132,7 @@ def unproject_points(uv: torch.Tensor, depth: torch.Tensor, K: torch.Tensor) -> 
         tensor([[0.1000, 0.0000, 2.0000]])
     """
     check_args(("uv", uv, ("N", 2)), ("depth", depth, ("N",)), ("K", K, (3, 3)))
+    validate_intrinsics(K)
     K_ = K[..., None, :, :]
     y = (uv[..., 1] - K_[..., 1, 2]) / K_[..., 1, 1]
     x = (uv[..., 0] - K_[..., 0, 2] - K_[..., 0, 1] * y) / K_[..., 0, 0]
@@ -174,7 +175,7 @@ def depth_to_points(depth: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
         tensor([2., 0., 2.])
     """
     check_shape(depth, "depth", (1, None, None))
-    check_shape(K, "K", (3, 3))
+    validate_intrinsics(K)
     H, W = depth.shape[-2:]
     uv = pixel_centers(H, W, dtype=depth.dtype, device=depth.device).reshape(H * W, 2)
     pts = unproject_points(uv, depth.reshape(*depth.shape[:-3], H * W), K)

@@ -16,9 +16,9 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 
-from .camera import pixel_centers, unproject_points
+from .camera import pixel_centers, unproject_points, validate_intrinsics
 from .checks import check_args, check_shape
-from .poses import invert_rigid, transform_points
+from .poses import invert_rigid, transform_points, validate_rigid
 
 __all__ = ["VoxelGrid", "unproject_to_grid", "carve_depth", "warp_volume", "sample_frustum"]
 
@@ -146,6 +146,8 @@ def _views_in(images: torch.Tensor, K: torch.Tensor, cam_from_grid: torch.Tensor
     batch = check_args(
         (names[0], images, ("N", None, None, None)), (names[1], K, ("N", 3, 3)), (names[2], cam_from_grid, ("N", 4, 4))
     )
+    validate_intrinsics(K, names[1])
+    validate_rigid(cam_from_grid, names[2])
     N = images.shape[-4]
     images = images.expand(*batch, *images.shape[-4:]).reshape(-1, *images.shape[-4:])
     K = K.expand(*batch, N, 3, 3).reshape(-1, N, 3, 3)
@@ -377,6 +379,8 @@ def sample_frustum(
         ("volume", volume, (None,) + grid.shape), ("K", K, (3, 3)), ("cam_from_grid", cam_from_grid, (4, 4))
     )
     check_shape(depths, "depths", (None,), max_batch=0)
+    validate_intrinsics(K)
+    validate_rigid(cam_from_grid, "cam_from_grid")
     C, D = volume.shape[-4], depths.shape[0]
     vol = volume.expand(*batch, *volume.shape[-4:]).reshape(-1, C, *grid.shape)
     K = K.expand(*batch, 3, 3).reshape(-1, 3, 3)

@@ -11,6 +11,7 @@ import torch
 from .checks import check_args, check_shape
 
 __all__ = [
+    "validate_rigid",
     "make_rigid",
     "split_rigid",
     "compose",
@@ -19,6 +20,25 @@ __all__ = [
     "transform_directions",
     "look_at",
 ]
+
+
+def validate_rigid(a_from_b: torch.Tensor, name: str = "cam_from_world") -> None:
+    """Raise ``ValueError`` unless ``a_from_b`` is ``(..., 4, 4)``, finite, with last row ``(0, 0, 0, 1)``.
+    Public entry points that take cameras call it (with :func:`~unrender.geometry.validate_intrinsics`).
+
+    Example:
+        >>> validate_rigid(torch.eye(4))
+        >>> validate_rigid(torch.full((4, 4), float("nan")))
+        Traceback (most recent call last):
+        ...
+        ValueError: cam_from_world: pose contains NaN or inf
+    """
+    check_shape(a_from_b, name, (4, 4))
+    if not bool(torch.isfinite(a_from_b).all()):
+        raise ValueError(f"{name}: pose contains NaN or inf")
+    last = torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=a_from_b.dtype, device=a_from_b.device)
+    if not bool(torch.isclose(a_from_b[..., 3, :], last, atol=1e-4).all()):
+        raise ValueError(f"{name}: last row must be (0, 0, 0, 1), got {a_from_b[..., 3, :].reshape(-1, 4)[0].tolist()}")
 
 
 def make_rigid(R: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

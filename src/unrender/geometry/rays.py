@@ -6,7 +6,7 @@ import torch
 
 from .camera import pixel_centers, unproject_points
 from .checks import check_args
-from .poses import invert_rigid
+from .poses import invert_rigid, validate_rigid
 
 __all__ = ["camera_rays", "plucker", "plucker_map"]
 
@@ -29,6 +29,7 @@ def camera_rays(K: torch.Tensor, cam_from_world: torch.Tensor, H: int, W: int) -
         tensor([[[0., 0., 1.]]])
     """
     batch = check_args(("K", K, (3, 3)), ("cam_from_world", cam_from_world, (4, 4)))
+    validate_rigid(cam_from_world, "cam_from_world")
     uv = pixel_centers(H, W, dtype=K.dtype, device=K.device).reshape(H * W, 2)
     ones = torch.ones(H * W, dtype=K.dtype, device=K.device)
     d_cam = unproject_points(uv, ones, K)  # (..., HW, 3) on the z = 1 plane

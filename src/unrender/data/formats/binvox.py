@@ -7,6 +7,7 @@ every axis. Axes are kept as in the file (binvox carries no camera convention).
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +43,8 @@ def read_binvox(path: str | Path) -> tuple[torch.Tensor, VoxelGrid]:
         scale = float(fields["scale"][0])
     except (ValueError, KeyError, IndexError, UnicodeDecodeError) as e:
         raise FormatError(f"{path}: malformed binvox header ({e})") from None
-    if len(dims) != 3 or min(dims) <= 0 or len(translate) != 3 or not scale > 0:
+    if (len(dims) != 3 or min(dims) <= 0 or len(translate) != 3 or not 0 < scale < math.inf
+            or not all(math.isfinite(t) for t in translate)):  # fmt: skip
         raise FormatError(f"{path}: bad dim/translate/scale in the header")
     runs = np.frombuffer(raw[pos:], dtype=np.uint8)
     if len(runs) % 2:

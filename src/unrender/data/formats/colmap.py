@@ -8,6 +8,7 @@ parameters are returned as given, not applied.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,9 +55,18 @@ def _rows(path: Path) -> list[tuple[int, list[str]]]:
 
 def _floats(path: Path, n: int, vals: list[str]) -> list[float]:
     try:
-        return [float(v) for v in vals]
+        out = [float(v) for v in vals]
     except ValueError:
         raise FormatError(f"{path}:{n}: non-numeric field in {' '.join(vals)!r}") from None
+    if not all(math.isfinite(v) for v in out):
+        raise FormatError(f"{path}:{n}: NaN or inf in {' '.join(vals)!r}")
+    return out
+
+
+def _int(path: Path, n: int, v: str, what: str) -> int:
+    if not v.isdigit():
+        raise FormatError(f"{path}:{n}: {what} must be a non-negative integer, got {v!r}")
+    return int(v)
 
 
 def read_colmap_text(folder: str | Path) -> ColmapModel:
@@ -74,14 +84,20 @@ def read_colmap_text(folder: str | Path) -> ColmapModel:
         fx, fy, cx, cy = pick(p[2:])
         if fx <= 0 or fy <= 0:
             raise FormatError(f"{cam_path}:{n}: focal lengths must be positive")
+        width, height = _int(cam_path, n, r[2], "width"), _int(cam_path, n, r[3], "height")
+        if width <= 0 or height <= 0:
+            raise FormatError(f"{cam_path}:{n}: image size must be positive, got {width} x {height}")
         K = make_intrinsics(fx, fy, cx - 0.5, cy - 0.5, dtype=torch.float64)
-        cameras[int(r[0])] = {"model": r[1], "width": int(p[0]), "height": int(p[1]), "K": K, "params": p[2:]}
+        cam_id = _int(cam_path, n, r[0], "camera id")
+        cameras[cam_id] = {"model": r[1], "width": width, "height": height, "K": K, "params": p[2:]}
     rows = _rows(img_path)
     names, cams, Ts = [], [], []
     # images.txt alternates an image line and its 2D points line (the latter may be empty, so filter by shape)
     for n, r in rows:
         if len(r) == 10 and r[0].isdigit() and r[8].isdigit():
             q = _floats(img_path, n, r[1:8])
+            if math.sqrt(sum(v * v for v in q[:4])) < 1e-6:
+                raise FormatError(f"{img_path}:{n}: the rotation quaternion is zero")
             if int(r[8]) not in cameras:
                 raise FormatError(f"{img_path}:{n}: image refers to unknown camera {r[8]}")
             Ts.append(

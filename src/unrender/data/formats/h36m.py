@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,11 +72,15 @@ def read_h36m(npz_path: str | Path, cameras_path: str | Path) -> H36MSamples:
             names = [str(x) for x in z["imgname"]]
             part = np.asarray(z["part"], dtype=np.float64)
             S = np.asarray(z["S"], dtype=np.float64)
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as e:
+    except Exception as e:  # zipfile, zlib, numpy header and OS errors: a dozen types
         raise FormatError(f"{npz_path}: not a readable Human3.6M npz with imgname, part and S ({e})") from None
     N = len(names)
     if part.shape != (N, 17, 3) or S.shape != (N, 17, 4):
         raise FormatError(f"{npz_path}: expected part (N, 17, 3) and S (N, 17, 4), got {part.shape} and {S.shape}")
+    for key, arr in (("part", part), ("S", S)):
+        if not np.isfinite(arr).all():
+            bad = int((~np.isfinite(arr)).any(-1).sum())
+            raise FormatError(f"{npz_path}: {key} holds NaN or inf in {bad} joint(s)")
     Ks, dist, Ts, subjects, cam_ids = [], [], [], [], []
     for name in names:
         m = re.search(r"(S\d+)[/_].*?\.(\d{8})", name)

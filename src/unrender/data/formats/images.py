@@ -27,7 +27,7 @@ def read_rgb(path: str | Path, what: str = "image") -> torch.Tensor:
     try:
         with Image.open(path) as im:
             arr = np.asarray(im.convert("RGB"))
-    except (UnidentifiedImageError, OSError, SyntaxError) as e:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         raise FormatError(f"{path}: not a readable image ({e})") from None
     return torch.from_numpy(arr.copy()).permute(2, 0, 1).float() / 255
 

@@ -80,6 +80,8 @@ def read_kitti_label(path: str | Path) -> KittiObject:
     if scores and len(scores) != len(rows):
         raise FormatError(f"{path}: some lines have a score and some do not")
     t = torch.tensor(rows, dtype=torch.float32).reshape(-1, 14)
+    if not bool(torch.isfinite(t).all() and torch.isfinite(torch.tensor(scores, dtype=torch.float32)).all()):
+        raise FormatError(f"{path}: a value is out of the float32 range")
     boxes = boxes_from_kitti(t[:, 7:10], t[:, 10:13], t[:, 13])
     return KittiObject(
         types=types, truncated=t[:, 0], occluded=t[:, 1].long(), alpha=t[:, 2], boxes_2d=t[:, 3:7], boxes=boxes,
@@ -121,6 +123,8 @@ def read_kitti_calib(path: str | Path) -> dict[str, torch.Tensor]:
         if len(vals) != want:
             raise FormatError(f"{path}: {key} has {len(vals)} values, expected {want}")
         m = torch.tensor(vals, dtype=torch.float64)
+        if not bool(torch.isfinite(m).all()):
+            raise FormatError(f"{path}: {key} holds NaN or inf")
         if key == "R0_rect":
             out[key] = m.reshape(3, 3)
         elif key.startswith("Tr_"):
@@ -129,6 +133,9 @@ def read_kitti_calib(path: str | Path) -> dict[str, torch.Tensor]:
             out[key] = m.reshape(3, 4)
     if "P2" not in out:
         raise FormatError(f"{path}: no P2 (left colour camera) entry")
+    for key in (k for k in out if k.startswith("P")):
+        if out[key][0, 0] <= 0 or out[key][1, 1] <= 0:
+            raise FormatError(f"{path}: {key} has a focal length <= 0 (fx {out[key][0, 0]:g}, fy {out[key][1, 1]:g})")
     out.setdefault("R0_rect", torch.eye(3, dtype=torch.float64))
     out["K"] = out["P2"][:, :3].clone()
     if "Tr_velo_to_cam" in out:
@@ -142,6 +149,8 @@ def read_kitti_velodyne(path: str | Path) -> torch.Tensor:
     """Velodyne scan ``(N, 4)`` float32: x, y, z (metres, LiDAR frame: x forward, y left, z up), reflectance."""
     path = require_file(path, "KITTI velodyne file")
     raw = path.read_bytes()
+    if not raw:
+        raise FormatError(f"{path}: empty file (a scan holds at least one (x, y, z, r) float32 record)")
     if len(raw) % 16:
         raise FormatError(f"{path}: {len(raw)} bytes is not a whole number of (x, y, z, r) float32 records")
     pts = torch.from_numpy(np.frombuffer(raw, dtype=np.float32).reshape(-1, 4).copy())
@@ -176,7 +185,7 @@ def read_kitti_depth_png(path: str | Path, *, scale: float = 256.0) -> torch.Ten
         with Image.open(path) as im:
             im.load()
             arr = np.asarray(im)
-    except (UnidentifiedImageError, OSError, SyntaxError) as e:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         raise FormatError(f"{path}: not a readable PNG ({e})") from None
     if arr.ndim != 2 or arr.dtype not in (np.uint16, np.int32, np.uint8) or arr.max() <= 255 and arr.dtype == np.uint8:
         raise FormatError(f"{path}: expected a single-channel 16-bit depth PNG, got {arr.dtype} of shape {arr.shape}")

@@ -61,6 +61,14 @@ def read_kitti_cam_to_cam(path: str | Path) -> dict[str, torch.Tensor]:
             raise FormatError(f"{path}: no {key} entry (camera 2's rectified projection and size)")
         if out[key].numel() != n:
             raise FormatError(f"{path}: {key} has {out[key].numel()} values, expected {n}")
+        if not bool(torch.isfinite(out[key]).all()):
+            raise FormatError(f"{path}: {key} holds NaN or inf")
+    P = out["P_rect_02"].reshape(3, 4)
+    if P[0, 0] <= 0 or P[1, 1] <= 0:
+        raise FormatError(f"{path}: P_rect_02 has a focal length <= 0 (fx {P[0, 0]:g}, fy {P[1, 1]:g})")
+    W, H = out["S_rect_02"].tolist()
+    if W < 1 or H < 1 or W != int(W) or H != int(H):
+        raise FormatError(f"{path}: S_rect_02 (image size) must be two positive integers, got {W:g} {H:g}")
     out["K"] = out["P_rect_02"].reshape(3, 4)[:, :3].clone()
     out["size"] = out["S_rect_02"].clone()
     return out

@@ -41,6 +41,13 @@ def _num(d: dict, key: str, path: Path) -> float:
     return float(v)
 
 
+def _angle(d: dict, key: str, path: Path) -> float:
+    v = _num(d, key, path)
+    if not 0 < v < math.pi:
+        raise FormatError(f"{path}: {key!r} is a field of view in radians and must be in (0, pi), got {v}")
+    return v
+
+
 def read_transforms_json(path: str | Path) -> NerfScene:
     """Read a ``transforms.json``; frames whose image is missing are listed in ``missing`` (and warned about).
 
@@ -67,18 +74,25 @@ def read_transforms_json(path: str | Path) -> NerfScene:
             missing.append(img)
             continue
         if "w" not in c or "h" not in c:  # original NeRF files: take the size from the image header
-            from PIL import Image
+            from PIL import Image, UnidentifiedImageError
 
-            with Image.open(img) as im:
-                c["w"], c["h"] = im.size
+            try:
+                with Image.open(img) as im:
+                    c["w"], c["h"] = im.size
+            except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as e:
+                msg = f"{path}: frame {i}: no 'w'/'h' given and {img} is not a readable image ({e})"
+                raise FormatError(msg) from None
         try:
-            w, h = int(_num(c, "w", path)), int(_num(c, "h", path))
+            w, h = _num(c, "w", path), _num(c, "h", path)
+            if w < 1 or h < 1 or w != int(w) or h != int(h):
+                raise FormatError(f"{path}: frame {i}: image size 'w' x 'h' must be positive integers, got {w} x {h}")
+            w, h = int(w), int(h)
             if "fl_x" in c:
                 fx = _num(c, "fl_x", path)
                 fy = _num(c, "fl_y", path) if "fl_y" in c else fx
             else:
-                fx = 0.5 * w / math.tan(0.5 * _num(c, "camera_angle_x", path))
-                fy = 0.5 * h / math.tan(0.5 * _num(c, "camera_angle_y", path)) if "camera_angle_y" in c else fx
+                fx = 0.5 * w / math.tan(0.5 * _angle(c, "camera_angle_x", path))
+                fy = 0.5 * h / math.tan(0.5 * _angle(c, "camera_angle_y", path)) if "camera_angle_y" in c else fx
             cx = _num(c, "cx", path) if "cx" in c else w / 2
             cy = _num(c, "cy", path) if "cy" in c else h / 2
         except KeyError as e:
@@ -98,5 +112,5 @@ def read_transforms_json(path: str | Path) -> NerfScene:
         warnings.warn(f"{path}: {len(missing)} listed frame(s) have no image file, e.g. {missing[0]}", stacklevel=2)
     if not Ks:
         raise FormatError(f"{path}: none of the {len(meta['frames'])} listed images exist")
-    dist = {k: float(meta[k]) for k in ("k1", "k2", "k3", "p1", "p2") if isinstance(meta.get(k), (int, float))}
+    dist = {k: _num(meta, k, path) for k in ("k1", "k2", "k3", "p1", "p2") if k in meta}
     return NerfScene(torch.stack(Ks), torch.stack(Ts), images, w, h, dist, missing)
