@@ -24,3 +24,17 @@ def rand_rot(batch: tuple[int, ...], dtype=torch.float64, seed: int = 0, max_ang
 def rand_rigid(batch: tuple[int, ...], dtype=torch.float64, seed: int = 0) -> torch.Tensor:
     t = torch.randn(*batch, 3, generator=gen(seed + 1), dtype=dtype)
     return make_rigid(rand_rot(batch, dtype, seed), t)
+
+
+class Crash(Exception):
+    """Raised by :func:`crash_at` to simulate a crash in the middle of training."""
+
+
+def crash_at(step: int):
+    """A trainer hook that raises :class:`Crash` right after optimiser step ``step``."""
+
+    def hook(trainer, s: int) -> None:
+        if s == step:
+            raise Crash
+
+    return hook

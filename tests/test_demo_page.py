@@ -30,11 +30,14 @@ def chromium() -> str | None:
 
 
 @pytest.fixture(scope="module")
-def demo_dir(tmp_path_factory):
+def demo_dir(tmp_path_factory, pytestconfig):
     out = tmp_path_factory.mktemp("demo")
-    r = subprocess.run([sys.executable, "-m", "unrender", "demo", "--out", str(out), "--steps", "20"],
-                       capture_output=True, text=True, timeout=600)  # fmt: skip
-    assert r.returncode == 0, r.stderr[-3000:]
+    capture = pytestconfig.pluginmanager.getplugin("capturemanager")
+    with capture.global_and_fixture_disabled():  # the demo takes ~45 s: show its progress bars meanwhile
+        print("\nrunning `unrender demo` for the demo-page tests ...", file=sys.stderr, flush=True)
+        r = subprocess.run([sys.executable, "-m", "unrender", "demo", "--out", str(out), "--steps", "20"],
+                           stdout=subprocess.PIPE, text=True, timeout=600)  # fmt: skip
+    assert r.returncode == 0, f"unrender demo failed (its errors are printed above): {r.stdout[-2000:]}"
     return out
 
 

@@ -254,10 +254,15 @@ def test_tiny_training_lowers_the_loss_and_checkpoints_reload(tmp_path):
     # on this batch), which leaves 40 steps little to show
     cfg.model = dataclasses.replace(cfg.model, align_iters=0)
     ds = DepthDataset(cfg, "train", workers=1)
-    batch = default_collate([ds[i] for i in range(2)])
+    batches = [default_collate([ds[j] for j in range(i, min(len(ds), i + 4))]) for i in range(0, len(ds), 4)]
+    batch = batches[0]
+
+    def mean_loss(m) -> float:  # over the whole (6-item) training set
+        with torch.no_grad():
+            return sum(DEPTH.loss(m, b, cfg)["loss"].item() * len(b["rgb"]) for b in batches) / len(ds)
+
     torch.manual_seed(0)
-    model = DEPTH.build_model(cfg).eval()
-    before = DEPTH.loss(model, batch, cfg)["loss"].item()
+    before = mean_loss(DEPTH.build_model(cfg).eval())
     Trainer(DEPTH, cfg).fit()
     ck = find_latest_checkpoint(tmp_path / "run")
     trained, again = DEPTH.build_model(cfg), DEPTH.build_model(cfg)
@@ -265,8 +270,12 @@ def test_tiny_training_lowers_the_loss_and_checkpoints_reload(tmp_path):
     load_checkpoint(ck, again)
     trained.eval()
     again.eval()
-    after = DEPTH.loss(trained, batch, cfg)["loss"].item()
-    assert after < 0.9 * before, (before, after)
+    after = mean_loss(trained)
+    # Where 40 steps lead is chaotic: 12 runs whose initial weights differ by 1e-6 (relative), as the
+    # last bits of another CPU's arithmetic do, end at 0.74-0.87 x the untrained loss over the training
+    # set (the loss of one batch of 2 ranged 0.69-1.00, which is why a machine once failed a 0.9 margin
+    # on it). 0.95 holds with room to spare.
+    assert after < 0.95 * before, (before, after)
     assert trained.steps.item() == 40  # the metric-scale state is part of the checkpoint
     with torch.no_grad():
         assert torch.equal(trained.predict_depth(batch["rgb"][:, 1]), again.predict_depth(batch["rgb"][:, 1]))

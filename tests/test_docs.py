@@ -17,8 +17,9 @@ def test_doc_examples_run(path):
         exec(compile(block, str(path), "exec"), {})
 
 
-def test_convention_table_names_real_tests():
-    text = (ROOT / "docs" / "conventions.md").read_text()
+@pytest.mark.parametrize("doc", ["conventions.md", "reliability.md"])
+def test_doc_tables_name_real_tests(doc):
+    text = (ROOT / "docs" / doc).read_text()
     named = set(re.findall(r"`(test_\w+)`", text))
     assert len(named) >= 10
     sources = "\n".join(p.read_text() for p in (ROOT / "tests").glob("test_*.py"))
