@@ -35,7 +35,7 @@ def demo_dir(tmp_path_factory, pytestconfig):
     capture = pytestconfig.pluginmanager.getplugin("capturemanager")
     with capture.global_and_fixture_disabled():  # the demo takes ~45 s: show its progress bars meanwhile
         print("\nrunning `unrender demo` for the demo-page tests ...", file=sys.stderr, flush=True)
-        r = subprocess.run([sys.executable, "-m", "unrender", "demo", "--out", str(out), "--steps", "20"],
+        r = subprocess.run([sys.executable, "-m", "unrender", "demo", "--out", str(out), "--steps", "5"],
                            stdout=subprocess.PIPE, text=True, timeout=600)  # fmt: skip
     assert r.returncode == 0, f"unrender demo failed (its errors are printed above): {r.stdout[-2000:]}"
     return out

@@ -388,7 +388,7 @@ def test_bad_numbers_are_refused_up_front(option, value, tmp_path, capsys):
     assert not (tmp_path / "r").exists()
 
 
-def test_impossible_image_sizes_are_refused_before_allocating(tmp_path, capsys):
+def test_impossible_sizes_are_refused_before_allocating(tmp_path, capsys):
     code, err = run_main(capsys, "synth", "rooms", "--out", str(tmp_path / "s"), "--height", "100000",
                          "--width", "100000")  # fmt: skip
     one_line_error(code, err, "memory", "--height")
@@ -396,6 +396,11 @@ def test_impossible_image_sizes_are_refused_before_allocating(tmp_path, capsys):
                          "--data.width", "100000", "--data.root", str(tmp_path / "d"),
                          "--train.out-dir", str(tmp_path / "m"))  # fmt: skip
     one_line_error(code, err, "memory")
+    huge = ["--data.resolution", "2000", "2000", "2000"]
+    code, err = run_main(capsys, "train", "mapping", "--preset", "tiny", *QUIET, *huge, "--data.root",
+                         str(tmp_path / "d"), "--train.out-dir", str(tmp_path / "m"))  # fmt: skip
+    one_line_error(code, err, "memory", "voxel memory")
+    assert not (tmp_path / "d").exists()
 
 
 def test_unusable_paths_give_one_line(tmp_path, capsys):

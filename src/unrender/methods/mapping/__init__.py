@@ -6,12 +6,27 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ...resources import check_memory
 from ..base import Method
 from .config import PRESETS, MappingConfig
 from .data import MappingDataset
 from .evaluate import evaluate_mapping
 from .losses import mapping_losses
 from .model import MappingNet
+
+# Peak training bytes per voxel of the memory and per sample of the batch at 16 first-level channels
+# (~5.3 kB with the cpu preset: 597 MB peak RSS in benchmarks/bench_mapping.py, less the interpreter's
+# ~250 MB, over 4 x 32 x 16 x 32 voxel-samples; rounded up).
+BYTES_PER_VOXEL_SAMPLE = 8192
+
+
+def build_model(cfg: MappingConfig) -> MappingNet:
+    """The model, after checking that a training batch on its voxel memory fits in memory."""
+    X, Y, Z = cfg.data.resolution
+    need = BYTES_PER_VOXEL_SAMPLE * cfg.train.batch_size * X * Y * Z * max(1.0, cfg.model.channels[0] / 16)
+    check_memory(need, f"training batches of {cfg.train.batch_size} on a {X} x {Y} x {Z} voxel memory",
+                 hint="lower --data.resolution, --train.batch-size or --model.channels")  # fmt: skip
+    return MappingNet(cfg)
 
 
 def build_dataset(cfg: MappingConfig, split: str) -> MappingDataset:
@@ -29,7 +44,7 @@ METHOD = Method(
     config=MappingConfig,
     presets=PRESETS,
     default_preset="cpu",
-    build_model=MappingNet,
+    build_model=build_model,
     build_dataset=build_dataset,
     loss=loss,
     evaluate=evaluate_mapping,
