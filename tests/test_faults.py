@@ -339,7 +339,9 @@ def test_synth_workers_die_with_a_killed_parent(tmp_path):
 
 def test_synth_ctrl_c_stops_within_a_second_with_one_line(tmp_path):
     out = tmp_path / "ds"
-    p = cli(*SYNTH, "--out", str(out), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # as from a terminal: a shell without job control (CI) starts background commands with SIGINT ignored
+    restore = lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)  # noqa: E731
+    p = cli(*SYNTH, "--out", str(out), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=restore)
     wait_for(lambda: len(_samples(out)) >= 2, what="the first samples")
     workers = children(p.pid)
     t0 = time.time()
