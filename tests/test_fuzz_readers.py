@@ -26,18 +26,21 @@ from unrender.data.formats import (
     read_binvox,
     read_colmap_text,
     read_h36m,
+    read_intrinsics,
     read_kitti_calib,
     read_kitti_cam_to_cam,
     read_kitti_depth_png,
     read_kitti_label,
     read_kitti_raw,
     read_kitti_velodyne,
+    read_ply,
     read_realestate10k,
     read_rgb,
     read_transforms_json,
     write_binvox,
     write_kitti_label,
     write_kitti_raw,
+    write_ply,
 )
 from unrender.data.synth import DatasetError, SynthDataset, write_dataset
 from unrender.geometry import VoxelGrid, make_intrinsics
@@ -196,6 +199,19 @@ def _realestate(d: Path):
     return d / "clip.txt", lambda: read_realestate10k(d / "clip.txt"), True
 
 
+def _intrinsics_json(d: Path):
+    meta = {"K": [[1156.4, 0.0, 671.3], [0.0, 1151.2, 389.2], [0.0, 0.0, 1.0]], "width": 1280, "height": 720,
+            "dist_opencv_k1k2p1p2k3": [-0.246, -0.025, -0.0006, 0.0001, 0.0106]}  # fmt: skip
+    (d / "K.json").write_text(json.dumps(meta, indent=1))
+    return d / "K.json", lambda: read_intrinsics(d / "K.json").for_image(640, 360), True
+
+
+def _ply(d: Path):
+    rng = np.random.default_rng(3)
+    write_ply(d / "a.ply", rng.normal(size=(20, 3)).astype(np.float32), rng.integers(0, 255, (20, 3), dtype=np.uint8))
+    return d / "a.ply", lambda: read_ply(d / "a.ply"), False
+
+
 READERS: dict[str, Callable[[Path], tuple[Path, Callable[[], object], bool]]] = {
     "kitti_label": _kitti_label,
     "kitti_calib": _kitti_calib,
@@ -210,6 +226,8 @@ READERS: dict[str, Callable[[Path], tuple[Path, Callable[[], object], bool]]] = 
     "colmap_images": _colmap,
     "colmap_cameras": _colmap_cameras,
     "realestate10k": _realestate,
+    "intrinsics_json": _intrinsics_json,
+    "ply": _ply,
 }
 
 

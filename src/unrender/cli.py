@@ -25,6 +25,7 @@ COMMANDS = {
     "synth": "generate a synthetic dataset (procedural scenes + ray-caster)",
     "train": "train a method: unrender train <method> [--preset NAME] [config overrides]",
     "eval": "evaluate a checkpoint: unrender eval <method> --ckpt PATH",
+    "predict": "run a trained model on your own files: unrender predict <method> --input PATH [--ckpt PATH]",
     "probe": "probe a trained model's internals (pictures + numbers): unrender probe <method> --ckpt PATH",
     "bench": "run a benchmark from benchmarks/: unrender bench <name>",
 }
@@ -209,6 +210,24 @@ def cmd_probe(args: list[str]) -> int:
     return 0
 
 
+def cmd_predict(args: list[str]) -> int:
+    import tyro
+
+    method, code = _method_for("predict", args)
+    if method is None:
+        return code
+    if "predict" not in method.extra:
+        return _fail(f"method {method.name!r} has no predict command yet")
+    predict_args, run = method.extra["predict"]
+    pa = tyro.cli(predict_args, args=args[1:], prog=f"unrender predict {method.name}", description=run.__doc__)
+    from .engine import check_config
+
+    check_config(pa, "", flat=True)
+    summary = run(pa)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
 def cmd_synth(args: list[str]) -> int:
     import tyro
 
@@ -300,7 +319,7 @@ def _error_line(e: BaseException) -> tuple[str, int]:
 
 
 def _format_warning(message, category, filename, lineno, line=None) -> str:
-    return f"unrender: warning: {message}\n"
+    return f"unrender: warning: {' '.join(str(message).split())}\n"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -320,6 +339,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "synth": cmd_synth,
         "train": cmd_train,
         "eval": cmd_eval,
+        "predict": cmd_predict,
         "probe": cmd_probe,
         "bench": cmd_bench,
     }

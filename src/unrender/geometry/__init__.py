@@ -22,12 +22,14 @@ from .boxes import (
 from .camera import (
     crop_intrinsics,
     depth_to_points,
+    distort_points,
     make_intrinsics,
     normalized_to_pixels,
     pixel_centers,
     pixels_to_normalized,
     project_points,
     scale_intrinsics,
+    undistort_image,
     unproject_points,
     validate_intrinsics,
 )
@@ -80,6 +82,8 @@ __all__ = [
     "check_shape",
     "compose",
     "crop_intrinsics",
+    "distort_points",
+    "undistort_image",
     "depth_to_points",
     "invert_rigid",
     "look_at",

@@ -10,6 +10,7 @@ edges of the border pixels.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from .checks import check_args, check_shape
 
@@ -24,6 +25,8 @@ __all__ = [
     "crop_intrinsics",
     "pixels_to_normalized",
     "normalized_to_pixels",
+    "distort_points",
+    "undistort_image",
 ]
 
 
@@ -266,3 +269,67 @@ def normalized_to_pixels(xy: torch.Tensor, H: int, W: int) -> torch.Tensor:
     check_shape(xy, "xy", (2,))
     size = torch.tensor([W, H], dtype=xy.dtype, device=xy.device)
     return ((xy + 1) * size - 1) / 2
+
+
+def distort_points(xy: torch.Tensor, distortion: torch.Tensor) -> torch.Tensor:
+    """Apply OpenCV's lens model (radial ``k1, k2, k3``, tangential ``p1, p2``) to normalised image
+    coordinates ``(x / z, y / z)``.
+
+    Args:
+        xy: ``(..., 2)`` undistorted normalised coordinates.
+        distortion: ``(5,)`` or ``(..., 5)`` as ``(k1, k2, p1, p2, k3)`` (OpenCV's order).
+
+    Returns:
+        ``(..., 2)`` distorted normalised coordinates.
+
+    Example:
+        >>> distort_points(torch.tensor([[0.5, 0.0]]), torch.tensor([0.1, 0.0, 0.0, 0.0, 0.0]))
+        tensor([[0.5125, 0.0000]])
+    """
+    check_shape(xy, "xy", (2,))
+    check_shape(distortion, "distortion", (5,))
+    if not bool(torch.isfinite(distortion).all()):
+        raise ValueError("distortion: coefficients contain NaN or inf")
+    k1, k2, p1, p2, k3 = distortion.to(xy).unbind(-1)
+    x, y = xy.unbind(-1)
+    r2 = x * x + y * y
+    radial = 1 + r2 * (k1 + r2 * (k2 + r2 * k3))
+    xd = x * radial + 2 * p1 * x * y + p2 * (r2 + 2 * x * x)
+    yd = y * radial + p1 * (r2 + 2 * y * y) + 2 * p2 * x * y
+    return torch.stack([xd, yd], -1)
+
+
+def undistort_image(image: torch.Tensor, K: torch.Tensor, distortion: torch.Tensor) -> torch.Tensor:
+    """Resample an image taken through a distorting lens into the ideal pinhole camera ``K`` (same size).
+
+    Each output pixel's ray is pushed through the lens model (:func:`distort_points`) to find where
+    the lens imaged it; that point is sampled bilinearly (0 outside the image).
+
+    Args:
+        image: ``(..., C, H, W)``.
+        K: ``(3, 3)`` of the image.
+        distortion: ``(5,)`` as ``(k1, k2, p1, p2, k3)``.
+
+    Returns:
+        ``(..., C, H, W)``.
+
+    Example:
+        >>> img = torch.rand(3, 8, 8)
+        >>> K = make_intrinsics(8.0, 8.0, 3.5, 3.5)
+        >>> torch.allclose(undistort_image(img, K, torch.zeros(5)), img, atol=1e-6)
+        True
+    """
+    check_shape(image, "image", (None, None, None))
+    validate_intrinsics(K)
+    check_shape(K, "K", (3, 3), max_batch=0)
+    H, W = image.shape[-2:]
+    uv = pixel_centers(H, W, dtype=torch.float64, device=image.device).reshape(-1, 2)
+    Kd = K.double()
+    xy = unproject_points(uv, torch.ones(H * W, dtype=torch.float64, device=image.device), Kd)[:, :2]
+    xd = distort_points(xy, distortion.double().to(image.device))
+    src = torch.stack([Kd[0, 0] * xd[:, 0] + Kd[0, 1] * xd[:, 1] + Kd[0, 2], Kd[1, 1] * xd[:, 1] + Kd[1, 2]], -1)
+    grid = pixels_to_normalized(src, H, W).to(image.dtype).reshape(1, H, W, 2)
+    flat = image.reshape(-1, *image.shape[-3:])
+    out = F.grid_sample(flat, grid.expand(len(flat), H, W, 2), mode="bilinear", padding_mode="zeros",
+                        align_corners=False)  # fmt: skip
+    return out.reshape(image.shape)

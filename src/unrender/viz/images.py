@@ -13,6 +13,7 @@ from ..io import atomic_path
 __all__ = [
     "to_uint8",
     "colorize_depth",
+    "depth_colorbar",
     "colorize_labels",
     "image_grid",
     "save_png",
@@ -43,8 +44,12 @@ def to_uint8(image: torch.Tensor | np.ndarray) -> np.ndarray:
     return a
 
 
-def colorize_depth(depth: torch.Tensor | np.ndarray, *, max_depth: float | None = None) -> np.ndarray:
-    """``(H, W)`` depth -> ``(H, W, 3)`` uint8; near is bright; 0 (unknown) is black.
+def colorize_depth(
+    depth: torch.Tensor | np.ndarray, *, max_depth: float | None = None, min_depth: float | None = None
+) -> np.ndarray:
+    """``(H, W)`` depth -> ``(H, W, 3)`` uint8, linear in inverse depth; near is bright; 0 (unknown) is
+    black. The ramp spans ``min_depth`` (default: the nearest pixel) to ``max_depth`` (default: the
+    farthest); fix both to compare pictures or to draw a colour bar (:func:`depth_colorbar`).
 
     Example:
         >>> colorize_depth(np.array([[0.0, 1.0], [2.0, 4.0]])).shape
@@ -54,12 +59,40 @@ def colorize_depth(depth: torch.Tensor | np.ndarray, *, max_depth: float | None 
     valid = (d > 0) & np.isfinite(d)
     hi = max_depth if max_depth is not None else (float(d[valid].max()) if valid.any() else 1.0)
     inv = np.where(valid, 1.0 / np.maximum(d, 1e-6), 0.0)
-    x = np.clip((inv - 1.0 / hi) / max(1e-9, inv.max() - 1.0 / hi), 0, 1) if valid.any() else inv
+    top = 1.0 / min_depth if min_depth is not None else (inv.max() if valid.any() else 1.0)
+    x = np.clip((inv - 1.0 / hi) / max(1e-9, top - 1.0 / hi), 0, 1) if valid.any() else inv
     pos = x * (len(_RAMP) - 1)
     i = np.clip(pos.astype(int), 0, len(_RAMP) - 2)
     f = (pos - i)[..., None]
     rgb = _RAMP[i] * (1 - f) + _RAMP[i + 1] * f
     return np.where(valid[..., None], rgb, 0).astype(np.uint8)
+
+
+def depth_colorbar(height: int, min_depth: float, max_depth: float, *, width: int = 64) -> np.ndarray:
+    """A vertical colour bar ``(height, width, 3)`` uint8 for :func:`colorize_depth` with the same
+    ``min_depth`` and ``max_depth``, labelled in metres (near at the top).
+
+    Example:
+        >>> depth_colorbar(120, 1.0, 80.0).shape
+        (120, 64, 3)
+    """
+    from PIL import Image, ImageDraw
+
+    if not 0 < min_depth < max_depth:
+        raise ValueError(f"depth_colorbar: need 0 < min_depth < max_depth, got {min_depth}, {max_depth}")
+    rows = np.arange(height) / max(1, height - 1)  # 0 at the top (near) .. 1 at the bottom (far)
+    inv = 1 / min_depth + rows * (1 / max_depth - 1 / min_depth)
+    bar = colorize_depth(np.repeat((1 / inv)[:, None], 14, 1), min_depth=min_depth, max_depth=max_depth)
+    canvas = np.full((height, width, 3), 255, np.uint8)
+    canvas[:, :14] = bar
+    im = Image.fromarray(canvas)
+    draw = ImageDraw.Draw(im)
+    for t in (0.0, 0.25, 0.5, 0.75, 1.0):
+        y = int(round(t * (height - 1)))
+        metres = 1 / (1 / min_depth + t * (1 / max_depth - 1 / min_depth))
+        draw.line([(14, y), (18, y)], fill=(0, 0, 0))
+        draw.text((20, min(max(0, y - 5), height - 11)), f"{metres:.3g} m", fill=(0, 0, 0))
+    return np.asarray(im)
 
 
 def image_grid(rows: Sequence[Sequence[np.ndarray]], *, pad: int = 2, scale: int = 1) -> np.ndarray:

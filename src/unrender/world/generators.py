@@ -26,6 +26,8 @@ __all__ = [
 CAR_HEIGHT = (1.50, 0.08)  # mean, std in metres
 PEDESTRIAN_HEIGHT = (1.70, 0.08)
 EGO_HEIGHT = 1.65
+STREET_FX_OVER_W = 0.58
+"""Focal length of the street camera as a fraction of the image width (KITTI's is ~0.57)."""
 PARKING_STRIP = 2.2  # streets: width of the parking strip along each kerb, metres
 
 H36M_JOINTS = (
@@ -531,7 +533,7 @@ def streets(rng: np.random.Generator, *, views: int, H: int, W: int) -> Layout:
         Rt = world_from_cam[:3, :3].T
         Ts.append(make_rigid(Rt, -Rt @ centre))
     T = torch.stack(Ts)
-    K = _intrinsics(H, W, 0.58).expand(views, 3, 3).clone()
+    K = _intrinsics(H, W, STREET_FX_OVER_W).expand(views, 3, 3).clone()
     extra = {"camera_height": torch.full((views,), EGO_HEIGHT, dtype=torch.float64)}
     # the road plane n . p + d = 0 in each camera frame (world: n = (0, -1, 0), d = 0)
     n_w = torch.tensor([0.0, -1.0, 0.0], dtype=torch.float64)

@@ -13,8 +13,10 @@ from .cameras import (
 )
 from .colmap import ColmapModel, read_colmap_text
 from .errors import FormatError, MissingFileError
+from .frames import iter_frames
 from .h36m import H36MSamples, read_h36m
-from .images import fit_view, read_rgb
+from .images import fit_view, fit_view_crop, read_rgb
+from .intrinsics import CameraIntrinsics, intrinsics_from_fov, read_intrinsics
 from .kitti import (
     KittiObject,
     read_kitti_calib,
@@ -22,14 +24,24 @@ from .kitti import (
     read_kitti_label,
     read_kitti_velodyne,
     velodyne_depth_map,
+    write_kitti_depth_png,
     write_kitti_label,
 )
 from .kitti_raw import KittiRawDrive, read_kitti_cam_to_cam, read_kitti_raw, read_kitti_raw_image, write_kitti_raw
 from .nerf import NerfScene, read_transforms_json
+from .ply import read_ply, write_ply
 from .realestate import RealEstateClip, read_realestate10k
 
 __all__ = [
+    "CameraIntrinsics",
+    "intrinsics_from_fov",
+    "read_intrinsics",
+    "read_ply",
+    "write_ply",
+    "write_kitti_depth_png",
     "fit_view",
+    "fit_view_crop",
+    "iter_frames",
     "read_rgb",
     "ColmapModel",
     "FormatError",

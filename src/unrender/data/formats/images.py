@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from ...geometry.camera import crop_intrinsics, scale_intrinsics
 from .errors import FormatError, require_file
 
-__all__ = ["read_rgb", "fit_view"]
+__all__ = ["read_rgb", "fit_view", "fit_view_crop"]
 
 
 def read_rgb(path: str | Path, what: str = "image") -> torch.Tensor:
@@ -32,6 +32,21 @@ def read_rgb(path: str | Path, what: str = "image") -> torch.Tensor:
     return torch.from_numpy(arr.copy()).permute(2, 0, 1).float() / 255
 
 
+def fit_view_crop(h: int, w: int, H: int, W: int) -> tuple[int, int, int, int]:
+    """The centred crop ``(top, left, height, width)`` of an ``h x w`` image with the aspect of ``H x W``
+    (what :func:`fit_view` keeps).
+
+    Example:
+        >>> fit_view_crop(40, 80, 16, 16)
+        (0, 20, 40, 40)
+    """
+    if h * W > w * H:  # too tall: crop rows
+        ch, cw = round(w * H / W), w
+    else:
+        ch, cw = h, round(h * W / H)
+    return (h - ch) // 2, (w - cw) // 2, ch, cw
+
+
 def fit_view(image: torch.Tensor, K: torch.Tensor, H: int, W: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Centre-crop ``image`` to the aspect of ``H x W``, resize it (antialiased) to ``H x W``, and
     adjust ``K`` to match.
@@ -50,12 +65,7 @@ def fit_view(image: torch.Tensor, K: torch.Tensor, H: int, W: int) -> tuple[torc
     """
     if image.ndim != 3:
         raise ValueError(f"fit_view: image must be (C, h, w), got shape {tuple(image.shape)}")
-    h, w = image.shape[-2:]
-    if h * W > w * H:  # too tall: crop rows
-        ch, cw = round(w * H / W), w
-    else:
-        ch, cw = h, round(h * W / H)
-    top, left = (h - ch) // 2, (w - cw) // 2
+    top, left, ch, cw = fit_view_crop(*image.shape[-2:], H, W)
     crop = image[:, top : top + ch, left : left + cw]
     out = F.interpolate(crop[None], (H, W), mode="bilinear", antialias=True, align_corners=False)[0]
     return out.clamp(0, 1), scale_intrinsics(crop_intrinsics(K, top, left), W / cw, H / ch)

@@ -29,6 +29,7 @@ __all__ = [
     "read_kitti_velodyne",
     "velodyne_depth_map",
     "read_kitti_depth_png",
+    "write_kitti_depth_png",
 ]
 
 
@@ -174,6 +175,24 @@ def velodyne_depth_map(
     depth.scatter_reduce_(0, flat, z[ok], reduce="amin")
     depth = torch.where(torch.isfinite(depth), depth, torch.zeros_like(depth))
     return depth.float().reshape(1, H, W)
+
+
+def write_kitti_depth_png(path: str | Path, depth: torch.Tensor, *, scale: float = 256.0) -> Path:
+    """Write ``(1, H, W)`` or ``(H, W)`` metres as a KITTI depth PNG (uint16, metres x 256, 0 = no data;
+    depths beyond 255.99 m are clipped) atomically."""
+    from PIL import Image
+
+    from ...io import atomic_path
+
+    d = depth.detach().double().cpu()
+    d = d[0] if d.dim() == 3 and d.shape[0] == 1 else d
+    if d.dim() != 2:
+        raise ValueError(f"write_kitti_depth_png: depth must be (1, H, W) or (H, W), got {tuple(depth.shape)}")
+    d = torch.nan_to_num(d, nan=0.0, posinf=0.0, neginf=0.0).clamp(min=0)
+    arr = (d * scale).round().clamp(0, 65535).numpy().astype(np.uint16)
+    with atomic_path(path) as tmp:
+        Image.fromarray(arr).save(tmp, format="PNG")
+    return Path(path)
 
 
 def read_kitti_depth_png(path: str | Path, *, scale: float = 256.0) -> torch.Tensor:

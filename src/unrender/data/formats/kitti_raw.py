@@ -12,12 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from ...io import atomic_path, atomic_write_text
 from .errors import FormatError, MissingFileError, require_file
 from .images import read_rgb
+from .kitti import write_kitti_depth_png
 
 __all__ = ["KittiRawDrive", "read_kitti_cam_to_cam", "read_kitti_raw", "read_kitti_raw_image", "write_kitti_raw"]
 
@@ -140,7 +140,5 @@ def write_kitti_raw(
         gt = out / "proj_depth" / "groundtruth" / "image_02"
         gt.mkdir(parents=True, exist_ok=True)
         for i in range(N):
-            d = (depth[i, 0].double() * 256).round().clamp(0, 65535).numpy().astype(np.uint16)
-            with atomic_path(gt / f"{i:010d}.png") as tmp:
-                Image.fromarray(d).save(tmp, format="PNG")
+            write_kitti_depth_png(gt / f"{i:010d}.png", depth[i, 0])
     return out

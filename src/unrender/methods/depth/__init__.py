@@ -9,6 +9,7 @@ from .data import DepthDataset, KittiRawVideo
 from .evaluate import ablation_table, evaluate_depth
 from .losses import depth_losses
 from .model import DepthModel
+from .predict import DepthPredictArgs, predict_depth_files
 
 
 def build_dataset(cfg: DepthConfig, split: str) -> DepthDataset | KittiRawVideo:
@@ -28,5 +29,5 @@ METHOD = Method(
     build_dataset=build_dataset,
     loss=depth_losses,
     evaluate=evaluate_depth,
-    extra={"markdown_table": ablation_table},
+    extra={"markdown_table": ablation_table, "predict": (DepthPredictArgs, predict_depth_files)},
 )

@@ -1,0 +1,184 @@
+"""``unrender predict depth``: a trained depth model on the user's own image, folder of frames or video.
+
+For every frame it writes, under ``--out``:
+
+* ``<frame>_depth.png``: depth in the KITTI convention (uint16, metres x 256, 0 = no prediction), in
+  the pixel grid of the input (undistorted when the intrinsics give a distortion); pixels outside the
+  part the model saw (a centred crop with the aspect ratio it was trained on) are 0;
+* ``<frame>_preview.png``: the input crop, the colour-mapped depth and a colour bar in metres;
+* ``<frame>.ply``: the point cloud (camera frame: x right, y down, z forward, metres) with colours;
+
+and ``predictions.json``: the camera used and where it came from, where the metric scale comes from,
+and per frame the files, the median depth and the camera height above a road plane fitted to the
+bottom centre of the depth map.
+
+Depth is corrected for the camera: the model judges distance by apparent size, learned at the
+training camera's focal length ``f_train``; at focal length ``f`` (in the model's input pixels) the
+same picture means a depth ``f / f_train`` times larger.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from ...data.formats import (
+    CameraIntrinsics,
+    fit_view,
+    fit_view_crop,
+    intrinsics_from_fov,
+    iter_frames,
+    read_intrinsics,
+    write_kitti_depth_png,
+    write_ply,
+)
+from ...geometry import depth_to_points, undistort_image
+from .config import DepthConfig
+from .model import DepthModel
+from .scale import plane_from_point_map
+
+__all__ = ["DepthPredictArgs", "predict_depth_files", "training_camera"]
+
+
+@dataclass
+class DepthPredictArgs:
+    """``unrender predict depth`` arguments."""
+
+    input: Path
+    """An image, a folder of frames (in name order) or a video file."""
+    ckpt: Path = Path("runs/depth")
+    """A depth checkpoint folder, or a run folder (its newest checkpoint)."""
+    intrinsics: Path | None = None
+    """The camera: a JSON file with K (and optional distortion k1 k2 p1 p2 k3, width, height), or a KITTI
+    calib file."""
+    fov: float | None = None
+    """Without --intrinsics: guess the camera from this horizontal field of view in degrees (the output
+    says it is a guess)."""
+    out: Path = Path("predictions/depth")
+    """Where the depth PNGs, previews, PLY files and predictions.json go."""
+    every: int = 1
+    """Use every n-th frame of a video or folder."""
+    max_frames: int = 0
+    """Stop after this many frames (0: all)."""
+    max_depth: float = 80.0
+    """Far end of the previews' colour scale, metres."""
+    ply: bool = True
+    """Write a PLY point cloud per frame."""
+    device: str = "auto"
+
+
+def training_camera(cfg: DepthConfig) -> tuple[int, int, float]:
+    """``(H, W, f)``: the image size the model was trained at and the focal length in its pixels."""
+    if cfg.data.kitti_raw is not None:
+        from ...data.formats import read_kitti_raw
+
+        d = read_kitti_raw(cfg.data.kitti_raw)[0]
+        return d.height, d.width, float(d.K[0, 0])
+    from ...world.generators import STREET_FX_OVER_W
+
+    return cfg.data.height, cfg.data.width, STREET_FX_OVER_W * cfg.data.width
+
+
+def _camera(args: DepthPredictArgs, W: int, H: int) -> CameraIntrinsics:
+    if args.intrinsics is not None:
+        return read_intrinsics(args.intrinsics).for_image(W, H)
+    if args.fov is not None:
+        return intrinsics_from_fov(W, H, args.fov)
+    raise ValueError("depth needs the camera: give --intrinsics FILE (JSON with K, or a KITTI calib file) "
+                     "or --fov DEGREES for a guess from the horizontal field of view")  # fmt: skip
+
+
+def _scale_source(cfg: DepthConfig, model: DepthModel, f_ratio: float) -> dict[str, Any]:
+    learned = float(torch.as_tensor(model.metric_scale()).detach())
+    if cfg.scale.enabled:
+        what = ("learned metric scale: object heights (D = f H / h) and a constant camera height during training, "
+                f"x {f_ratio:.3f} for this camera's focal length")  # fmt: skip
+    else:
+        what = "none: self-supervised without metric scale, so depth is relative (its unit is arbitrary)"
+    return {"source": what, "learned_scale": learned, "focal_ratio": f_ratio, "metric": bool(cfg.scale.enabled)}
+
+
+def _road_height(depth: torch.Tensor, K: torch.Tensor) -> float | None:
+    """Camera height above a plane fitted to the bottom-centre of a depth map (where a road usually is)."""
+    H, W = depth.shape[-2:]
+    pts = depth_to_points(depth.double(), K.double())  # (H, W, 3)
+    valid = torch.zeros(H, W, dtype=torch.bool)
+    valid[int(0.75 * H) :, int(0.25 * W) : int(0.75 * W)] = True
+    valid &= depth[0] > 0
+    fit = plane_from_point_map(pts[None], valid[None], min_points=8)
+    return float(fit["height"][0]) if bool(fit["ok"][0]) else None
+
+
+def predict_depth_files(args: DepthPredictArgs) -> dict[str, Any]:
+    """Run the model on every frame of ``args.input``; write the files; return what ``predictions.json`` holds."""
+    from ...engine import load_for_inference
+    from ...engine.distributed import pick_device
+    from ...io import atomic_write_text
+
+    if not args.max_depth > 0 or args.every < 1 or args.max_frames < 0:
+        raise ValueError("--max-depth must be > 0, --every >= 1 and --max-frames >= 0")
+    if args.intrinsics is None and args.fov is None:
+        _camera(args, 1, 1)  # says what to give, before any work
+    cfg, model, ck_path = load_for_inference(args.ckpt, "depth", DepthConfig, DepthModel)
+    device = pick_device(args.device)
+    model.to(device).eval()
+    Hn, Wn, f_train = training_camera(cfg)
+    args.out.mkdir(parents=True, exist_ok=True)
+    summary: dict[str, Any] = {"checkpoint": str(ck_path), "input": str(args.input), "frames": []}
+    with tqdm(desc="predict depth", unit="frame", dynamic_ncols=True) as bar:  # closed (a new line) on errors too
+        _predict_frames(args, model, cfg, device, (Hn, Wn, f_train), summary, bar)
+    summary["ply_frame"] = "camera frame of the (undistorted) input: x right, y down, z forward, metres"
+    atomic_write_text(args.out / "predictions.json", json.dumps(summary, indent=2))
+    return {"frames": len(summary["frames"]), "out": str(args.out), "metric_scale": summary["metric_scale"]["source"],
+            "camera": summary["camera"]["source"]}  # fmt: skip
+
+
+def _predict_frames(args: DepthPredictArgs, model: DepthModel, cfg: DepthConfig, device: torch.device,
+                    camera: tuple[int, int, float], summary: dict[str, Any], bar: tqdm) -> None:  # fmt: skip
+    from ...viz import colorize_depth, depth_colorbar, image_grid, save_png, to_uint8
+
+    Hn, Wn, f_train = camera
+    cam: CameraIntrinsics | None = None
+    for name, rgb in iter_frames(args.input, every=args.every, max_frames=args.max_frames):
+        H0, W0 = rgb.shape[-2:]
+        if cam is None or cam.size != (W0, H0):
+            cam = _camera(args, W0, H0)
+            summary["camera"] = {"K": cam.K.tolist(), "distortion_k1k2p1p2k3": cam.distortion.tolist(),
+                                 "image_size_wh": [W0, H0], "source": cam.source, "undistorted": cam.distorted,
+                                 "model_input_hw": [Hn, Wn]}  # fmt: skip
+        image = undistort_image(rgb, cam.K.float(), cam.distortion.float()) if cam.distorted else rgb
+        net_img, Kn = fit_view(image, cam.K, Hn, Wn)
+        f_ratio = float(Kn[0, 0]) / f_train
+        with torch.no_grad():
+            depth = model.predict_depth(net_img[None].to(device))[0].float().cpu() * f_ratio  # (1, Hn, Wn)
+        summary["metric_scale"] = _scale_source(cfg, model, f_ratio)
+        # the full frame: the model's crop resized back; 0 where the model saw nothing
+        top, left, ch, cw = fit_view_crop(H0, W0, Hn, Wn)
+        full = torch.zeros(1, H0, W0)
+        full[:, top : top + ch, left : left + cw] = F.interpolate(depth[None], (ch, cw), mode="nearest")[0]
+        files = {"depth_png": write_kitti_depth_png(args.out / f"{name}_depth.png", full)}
+        lo = max(0.5, float(depth[depth > 0].min())) if bool((depth > 0).any()) else 1.0
+        hi = max(args.max_depth, lo * 1.5)
+        shown = [to_uint8(net_img.permute(1, 2, 0)), colorize_depth(depth[0], min_depth=lo, max_depth=hi)]
+        scale = max(1, round(400 / Wn))
+        preview = image_grid([shown], scale=scale)
+        bar_img = depth_colorbar(preview.shape[0], lo, hi)
+        files["preview"] = save_png(args.out / f"{name}_preview.png", np.concatenate([preview, bar_img], 1))
+        if args.ply:
+            pts = depth_to_points(depth.double(), Kn.double()).reshape(-1, 3)
+            keep = depth.reshape(-1) > 0
+            write_ply(args.out / f"{name}.ply", pts[keep], net_img.permute(1, 2, 0).reshape(-1, 3)[keep])
+            files["ply"] = args.out / f"{name}.ply"
+        summary["frames"].append({
+            "name": name, **{k: str(v) for k, v in files.items()},
+            "median_depth_m": float(depth[depth > 0].median()) if bool((depth > 0).any()) else None,
+            "camera_height_m": _road_height(depth, Kn),
+        })  # fmt: skip
+        bar.update(1)

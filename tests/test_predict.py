@@ -1,0 +1,150 @@
+"""`unrender predict depth` on a user's image, video or folder: the files it writes, their formats, and
+that the point cloud reprojects onto the image where the depth PNG says."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from unrender.cli import main
+from unrender.data.formats import fit_view_crop, read_kitti_depth_png, read_ply, write_ply
+from unrender.engine import config_to_json
+from unrender.engine.checkpoint import save_checkpoint
+from unrender.geometry import make_intrinsics, project_points, undistort_image
+from unrender.methods import get_method
+
+DEPTH = get_method("depth")
+KITTI_K = [707.0493, 707.0493, 604.0814, 180.5066]  # ../shared/data/kitti_depth/test_annotations.json
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory) -> Path:
+    """A depth checkpoint of the cpu preset's architecture (untrained weights: the files' geometry is
+    what these tests check, not the depth's accuracy)."""
+    root = tmp_path_factory.mktemp("depth-ckpt")
+    cfg = DEPTH.make_config("cpu")
+    torch.manual_seed(0)
+    model = DEPTH.build_model(cfg)
+    save_checkpoint(root / "checkpoints", 1, model, config_json=config_to_json(cfg), state={"method": "depth"},
+                    train_state={"optimizer": {}, "scheduler": {}, "rng": []})  # fmt: skip
+    return root
+
+
+def one_line_error(code: int, err: str, *needles: str) -> None:
+    assert code == 2 and "Traceback" not in err, err
+    lines = [ln for ln in err.replace("\r", "\n").splitlines() if ln.startswith("unrender:")]
+    assert len(lines) == 1, err
+    for n in needles:
+        assert n.lower() in lines[0].lower(), (n, lines[0])
+
+
+def test_kitti_frame_gives_depth_png_preview_and_a_ply_that_reprojects(ckpt, shared_data, tmp_path, capsys):
+    frame = shared_data / "kitti_depth" / "rgb" / "0000000005.png"
+    (tmp_path / "K.json").write_text(json.dumps({"cam_in": KITTI_K, "width": 1242, "height": 375}))
+    out = tmp_path / "pred"
+    assert main(["predict", "depth", "--input", str(frame), "--intrinsics", str(tmp_path / "K.json"),
+                 "--ckpt", str(ckpt), "--out", str(out)]) == 0, capsys.readouterr().err  # fmt: skip
+    with Image.open(out / "0000000005_depth.png") as im:
+        assert im.size == (1242, 375) and np.asarray(im).dtype == np.uint16  # KITTI: uint16, metres x 256
+    with Image.open(out / "0000000005_preview.png") as im:
+        assert im.mode == "RGB" and im.size[0] > 400
+    depth = read_kitti_depth_png(out / "0000000005_depth.png")[0]
+    top, left, ch, cw = fit_view_crop(375, 1242, 64, 192)
+    assert bool((depth[:, :left] == 0).all()) and bool((depth[:, left : left + cw] > 0).all())
+    pts, colors = read_ply(out / "0000000005.ply")
+    assert pts.shape == (64 * 192, 3) and colors is not None and colors.dtype == torch.uint8
+    K = make_intrinsics(*KITTI_K, dtype=torch.float64)
+    uv, z, ok = project_points(pts.double(), K)
+    assert bool(ok.all())
+    ij = torch.floor(uv + 0.5).long()
+    assert bool(((ij[:, 0] >= left) & (ij[:, 0] < left + cw) & (ij[:, 1] >= top) & (ij[:, 1] < top + ch)).all())
+    rel = (depth[ij[:, 1], ij[:, 0]].double() - z).abs() / z  # the PNG's depth where each point lands
+    assert rel.median() < 0.01 and torch.quantile(rel, 0.95) < 0.05
+    summary = json.loads((out / "predictions.json").read_text())
+    assert summary["camera"]["source"].startswith("intrinsics file") and "metric" in summary["metric_scale"]
+    assert summary["frames"][0]["median_depth_m"] > 0
+
+
+def _write_video(path: Path, frames: int, H: int = 48, W: int = 64) -> None:
+    import av
+
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("mpeg4", rate=10)
+        s.width, s.height, s.pix_fmt = W, H, "yuv420p"
+        rng = np.random.default_rng(0)
+        for _ in range(frames):
+            img = rng.integers(0, 255, (H, W, 3), dtype=np.uint8)
+            for p in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+
+
+def test_video_with_a_field_of_view_guess(ckpt, tmp_path, capsys):
+    _write_video(tmp_path / "clip.mp4", 5)
+    out = tmp_path / "pred"
+    assert main(["predict", "depth", "--input", str(tmp_path / "clip.mp4"), "--fov", "70", "--ckpt", str(ckpt),
+                 "--out", str(out), "--every", "2", "--no-ply"]) == 0  # fmt: skip
+    names = sorted(p.name for p in out.glob("*_depth.png"))
+    assert names == ["clip_000000_depth.png", "clip_000002_depth.png", "clip_000004_depth.png"]
+    summary = json.loads((out / "predictions.json").read_text())
+    assert "guess" in summary["camera"]["source"] and not list(out.glob("*.ply"))
+
+
+def test_real_dashcam_video_is_undistorted(ckpt, shared_data, tmp_path, capsys):
+    video = shared_data / "udacity_drive" / "project_video.mp4"
+    out = tmp_path / "pred"
+    assert main(["predict", "depth", "--input", str(video), "--intrinsics",
+                 str(shared_data / "udacity_drive" / "intrinsics.json"), "--ckpt", str(ckpt), "--out", str(out),
+                 "--max-frames", "2", "--every", "25"]) == 0  # fmt: skip
+    summary = json.loads((out / "predictions.json").read_text())
+    assert summary["camera"]["undistorted"] and len(summary["frames"]) == 2
+    with Image.open(out / "project_video_000025_depth.png") as im:
+        assert im.size == (1280, 720)
+
+
+def test_undistortion_matches_kornia():
+    kornia = pytest.importorskip("kornia")
+    torch.manual_seed(0)
+    img = torch.rand(1, 3, 48, 64)
+    K = make_intrinsics(50.0, 52.0, 31.0, 24.5)
+    dist = torch.tensor([-0.25, 0.05, 0.001, -0.002, 0.01])
+    ours = undistort_image(img[0], K, dist)
+    ref = kornia.geometry.calibration.undistort_image(img, K[None], dist[None])[0]
+    torch.testing.assert_close(ours, ref, atol=1e-4, rtol=0)
+
+
+def test_ply_round_trip(tmp_path):
+    pts = torch.randn(10, 3)
+    cols = torch.randint(0, 255, (10, 3), dtype=torch.uint8)
+    write_ply(tmp_path / "a.ply", pts, cols)
+    back, c2 = read_ply(tmp_path / "a.ply")
+    assert torch.equal(back, pts) and torch.equal(c2, cols)
+    (tmp_path / "b.ply").write_text("ply\nformat ascii 1.0\nelement vertex 2\nproperty float x\nproperty float y\n"
+                                    "property float z\nend_header\n1 2 3\n4 5 6\n")  # fmt: skip
+    assert read_ply(tmp_path / "b.ply")[0].tolist() == [[1, 2, 3], [4, 5, 6]]
+
+
+def test_bad_inputs_give_one_line(ckpt, tmp_path, capsys):
+    img = tmp_path / "frame.png"
+    Image.fromarray(np.zeros((60, 80, 3), np.uint8)).save(img)
+    base = ["predict", "depth", "--ckpt", str(ckpt), "--out", str(tmp_path / "o")]
+    one_line_error(main([*base, "--input", str(img)]), capsys.readouterr().err, "--intrinsics", "--fov")
+    (tmp_path / "K.json").write_text(json.dumps({"fx": 100, "fy": 100, "cx": 320, "cy": 240, "width": 640,
+                                                 "height": 240}))  # fmt: skip
+    one_line_error(main([*base, "--input", str(img), "--intrinsics", str(tmp_path / "K.json")]),
+                   capsys.readouterr().err, "K.json", "640 x 240")  # fmt: skip
+    (tmp_path / "bad.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42 definitely not a video")
+    one_line_error(main([*base, "--input", str(tmp_path / "bad.mp4"), "--fov", "60"]), capsys.readouterr().err,
+                   "bad.mp4", "video")  # fmt: skip
+    one_line_error(main([*base, "--input", str(tmp_path / "missing.png"), "--fov", "60"]), capsys.readouterr().err,
+                   "missing.png")  # fmt: skip
+    (tmp_path / "K2.json").write_text(json.dumps({"fx": 0, "fy": 100, "cx": 40, "cy": 30}))
+    one_line_error(main([*base, "--input", str(img), "--intrinsics", str(tmp_path / "K2.json")]),
+                   capsys.readouterr().err, "focal")  # fmt: skip
+    one_line_error(main([*base, "--input", str(img), "--fov", "200"]), capsys.readouterr().err, "--fov")
