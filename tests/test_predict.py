@@ -148,3 +148,11 @@ def test_bad_inputs_give_one_line(ckpt, tmp_path, capsys):
     one_line_error(main([*base, "--input", str(img), "--intrinsics", str(tmp_path / "K2.json")]),
                    capsys.readouterr().err, "focal")  # fmt: skip
     one_line_error(main([*base, "--input", str(img), "--fov", "200"]), capsys.readouterr().err, "--fov")
+
+
+def test_without_ckpt_the_shipped_weights_are_used_or_the_error_says_there_are_none(capsys):
+    from unrender.weights import SHIPPED
+
+    if (SHIPPED / "toy" / "model.safetensors").is_file():
+        pytest.skip("toy weights are shipped")
+    one_line_error(main(["eval", "toy"]), capsys.readouterr().err, "ships no weights for 'toy'", "--ckpt")

@@ -121,8 +121,9 @@ def cmd_train(args: list[str]) -> int:
 
 @dataclass
 class EvalArgs:
-    ckpt: tuple[Path, ...]
-    """Checkpoint folders, or run folders (their newest checkpoint is used); several give several columns."""
+    ckpt: tuple[Path, ...] = ()
+    """Checkpoint folders, or run folders (their newest checkpoint is used); several give several columns.
+    Default: the weights shipped with unrender."""
     out: Path | None = None
     """Where to write the metrics JSON (default: eval.json beside each checkpoint)."""
     markdown: Path | None = None
@@ -170,11 +171,16 @@ def cmd_eval(args: list[str]) -> int:
     ea = tyro.cli(EvalArgs, args=args[1:], prog=f"unrender eval {method.name}", description=method.description)
     from .io import atomic_write_text
     from .viz import save_eval_images
+    from .weights import shipped_checkpoint
 
+    paths = ea.ckpt or (shipped_checkpoint(method.name),)
     columns: dict[str, dict[str, float]] = {}
-    for path in ea.ckpt:
+    for path in paths:
         ck_path, scalars, images = _evaluate_checkpoint(method, path, ea.device, ea.data_root)
-        out = ea.out if (ea.out and len(ea.ckpt) == 1) else ck_path / "eval.json"
+        if ea.out and len(paths) == 1:
+            out = ea.out
+        else:  # beside the checkpoint; the shipped weights' folder is the package's, so theirs go under runs/
+            out = (Path("runs") / f"eval-{method.name}-shipped" if not ea.ckpt else ck_path) / "eval.json"
         atomic_write_text(out, json.dumps({"checkpoint": str(ck_path), **scalars}, indent=2))
         print(json.dumps({"checkpoint": str(ck_path), **scalars}, indent=2))
         print(f"wrote {out}")

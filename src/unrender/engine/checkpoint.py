@@ -55,6 +55,8 @@ __all__ = [
 
 WEIGHTS, CONFIG, STATE, TRAIN_STATE = "model.safetensors", "config.json", "state.json", "train_state.pt"
 FILES = (WEIGHTS, TRAIN_STATE, CONFIG, STATE)
+INFERENCE_FILES = (WEIGHTS, CONFIG, STATE)
+"""What ``eval`` and ``predict`` need: shipped weights carry no optimiser state."""
 
 
 class CheckpointError(ValueError):
@@ -162,7 +164,7 @@ def save_checkpoint(
 
 
 def _complete(p: Path) -> bool:
-    return all((p / n).is_file() for n in FILES)
+    return all((p / n).is_file() for n in INFERENCE_FILES)
 
 
 def list_checkpoints(path: Path) -> list[Path]:
@@ -218,6 +220,8 @@ def _read_state(found: Path) -> dict[str, Any]:
 
 
 def _load_train_state(found: Path, state: dict[str, Any]) -> dict[str, Any]:
+    if not (found / TRAIN_STATE).is_file():
+        raise CheckpointError(f"checkpoint {found} has no {TRAIN_STATE} (weights only): it cannot be resumed")
     _check_sum(found / TRAIN_STATE, state, "train_state_sha256")
     try:
         ts = torch.load(found / TRAIN_STATE, weights_only=True, map_location="cpu")
@@ -286,7 +290,7 @@ def load_checkpoint(path: Path, model: nn.Module | None = None, *, train_state: 
     """
     found = find_latest_checkpoint(Path(path))
     if found is None:
-        raise MissingCheckpointError(f"no complete checkpoint at {path} (expected {', '.join(FILES)})")
+        raise MissingCheckpointError(f"no complete checkpoint at {path} (expected {', '.join(INFERENCE_FILES)})")
     config = _read_json_object(found / CONFIG)
     state = _read_state(found)
     if model is not None:

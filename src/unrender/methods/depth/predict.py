@@ -53,8 +53,8 @@ class DepthPredictArgs:
 
     input: Path
     """An image, a folder of frames (in name order) or a video file."""
-    ckpt: Path = Path("runs/depth")
-    """A depth checkpoint folder, or a run folder (its newest checkpoint)."""
+    ckpt: Path | None = None
+    """A depth checkpoint folder, or a run folder (its newest checkpoint); default: the shipped weights."""
     intrinsics: Path | None = None
     """The camera: a JSON file with K (and optional distortion k1 k2 p1 p2 k3, width, height), or a KITTI
     calib file."""
@@ -126,7 +126,10 @@ def predict_depth_files(args: DepthPredictArgs) -> dict[str, Any]:
         raise ValueError("--max-depth must be > 0, --every >= 1 and --max-frames >= 0")
     if args.intrinsics is None and args.fov is None:
         _camera(args, 1, 1)  # says what to give, before any work
-    cfg, model, ck_path = load_for_inference(args.ckpt, "depth", DepthConfig, DepthModel)
+    from ...weights import shipped_checkpoint
+
+    ckpt = args.ckpt if args.ckpt is not None else shipped_checkpoint("depth")
+    cfg, model, ck_path = load_for_inference(ckpt, "depth", DepthConfig, DepthModel)
     device = pick_device(args.device)
     model.to(device).eval()
     Hn, Wn, f_train = training_camera(cfg)

@@ -1,0 +1,30 @@
+"""Weights shipped with unrender, trained with its own code: one folder per method holding a checkpoint
+without optimiser state (``model.safetensors``, ``config.json``, ``state.json``) and ``card.md``, which
+says the command and commit that made it, the data, and what it measured.
+
+``unrender predict`` and ``unrender eval`` use them when no ``--ckpt`` is given.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = ["SHIPPED", "shipped_checkpoint"]
+
+SHIPPED = Path(__file__).resolve().parent
+
+
+def shipped_checkpoint(method: str) -> Path:
+    """The shipped checkpoint folder of ``method``.
+
+    Raises:
+        FileNotFoundError: unrender ships no weights for this method (yet).
+    """
+    path = SHIPPED / method
+    if not (path / "model.safetensors").is_file():
+        have = sorted(p.name for p in SHIPPED.iterdir() if (p / "model.safetensors").is_file())
+        raise FileNotFoundError(
+            f"unrender ships no weights for {method!r} (it has: {', '.join(have) or 'none'}); "
+            f"train a model (unrender train {method}) and pass --ckpt"
+        )
+    return path
