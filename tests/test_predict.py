@@ -48,7 +48,8 @@ def test_kitti_frame_gives_depth_png_preview_and_a_ply_that_reprojects(ckpt, sha
     (tmp_path / "K.json").write_text(json.dumps({"cam_in": KITTI_K, "width": 1242, "height": 375}))
     out = tmp_path / "pred"
     assert main(["predict", "depth", "--input", str(frame), "--intrinsics", str(tmp_path / "K.json"),
-                 "--ckpt", str(ckpt), "--out", str(out)]) == 0, capsys.readouterr().err  # fmt: skip
+                 "--ckpt", str(ckpt), "--out", str(out), "--gt", str(shared_data / "kitti_depth" / "depth")]) == 0, \
+        capsys.readouterr().err  # fmt: skip
     with Image.open(out / "0000000005_depth.png") as im:
         assert im.size == (1242, 375) and np.asarray(im).dtype == np.uint16  # KITTI: uint16, metres x 256
     with Image.open(out / "0000000005_preview.png") as im:
@@ -68,6 +69,9 @@ def test_kitti_frame_gives_depth_png_preview_and_a_ply_that_reprojects(ckpt, sha
     summary = json.loads((out / "predictions.json").read_text())
     assert summary["camera"]["source"].startswith("intrinsics file") and "metric" in summary["metric_scale"]
     assert summary["frames"][0]["median_depth_m"] > 0
+    scores = summary["frames"][0]  # scored against KITTI's ground truth where the model saw the scene
+    assert 0 < scores["gt_pixels_scored"] < 1 and scores["unscaled/abs_rel"] > 0 and scores["median/abs_rel"] > 0
+    assert summary["mean median/abs_rel"] == pytest.approx(scores["median/abs_rel"])
 
 
 def _write_video(path: Path, frames: int, H: int = 48, W: int = 64) -> None:

@@ -71,6 +71,10 @@ class DepthPredictArgs:
     """Far end of the previews' colour scale, metres."""
     ply: bool = True
     """Write a PLY point cloud per frame."""
+    gt: Path | None = None
+    """Ground-truth depth to score against: a KITTI depth PNG, or a folder of them named like the frames
+    (KITTI protocol: Garg/Eigen crop, 1e-3 to 80 m, unscaled and median-scaled; pixels the model did not
+    see are left out)."""
     device: str = "auto"
 
 
@@ -114,6 +118,26 @@ def _road_height(depth: torch.Tensor, K: torch.Tensor) -> float | None:
     valid &= depth[0] > 0
     fit = plane_from_point_map(pts[None], valid[None], min_points=8)
     return float(fit["height"][0]) if bool(fit["ok"][0]) else None
+
+
+def _score(gt_path: Path, name: str, pred: torch.Tensor) -> dict[str, Any]:
+    """KITTI-protocol errors of one frame's full-size prediction against its ground-truth PNG."""
+    from ...data.formats import read_kitti_depth_png
+    from ...data.formats.errors import MissingFileError
+    from ...metrics import depth_metrics
+
+    path = gt_path / f"{name}.png" if gt_path.is_dir() else gt_path
+    if not path.is_file():
+        raise MissingFileError(f"ground truth for frame {name!r} not found: {path}")
+    gt = read_kitti_depth_png(path)
+    if gt.shape != pred.shape:
+        raise ValueError(f"{path}: ground truth is {tuple(gt.shape[-2:])}, the frame {tuple(pred.shape[-2:])}")
+    seen = torch.where(pred > 0, pred, torch.full_like(pred, float("nan")))[None]
+    out: dict[str, Any] = {"gt": str(path), "gt_pixels_scored": float(((gt > 0) & (pred > 0)).float().mean())}
+    for mode, median in (("unscaled", False), ("median", True)):
+        m = depth_metrics(seen, gt[None], crop="eigen", max_depth=80.0, median_scaling=median)
+        out.update({f"{mode}/{k}": float(v[0]) for k, v in m.items()})
+    return out
 
 
 def predict_depth_files(args: DepthPredictArgs) -> dict[str, Any]:
@@ -183,5 +207,10 @@ def _predict_frames(args: DepthPredictArgs, model: DepthModel, cfg: DepthConfig,
             "name": name, **{k: str(v) for k, v in files.items()},
             "median_depth_m": float(depth[depth > 0].median()) if bool((depth > 0).any()) else None,
             "camera_height_m": _road_height(depth, Kn),
+            **(_score(args.gt, name, full) if args.gt is not None else {}),
         })  # fmt: skip
         bar.update(1)
+    if args.gt is not None:
+        for key in ("unscaled/abs_rel", "median/abs_rel", "median/scale"):
+            vals = [f[key] for f in summary["frames"] if f.get(key) is not None]
+            summary[f"mean {key}"] = float(np.mean(vals)) if vals else None
