@@ -82,7 +82,7 @@ def _methods_help(command: str) -> str:
 
     lines = [
         f"usage: unrender {command} <method> "
-        + ("[--preset NAME] [overrides]" if command == "train" else "--ckpt PATH"),
+        + {"train": "[--preset NAME] [overrides]", "predict": "--input PATH [--ckpt PATH]"}.get(command, "--ckpt PATH"),
         "",
         "methods:",
     ]
@@ -329,6 +329,14 @@ def _format_warning(message, category, filename, lineno, line=None) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:  # the reader went away (`unrender --help | head`): no traceback, no second error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get("UNRENDER_DEBUG", "") not in ("", "0")
     args = [a for a in args if a != "--debug"]
@@ -359,7 +367,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handlers[args[0]](args[1:])
     except KeyboardInterrupt:
         return _fail("interrupted", 130)
-    except SystemExit:
+    except (SystemExit, BrokenPipeError):
         raise
     except Exception as e:
         return _fail(*_error_line(e))
