@@ -141,7 +141,8 @@ def _score(gt_path: Path, name: str, pred: torch.Tensor) -> dict[str, Any]:
 
 
 def predict_depth_files(args: DepthPredictArgs) -> dict[str, Any]:
-    """Run the model on every frame of ``args.input``; write the files; return what ``predictions.json`` holds."""
+    """Run a trained depth model on an image, a folder of frames or a video: writes KITTI-style depth
+    PNGs, previews with a colour bar, PLY point clouds and predictions.json under --out."""
     from ...engine import load_for_inference
     from ...engine.distributed import pick_device
     from ...io import atomic_write_text
