@@ -201,37 +201,31 @@ def cmd_eval(args: list[str]) -> int:
     return 0
 
 
-def cmd_probe(args: list[str]) -> int:
+def _method_extra_command(command: str, missing: str, args: list[str]) -> int:
+    """``unrender probe|predict <method> ...``: the method's own arguments and function (``Method.extra``),
+    numbers checked, the result printed as JSON."""
     import tyro
 
-    method, code = _method_for("probe", args)
+    from .engine import check_config
+
+    method, code = _method_for(command, args)
     if method is None:
         return code
-    if "probe" not in method.extra:
-        return _fail(f"method {method.name!r} has no probes")
-    probe_args, run = method.extra["probe"]
-    pa = tyro.cli(probe_args, args=args[1:], prog=f"unrender probe {method.name}", description=run.__doc__)
-    numbers = run(pa)
-    print(json.dumps(numbers, indent=2))
+    if command not in method.extra:
+        return _fail(f"method {method.name!r} has {missing}")
+    arg_type, run = method.extra[command]
+    parsed = tyro.cli(arg_type, args=args[1:], prog=f"unrender {command} {method.name}", description=run.__doc__)
+    check_config(parsed, flat=True)
+    print(json.dumps(run(parsed), indent=2))
     return 0
+
+
+def cmd_probe(args: list[str]) -> int:
+    return _method_extra_command("probe", "no probes", args)
 
 
 def cmd_predict(args: list[str]) -> int:
-    import tyro
-
-    method, code = _method_for("predict", args)
-    if method is None:
-        return code
-    if "predict" not in method.extra:
-        return _fail(f"method {method.name!r} has no predict command yet")
-    predict_args, run = method.extra["predict"]
-    pa = tyro.cli(predict_args, args=args[1:], prog=f"unrender predict {method.name}", description=run.__doc__)
-    from .engine import check_config
-
-    check_config(pa, "", flat=True)
-    summary = run(pa)
-    print(json.dumps(summary, indent=2))
-    return 0
+    return _method_extra_command("predict", "no predict command yet", args)
 
 
 def cmd_synth(args: list[str]) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["SHIPPED", "shipped_checkpoint"]
+__all__ = ["SHIPPED", "ship_checkpoint", "shipped_checkpoint"]
 
 SHIPPED = Path(__file__).resolve().parent
 
@@ -28,3 +28,22 @@ def shipped_checkpoint(method: str) -> Path:
             f"train a model (unrender train {method}) and pass --ckpt"
         )
     return path
+
+
+def ship_checkpoint(checkpoint: Path, method: str, *, card: str) -> Path:
+    """Copy a trained checkpoint's weights, config and state (no optimiser state) into the package as
+    ``method``'s shipped weights, with ``card`` (Markdown) as its ``card.md``. A maintainer's tool."""
+    import shutil
+
+    from ..engine import load_checkpoint
+    from ..io import atomic_path
+
+    ck = load_checkpoint(checkpoint)  # checks the files
+    dest = SHIPPED / method
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in ("model.safetensors", "config.json", "state.json"):
+        with atomic_path(dest / name) as tmp:
+            shutil.copyfile(ck["path"] / name, tmp)
+    with atomic_path(dest / "card.md") as tmp:
+        tmp.write_text(card)
+    return dest
