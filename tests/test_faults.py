@@ -146,6 +146,11 @@ def test_kill9_mid_run_resumes_to_the_same_weights(tmp_path):
     assert killed_at < steps, "the run ended before it was killed"
     assert cli(*args, stdout=subprocess.DEVNULL).wait(timeout=300) == 0
     assert_same_weights(weights(ref), weights(run))
+    # the log holds each step once: lines the killed run wrote after its last checkpoint are dropped
+    logged = [json.loads(x)["step"] for x in (run / "metrics.jsonl").read_text().splitlines()]
+    train_steps = [s for s, x in zip(logged, (run / "metrics.jsonl").read_text().splitlines(), strict=True)
+                   if "train/loss" in x]  # fmt: skip
+    assert train_steps == sorted(set(train_steps)) and train_steps[-1] == steps
 
 
 # ------------------------------------------------------------------------------------------ checkpoints

@@ -198,7 +198,8 @@ class Trainer:
             )
         else:
             self.ddp = self.model
-        self.logger = RunLogger(self.out_dir, enabled=self.dist.is_main, tensorboard=self.tc.tensorboard)
+        self.logger = RunLogger(self.out_dir, enabled=self.dist.is_main, tensorboard=self.tc.tensorboard,
+                                start_step=self.step)  # fmt: skip
         if self.dist.is_main:
             atomic_write_text(self.out_dir / "config.json", self.config_json)
 
