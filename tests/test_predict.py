@@ -43,13 +43,13 @@ def one_line_error(code: int, err: str, *needles: str) -> None:
         assert n.lower() in lines[0].lower(), (n, lines[0])
 
 
-def test_kitti_frame_gives_depth_png_preview_and_a_ply_that_reprojects(ckpt, shared_data, tmp_path, capsys):
+def test_kitti_frame_gives_depth_png_preview_and_a_ply_that_reprojects(shared_data, tmp_path, capsys):
+    """The README's command on a fresh clone: the shipped weights (no --ckpt) on a real KITTI frame."""
     frame = shared_data / "kitti_depth" / "rgb" / "0000000005.png"
-    (tmp_path / "K.json").write_text(json.dumps({"cam_in": KITTI_K, "width": 1242, "height": 375}))
+    K_file = Path(__file__).resolve().parents[1] / "docs" / "data" / "kitti_depth_intrinsics.json"
     out = tmp_path / "pred"
-    assert main(["predict", "depth", "--input", str(frame), "--intrinsics", str(tmp_path / "K.json"),
-                 "--ckpt", str(ckpt), "--out", str(out), "--gt", str(shared_data / "kitti_depth" / "depth")]) == 0, \
-        capsys.readouterr().err  # fmt: skip
+    assert main(["predict", "depth", "--input", str(frame), "--intrinsics", str(K_file), "--out", str(out),
+                 "--gt", str(shared_data / "kitti_depth" / "depth")]) == 0, capsys.readouterr().err  # fmt: skip
     with Image.open(out / "0000000005_depth.png") as im:
         assert im.size == (1242, 375) and np.asarray(im).dtype == np.uint16  # KITTI: uint16, metres x 256
     with Image.open(out / "0000000005_preview.png") as im:
@@ -67,7 +67,8 @@ def test_kitti_frame_gives_depth_png_preview_and_a_ply_that_reprojects(ckpt, sha
     rel = (depth[ij[:, 1], ij[:, 0]].double() - z).abs() / z  # the PNG's depth where each point lands
     assert rel.median() < 0.01 and torch.quantile(rel, 0.95) < 0.05
     summary = json.loads((out / "predictions.json").read_text())
-    assert summary["camera"]["source"].startswith("intrinsics file") and "metric" in summary["metric_scale"]
+    assert summary["camera"]["source"].startswith("intrinsics file") and summary["metric_scale"]["metric"]
+    assert summary["checkpoint"].endswith("weights/depth")
     assert summary["frames"][0]["median_depth_m"] > 0
     scores = summary["frames"][0]  # scored against KITTI's ground truth where the model saw the scene
     assert 0 < scores["gt_pixels_scored"] < 1 and scores["unscaled/abs_rel"] > 0 and scores["median/abs_rel"] > 0
