@@ -18,21 +18,23 @@ from unrender.engine.checkpoint import save_checkpoint
 from unrender.geometry import make_intrinsics, project_points, undistort_image
 from unrender.methods import get_method
 
-DEPTH = get_method("depth")
 KITTI_K = [707.0493, 707.0493, 604.0814, 180.5066]  # ../shared/data/kitti_depth/test_annotations.json
+
+
+def untrained_checkpoint(name: str, preset: str, root: Path) -> Path:
+    """A checkpoint of a preset's architecture with its initial weights (what these tests check is the
+    files and their geometry, not accuracy)."""
+    method = get_method(name)
+    cfg = method.make_config(preset)
+    torch.manual_seed(0)
+    save_checkpoint(root / "checkpoints", 1, method.build_model(cfg), config_json=config_to_json(cfg),
+                    state={"method": name}, train_state={"optimizer": {}, "scheduler": {}, "rng": []})  # fmt: skip
+    return root
 
 
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory) -> Path:
-    """A depth checkpoint of the cpu preset's architecture (untrained weights: the files' geometry is
-    what these tests check, not the depth's accuracy)."""
-    root = tmp_path_factory.mktemp("depth-ckpt")
-    cfg = DEPTH.make_config("cpu")
-    torch.manual_seed(0)
-    model = DEPTH.build_model(cfg)
-    save_checkpoint(root / "checkpoints", 1, model, config_json=config_to_json(cfg), state={"method": "depth"},
-                    train_state={"optimizer": {}, "scheduler": {}, "rng": []})  # fmt: skip
-    return root
+    return untrained_checkpoint("depth", "cpu", tmp_path_factory.mktemp("depth-ckpt"))
 
 
 def one_line_error(code: int, err: str, *needles: str) -> None:
@@ -161,3 +163,21 @@ def test_without_ckpt_the_shipped_weights_are_used_or_the_error_says_there_are_n
     if (SHIPPED / "toy" / "model.safetensors").is_file():
         pytest.skip("toy weights are shipped")
     one_line_error(main(["eval", "toy"]), capsys.readouterr().err, "ships no weights for 'toy'", "--ckpt")
+
+
+def test_energy_pose_lifts_keypoints_and_refuses_a_wrong_joint_count(tmp_path, capsys):
+    untrained_checkpoint("energy-pose", "tiny", tmp_path / "ck")
+    K = [[1145.0, 0.0, 512.0], [0.0, 1144.0, 515.0], [0.0, 0.0, 1.0]]
+    j2d = (np.random.default_rng(0).normal(0, 40, (2, 17, 2)) + [512, 515]).tolist()
+    (tmp_path / "kp.json").write_text(json.dumps({"K": K, "joints_2d": j2d}))
+    out = tmp_path / "out"
+    assert main(["predict", "energy-pose", "--input", str(tmp_path / "kp.json"), "--ckpt", str(tmp_path / "ck"),
+                 "--out", str(out)]) == 0, capsys.readouterr().err  # fmt: skip
+    result = json.loads((out / "joints_3d.json").read_text())
+    assert len(result["poses"]) == 2 and len(result["poses"][0]) == 17 and "pelvis" in result["poses"][0]
+    assert all(np.isfinite(v).all() for pose in result["poses"] for v in pose.values())
+    with Image.open(out / "skeletons.png") as im:
+        assert im.size[0] > 0
+    (tmp_path / "bad.json").write_text(json.dumps({"K": K, "joints_2d": j2d[0][:16]}))
+    one_line_error(main(["predict", "energy-pose", "--input", str(tmp_path / "bad.json"), "--ckpt",
+                         str(tmp_path / "ck")]), capsys.readouterr().err, "bad.json", "17")  # fmt: skip
