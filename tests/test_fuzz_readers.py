@@ -212,6 +212,14 @@ def _ply(d: Path):
     return d / "a.ply", lambda: read_ply(d / "a.ply"), False
 
 
+def _keypoints_json(d: Path):
+    from unrender.methods.energy.pose.predict import read_keypoints
+
+    j2d = (np.random.default_rng(4).normal(0, 40, (2, 17, 2)) + 500).round(2).tolist()
+    (d / "kp.json").write_text(json.dumps({"K": [[1145.0, 0, 512.0], [0, 1144.0, 515.0], [0, 0, 1]], "joints_2d": j2d}))
+    return d / "kp.json", lambda: read_keypoints(d / "kp.json"), True
+
+
 READERS: dict[str, Callable[[Path], tuple[Path, Callable[[], object], bool]]] = {
     "kitti_label": _kitti_label,
     "kitti_calib": _kitti_calib,
@@ -228,6 +236,7 @@ READERS: dict[str, Callable[[Path], tuple[Path, Callable[[], object], bool]]] = 
     "realestate10k": _realestate,
     "intrinsics_json": _intrinsics_json,
     "ply": _ply,
+    "keypoints_json": _keypoints_json,
 }
 
 
