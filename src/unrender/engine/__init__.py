@@ -7,8 +7,8 @@ from .checkpoint import (
     find_resumable_checkpoint,
     load_checkpoint,
     load_for_inference,
+    load_resumable_checkpoint,
     save_checkpoint,
-    verify_checkpoint,
 )
 from .config import TrainConfig, check_config, config_from_dict, config_to_dict, config_to_json
 from .trainer import StepBatchSampler, Trainer, build_optimizer, build_scheduler, seed_everything, unwrap
@@ -29,8 +29,8 @@ __all__ = [
     "find_resumable_checkpoint",
     "load_checkpoint",
     "load_for_inference",
+    "load_resumable_checkpoint",
     "save_checkpoint",
     "seed_everything",
     "unwrap",
-    "verify_checkpoint",
 ]

@@ -16,7 +16,7 @@ Loading checks what it reads: every problem (a truncated, zeroed or bit-flipped 
 not an object, weights whose checksum does not match, non-finite parameters, weights of another
 model) raises :class:`CheckpointError`, a ``ValueError`` naming the file and what is wrong.
 ``eval`` and ``predict`` read weights and config only; resume also reads ``train_state.pt`` and
-falls back to the newest intact checkpoint (:func:`find_resumable_checkpoint`).
+falls back to the newest intact checkpoint (:func:`load_resumable_checkpoint`).
 """
 
 from __future__ import annotations
@@ -47,8 +47,8 @@ __all__ = [
     "find_latest_checkpoint",
     "find_resumable_checkpoint",
     "list_checkpoints",
+    "load_resumable_checkpoint",
     "load_for_inference",
-    "verify_checkpoint",
     "get_rng_state",
     "set_rng_state",
 ]
@@ -232,9 +232,12 @@ def _load_train_state(found: Path, state: dict[str, Any]) -> dict[str, Any]:
     return ts
 
 
-def _load_weights(found: Path, state: dict[str, Any], model: nn.Module) -> None:
+def _load_weights(found: Path, state: dict[str, Any], model: nn.Module | None) -> None:
+    """Check the weights file against its checksum and, given a model, load it (strict, finite)."""
     path = found / WEIGHTS
     _check_sum(path, state, "weights_sha256")
+    if model is None:
+        return
     try:
         load_model(model, str(path), strict=True)
     except RuntimeError as e:
@@ -248,28 +251,26 @@ def _load_weights(found: Path, state: dict[str, Any], model: nn.Module) -> None:
             raise CheckpointError(f"checkpoint file {path}: tensor {name!r} holds NaN or infinite values")
 
 
-def verify_checkpoint(path: Path, *, train_state: bool = True) -> dict[str, Any]:
-    """Check one checkpoint folder's files (JSON objects, checksums, a loadable training state);
-    return its state. Raises :class:`CheckpointError`."""
-    path = Path(path)
-    _read_json_object(path / CONFIG)
-    state = _read_state(path)
-    _check_sum(path / WEIGHTS, state, "weights_sha256")
-    if train_state:
-        _load_train_state(path, state)
-    return state
+def load_resumable_checkpoint(path: Path, model: nn.Module | None = None) -> dict[str, Any] | None:
+    """The newest intact checkpoint under a run folder, read for resuming (weights into ``model`` if
+    given, optimiser state, checksums); broken newer ones are skipped with a warning that names them and
+    why. None if there is none."""
+    candidates = list_checkpoints(path)
+    initial = {k: v.clone() for k, v in model.state_dict().items()} if model is not None and candidates else None
+    for cand in candidates:
+        try:
+            return load_checkpoint(cand, model, train_state=True)
+        except CheckpointError as e:
+            warnings.warn(f"skipping broken checkpoint {cand}: {e}", RuntimeWarning, stacklevel=2)
+    if initial is not None:  # none was intact: no weights of a broken one stay in the model
+        model.load_state_dict(initial)
+    return None
 
 
 def find_resumable_checkpoint(path: Path) -> Path | None:
-    """The newest intact checkpoint under a run folder; broken newer ones are skipped with a warning
-    that names them and why."""
-    for cand in list_checkpoints(path):
-        try:
-            verify_checkpoint(cand, train_state=True)
-            return cand
-        except CheckpointError as e:
-            warnings.warn(f"skipping broken checkpoint {cand}: {e}", RuntimeWarning, stacklevel=2)
-    return None
+    """The folder :func:`load_resumable_checkpoint` would resume from."""
+    ck = load_resumable_checkpoint(path)
+    return None if ck is None else ck["path"]
 
 
 def load_checkpoint(path: Path, model: nn.Module | None = None, *, train_state: bool = False) -> dict[str, Any]:
@@ -278,7 +279,8 @@ def load_checkpoint(path: Path, model: nn.Module | None = None, *, train_state: 
     Args:
         path: a checkpoint folder, a run folder or its ``checkpoints`` folder.
         model: filled with the weights (checksum and finiteness checked) when given.
-        train_state: also read optimiser, scheduler and RNG state (only resume needs them).
+        train_state: also read optimiser, scheduler and RNG state (only resume needs them); the
+            weights' checksum is then checked even without ``model``.
 
     Returns:
         ``{"config": dict, "state": dict, "path": Path}``, plus ``"train_state"`` when asked for.
@@ -293,7 +295,7 @@ def load_checkpoint(path: Path, model: nn.Module | None = None, *, train_state: 
         raise MissingCheckpointError(f"no complete checkpoint at {path} (expected {', '.join(INFERENCE_FILES)})")
     config = _read_json_object(found / CONFIG)
     state = _read_state(found)
-    if model is not None:
+    if model is not None or train_state:
         _load_weights(found, state, model)
     out: dict[str, Any] = {"config": config, "state": state, "path": found}
     if train_state:
@@ -333,5 +335,5 @@ def load_for_inference(
     if data is not None and hasattr(data, "root"):
         data.root = Path(data_root) if data_root is not None else DEFAULT_DATA_ROOT
     model = model_fn(cfg)
-    load_checkpoint(ck["path"], model)
+    _load_weights(ck["path"], ck["state"], model)
     return cfg, model, ck["path"]

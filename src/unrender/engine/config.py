@@ -219,7 +219,7 @@ def _range_text(lo: float, lo_in: bool, hi: float, hi_in: bool) -> str:
 
 def check_config(cfg: Any, prefix: str = "", *, flat: bool = False) -> None:
     """Check every number of a (nested) config dataclass: finite, and within the range its field
-    name implies (sizes and counts >= 1, seeds and intervals >= 0, ``lr`` > 0, ...).
+    name implies (sizes and counts >= 1, seeds and intervals >= 0, ``lr`` >= 0, ...).
 
     ``flat``: nested configs' options carry no prefix on the command line (``unrender synth --height``).
 

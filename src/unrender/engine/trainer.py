@@ -33,9 +33,8 @@ from ..methods.base import Method
 from ..viz import save_eval_images
 from .checkpoint import (
     clean_leftovers,
-    find_resumable_checkpoint,
     get_rng_state,
-    load_checkpoint,
+    load_resumable_checkpoint,
     save_checkpoint,
     set_rng_state,
 )
@@ -190,8 +189,8 @@ class Trainer:
         self.optimizer = build_optimizer(self.model, self.tc)
         self.scheduler = build_scheduler(self.optimizer, self.tc)
         self.config_json = config_to_json(self.cfg)
-        ckpt = find_resumable_checkpoint(self.out_dir) if self.tc.resume else None
-        self._rng_to_restore = self._restore(ckpt) if ckpt is not None else None
+        ck = load_resumable_checkpoint(self.out_dir, self.model) if self.tc.resume else None
+        self._rng_to_restore = self._restore(ck) if ck is not None else None
         if self.dist.enabled:
             self.ddp = DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None
@@ -203,11 +202,13 @@ class Trainer:
         if self.dist.is_main:
             atomic_write_text(self.out_dir / "config.json", self.config_json)
 
-    def _restore(self, path: Path) -> dict[str, Any]:
-        """Load weights, optimiser, scheduler and counters; return the RNG state to set once start-up is done."""
-        ck = load_checkpoint(path, self.model, train_state=True)
+    def _restore(self, ck: dict[str, Any]) -> dict[str, Any]:
+        """Restore optimiser, scheduler and counters from a checkpoint read by :func:`load_resumable_checkpoint`
+        (the weights are in the model already); return the RNG state to set once start-up is done."""
         if ck["state"].get("method") not in (None, self.method.name):
-            raise ValueError(f"checkpoint {path} is of method {ck['state']['method']!r}, not {self.method.name!r}")
+            raise ValueError(
+                f"checkpoint {ck['path']} is of method {ck['state']['method']!r}, not {self.method.name!r}"
+            )
         ts = ck["train_state"]
         self.optimizer.load_state_dict(ts["optimizer"])
         self.scheduler.load_state_dict(ts["scheduler"])
@@ -386,5 +387,5 @@ class Trainer:
             return metrics
         finally:
             cleanup_distributed(barrier=False)
-            if getattr(self, "lock", None) is not None:
+            if self.lock is not None:
                 self.lock.release()

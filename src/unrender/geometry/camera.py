@@ -327,7 +327,7 @@ def undistort_image(image: torch.Tensor, K: torch.Tensor, distortion: torch.Tens
     Kd = K.double()
     xy = unproject_points(uv, torch.ones(H * W, dtype=torch.float64, device=image.device), Kd)[:, :2]
     xd = distort_points(xy, distortion.double().to(image.device))
-    src = torch.stack([Kd[0, 0] * xd[:, 0] + Kd[0, 1] * xd[:, 1] + Kd[0, 2], Kd[1, 1] * xd[:, 1] + Kd[1, 2]], -1)
+    src = project_points(torch.cat([xd, torch.ones_like(xd[:, :1])], -1), Kd)[0]  # where the lens put each ray
     grid = pixels_to_normalized(src, H, W).to(image.dtype).reshape(1, H, W, 2)
     flat = image.reshape(-1, *image.shape[-3:])
     out = F.grid_sample(flat, grid.expand(len(flat), H, W, 2), mode="bilinear", padding_mode="zeros",

@@ -146,13 +146,12 @@ def predict_depth_files(args: DepthPredictArgs) -> dict[str, Any]:
     from ...engine import load_for_inference
     from ...engine.distributed import pick_device
     from ...io import atomic_write_text
+    from ...weights import shipped_checkpoint
 
     if not args.max_depth > 0 or args.every < 1 or args.max_frames < 0:
         raise ValueError("--max-depth must be > 0, --every >= 1 and --max-frames >= 0")
     if args.intrinsics is None and args.fov is None:
         _camera(args, 1, 1)  # says what to give, before any work
-    from ...weights import shipped_checkpoint
-
     ckpt = args.ckpt if args.ckpt is not None else shipped_checkpoint("depth")
     cfg, model, ck_path = load_for_inference(ckpt, "depth", DepthConfig, DepthModel)
     device = pick_device(args.device)
@@ -176,7 +175,8 @@ def _predict_frames(args: DepthPredictArgs, model: DepthModel, cfg: DepthConfig,
     cam: CameraIntrinsics | None = None
     for name, rgb in iter_frames(args.input, every=args.every, max_frames=args.max_frames):
         H0, W0 = rgb.shape[-2:]
-        if cam is None or cam.size != (W0, H0):
+        new_camera = cam is None or cam.size != (W0, H0)
+        if new_camera:
             cam = _camera(args, W0, H0)
             summary["camera"] = {"K": cam.K.tolist(), "distortion_k1k2p1p2k3": cam.distortion.tolist(),
                                  "image_size_wh": [W0, H0], "source": cam.source, "undistorted": cam.distorted,
@@ -186,7 +186,8 @@ def _predict_frames(args: DepthPredictArgs, model: DepthModel, cfg: DepthConfig,
         f_ratio = float(Kn[0, 0]) / f_train
         with torch.no_grad():
             depth = model.predict_depth(net_img[None].to(device))[0].float().cpu() * f_ratio  # (1, Hn, Wn)
-        summary["metric_scale"] = _scale_source(cfg, model, f_ratio)
+        if new_camera:
+            summary["metric_scale"] = _scale_source(cfg, model, f_ratio)
         # the full frame: the model's crop resized back; 0 where the model saw nothing
         top, left, ch, cw = fit_view_crop(H0, W0, Hn, Wn)
         full = torch.zeros(1, H0, W0)

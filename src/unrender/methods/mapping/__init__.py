@@ -20,16 +20,12 @@ from .model import MappingNet
 BYTES_PER_VOXEL_SAMPLE = 8192
 
 
-def build_model(cfg: MappingConfig) -> MappingNet:
-    """The model, after checking that a training batch on its voxel memory fits in memory."""
-    X, Y, Z = cfg.data.resolution
-    need = BYTES_PER_VOXEL_SAMPLE * cfg.train.batch_size * X * Y * Z * max(1.0, cfg.model.channels[0] / 16)
-    check_memory(need, f"training batches of {cfg.train.batch_size} on a {X} x {Y} x {Z} voxel memory",
-                 hint="lower --data.resolution, --train.batch-size or --model.channels")  # fmt: skip
-    return MappingNet(cfg)
-
-
 def build_dataset(cfg: MappingConfig, split: str) -> MappingDataset:
+    if split == "train":  # before its batches (and the data) exist; eval and predict need no such room
+        X, Y, Z = cfg.data.resolution
+        need = BYTES_PER_VOXEL_SAMPLE * cfg.train.batch_size * X * Y * Z * max(1.0, cfg.model.channels[0] / 16)
+        check_memory(need, f"training batches of {cfg.train.batch_size} on a {X} x {Y} x {Z} voxel memory",
+                     hint="lower --data.resolution, --train.batch-size or --model.channels")  # fmt: skip
     return MappingDataset(cfg, "train" if split == "train" else "val")
 
 
@@ -44,7 +40,7 @@ METHOD = Method(
     config=MappingConfig,
     presets=PRESETS,
     default_preset="cpu",
-    build_model=build_model,
+    build_model=MappingNet,
     build_dataset=build_dataset,
     loss=loss,
     evaluate=evaluate_mapping,
