@@ -21,7 +21,7 @@ from pathlib import Path
 __all__ = ["main"]
 
 COMMANDS = {
-    "demo": "train the demo model briefly and write an HTML report with pictures",
+    "demo": "run the shipped weights of the four systems on generated and real samples; write an HTML page",
     "synth": "generate a synthetic dataset (procedural scenes + ray-caster)",
     "train": "train a method: unrender train <method> [--preset NAME] [config overrides]",
     "eval": "evaluate a checkpoint: unrender eval <method> --ckpt PATH",

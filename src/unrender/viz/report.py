@@ -116,14 +116,31 @@ def _scene_json(scene: Mapping[str, Any]) -> str:
     return json.dumps(data).replace("</", "<\\/")
 
 
-def write_report(path: str | Path, title: str, sections: Mapping[str, Mapping[str, Any]]) -> Path:
+def _cell(v: Any) -> str:
+    if v is None:
+        return ""
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def write_report(
+    path: str | Path, title: str, sections: Mapping[str, Mapping[str, Any]], *, intro: str | None = None
+) -> Path:
     """Write a single self-contained HTML file.
 
-    ``sections`` maps a heading to a dict: numbers and strings go in a table;
-    ``"images"`` maps a caption to an ``(H, W, 3)`` uint8 array; ``"scene3d"``
-    maps a caption to ``{"points" (N, 3), "colors" (N, 3) uint8, "point_size",
-    "cameras": [{"lines": (2L, 3) segment end points, "color"}]}`` shown in an
-    interactive viewer (drag to turn, wheel to zoom).
+    ``intro`` is a paragraph under the title. ``sections`` maps a heading to a dict: numbers and strings
+    go in a table, except these keys:
+
+    * ``"about"``: a paragraph under the heading;
+    * ``"model"``: the state of the section's model: ``"trained"``, or a sentence saying why it is not
+      (untrained, cut short, no weights), shown as a warning; the section element carries
+      ``data-model="trained"`` or ``data-model="untrained"`` (the browser test reads it);
+    * ``"metrics"``: a list of ``{"name", "value", "unit", "better", "baseline", "target"}`` rows
+      (``better`` is ``"higher"`` or ``"lower"``), shown as a table with those columns;
+    * ``"legend"``: a caption -> ``{name: (r, g, b)}`` colour swatches (e.g. the semantic classes);
+    * ``"images"``: a caption -> ``(H, W, 3)`` uint8 array;
+    * ``"scene3d"``: a caption -> ``{"points" (N, 3), "colors" (N, 3) uint8, "point_size",
+      "cameras": [{"lines": (2L, 3) segment end points, "color"}]}`` shown in an interactive viewer
+      (drag to turn, wheel to zoom).
     """
     path = Path(path)
     parts = [
@@ -131,19 +148,45 @@ def write_report(path: str | Path, title: str, sections: Mapping[str, Mapping[st
         f"<title>{html.escape(title)}</title>",
         "<style>body{font-family:sans-serif;max-width:1200px;margin:2em auto;color:#222}td,th{padding:2px 10px;"
         "text-align:left}img{image-rendering:pixelated;max-width:100%}canvas{border:1px solid #ccc;cursor:grab}"
-        "figure{margin:1em 0}figcaption{color:#555}</style></head><body>",
+        "figure{margin:1em 0}figcaption{color:#555}.warn{background:#fde2e1;border-left:4px solid #c0392b;"
+        "padding:.4em .8em}.intro{font-size:1.1em}table.metrics th{background:#eee}"
+        ".swatch{display:inline-block;width:1em;height:1em;margin:0 .3em 0 .8em;vertical-align:middle;"
+        "border:1px solid #888}</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
     ]
+    if intro:
+        parts.append(f"<p class='intro'>{html.escape(intro)}</p>")
     n3d = 0
+    special = ("images", "scene3d", "about", "model", "metrics", "legend")
     for heading, values in sections.items():
-        parts.append(f"<h2>{html.escape(heading)}</h2>")
-        rows = [(k, v) for k, v in values.items() if k not in ("images", "scene3d")]
+        model = values.get("model")
+        state = "" if model is None else f" data-model='{'trained' if model == 'trained' else 'untrained'}'"
+        parts.append(f"<section data-section='{html.escape(heading)}'{state}><h2>{html.escape(heading)}</h2>")
+        if values.get("about"):
+            parts.append(f"<p>{html.escape(str(values['about']))}</p>")
+        if model is not None and model != "trained":
+            parts.append(f"<p class='warn'>{html.escape(str(model))}</p>")
+        metrics = list(values.get("metrics", []))
+        if metrics:
+            cols = ("name", "value", "unit", "better", "baseline", "target")
+            parts.append("<table class='metrics'><tr>" + "".join(f"<th>{c}</th>" for c in cols) + "</tr>")
+            for m in metrics:
+                cells = [_cell(m.get(c)) for c in cols]
+                parts.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
+            parts.append("</table>")
+        rows = [(k, v) for k, v in values.items() if k not in special]
         if rows:
             parts.append("<table>")
             for k, v in rows:
-                shown = f"{v:.4g}" if isinstance(v, float) else str(v)
-                parts.append(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(shown)}</td></tr>")
+                parts.append(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(_cell(v))}</td></tr>")
             parts.append("</table>")
+        for caption, colours in dict(values.get("legend", {})).items():
+            swatches = "".join(
+                f"<span class='swatch' style='background:rgb({int(c[0])},{int(c[1])},{int(c[2])})'></span>"
+                f"{html.escape(str(name))} "
+                for name, c in colours.items()
+            )
+            parts.append(f"<p class='legend'>{html.escape(caption)}: {swatches}</p>")
         for caption, im in dict(values.get("images", {})).items():
             parts.append(f"<figure><img src='{png_data_uri(np.asarray(im))}' alt='{html.escape(caption)}'>")
             parts.append(f"<figcaption>{html.escape(caption)}</figcaption></figure>")
@@ -153,6 +196,7 @@ def write_report(path: str | Path, title: str, sections: Mapping[str, Mapping[st
             parts.append(f"<figure><canvas width='720' height='480' data-scene='{sid}'></canvas>")
             parts.append(f"<figcaption>{html.escape(caption)} (drag to turn, wheel to zoom)</figcaption></figure>")
             parts.append(f"<script type='application/json' id='{sid}'>{_scene_json(scene)}</script>")
+        parts.append("</section>")
     parts.append(f"<script>{_VIEWER_JS}</script></body></html>")
     atomic_write_text(path, "\n".join(parts))
     return path
