@@ -13,10 +13,10 @@ from .cameras import (
 )
 from .colmap import ColmapModel, read_colmap_text
 from .errors import FormatError, MissingFileError
-from .frames import iter_frames
+from .frames import IMAGE_SUFFIXES, VIDEO_SUFFIXES, VideoWriter, iter_frames
 from .h36m import H36MSamples, read_h36m
 from .images import fit_view, fit_view_crop, read_rgb
-from .intrinsics import CameraIntrinsics, intrinsics_from_fov, read_intrinsics
+from .intrinsics import CameraIntrinsics, camera_for_image, intrinsics_from_fov, read_intrinsics
 from .kitti import (
     KittiObject,
     read_kitti_calib,
@@ -33,7 +33,11 @@ from .ply import read_ply, write_ply
 from .realestate import RealEstateClip, read_realestate10k
 
 __all__ = [
+    "IMAGE_SUFFIXES",
+    "VIDEO_SUFFIXES",
+    "VideoWriter",
     "CameraIntrinsics",
+    "camera_for_image",
     "intrinsics_from_fov",
     "read_intrinsics",
     "read_ply",

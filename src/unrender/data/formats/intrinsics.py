@@ -25,7 +25,7 @@ import torch
 from ...geometry.camera import make_intrinsics, scale_intrinsics
 from .errors import FormatError, require_file
 
-__all__ = ["CameraIntrinsics", "read_intrinsics", "intrinsics_from_fov"]
+__all__ = ["CameraIntrinsics", "camera_for_image", "read_intrinsics", "intrinsics_from_fov"]
 
 
 @dataclass
@@ -144,3 +144,19 @@ def read_intrinsics(path: str | Path) -> CameraIntrinsics:
         return CameraIntrinsics(read_kitti_calib(path)["K"], torch.zeros(5, dtype=torch.float64), None,
                                 f"KITTI calib file {path} (P2)")  # fmt: skip
     raise FormatError(f"{path}: neither JSON intrinsics nor a KITTI calib file (no P2 or P_rect_02 entry)")
+
+
+def camera_for_image(intrinsics: str | Path | None, fov: float | None, W: int, H: int) -> CameraIntrinsics:
+    """The camera of a user's ``W x H`` image: from an intrinsics file (``--intrinsics``), else a guess from
+    a horizontal field of view (``--fov``).
+
+    Raises:
+        ValueError: neither is given (the message says what to pass); FormatError, MissingFileError: a
+            bad or missing intrinsics file, or one calibrated for another aspect ratio.
+    """
+    if intrinsics is not None:
+        return read_intrinsics(intrinsics).for_image(W, H)
+    if fov is not None:
+        return intrinsics_from_fov(W, H, fov)
+    raise ValueError("this needs the camera: give --intrinsics FILE (JSON with K, or a KITTI calib file) "
+                     "or --fov DEGREES for a guess from the horizontal field of view")  # fmt: skip

@@ -7,6 +7,7 @@ For every frame it writes, under ``--out``:
   part the model saw (a centred crop with the aspect ratio it was trained on) are 0;
 * ``<frame>_preview.png``: the input crop, the colour-mapped depth and a colour bar in metres;
 * ``<frame>.ply``: the point cloud (camera frame: x right, y down, z forward, metres) with colours;
+* ``depth_preview.mp4`` (a video input, or ``--video``): the previews as a video at the input's rate;
 
 and ``predictions.json``: the camera used and where it came from, where the metric scale comes from,
 and per frame the files, the median depth and the camera height above a road plane fitted to the
@@ -30,12 +31,13 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ...data.formats import (
+    VIDEO_SUFFIXES,
     CameraIntrinsics,
+    VideoWriter,
+    camera_for_image,
     fit_view,
     fit_view_crop,
-    intrinsics_from_fov,
     iter_frames,
-    read_intrinsics,
     write_kitti_depth_png,
     write_ply,
 )
@@ -71,6 +73,8 @@ class DepthPredictArgs:
     """Far end of the previews' colour scale, metres."""
     ply: bool = True
     """Write a PLY point cloud per frame."""
+    video: bool | None = None
+    """Write the previews as depth_preview.mp4 (default: when the input is a video)."""
     gt: Path | None = None
     """Ground-truth depth to score against: a KITTI depth PNG, or a folder of them named like the frames
     (KITTI protocol: Garg/Eigen crop, 1e-3 to 80 m, unscaled and median-scaled; pixels the model did not
@@ -90,13 +94,12 @@ def training_camera(cfg: DepthConfig) -> tuple[int, int, float]:
     return cfg.data.height, cfg.data.width, STREET_FX_OVER_W * cfg.data.width
 
 
-def _camera(args: DepthPredictArgs, W: int, H: int) -> CameraIntrinsics:
-    if args.intrinsics is not None:
-        return read_intrinsics(args.intrinsics).for_image(W, H)
-    if args.fov is not None:
-        return intrinsics_from_fov(W, H, args.fov)
-    raise ValueError("depth needs the camera: give --intrinsics FILE (JSON with K, or a KITTI calib file) "
-                     "or --fov DEGREES for a guess from the horizontal field of view")  # fmt: skip
+def _frame_rate(path: Path) -> float:
+    import av
+
+    with av.open(str(path)) as container:
+        rate = container.streams.video[0].average_rate if container.streams.video else None
+    return float(rate) if rate else 25.0
 
 
 def _scale_source(cfg: DepthConfig, model: DepthModel, f_ratio: float) -> dict[str, Any]:
@@ -151,7 +154,7 @@ def predict_depth_files(args: DepthPredictArgs) -> dict[str, Any]:
     if not args.max_depth > 0 or args.every < 1 or args.max_frames < 0:
         raise ValueError("--max-depth must be > 0, --every >= 1 and --max-frames >= 0")
     if args.intrinsics is None and args.fov is None:
-        _camera(args, 1, 1)  # says what to give, before any work
+        camera_for_image(None, None, 1, 1)  # says what to give, before any work
     ckpt = args.ckpt if args.ckpt is not None else shipped_checkpoint("depth")
     cfg, model, ck_path = load_for_inference(ckpt, "depth", DepthConfig, DepthModel)
     device = pick_device(args.device)
@@ -159,16 +162,32 @@ def predict_depth_files(args: DepthPredictArgs) -> dict[str, Any]:
     Hn, Wn, f_train = training_camera(cfg)
     args.out.mkdir(parents=True, exist_ok=True)
     summary: dict[str, Any] = {"checkpoint": str(ck_path), "input": str(args.input), "frames": []}
+    is_video = args.input.is_file() and args.input.suffix.lower() in VIDEO_SUFFIXES
+    video = None
+    if args.video or (args.video is None and is_video):
+        fps = _frame_rate(args.input) / args.every if is_video else 10.0
+        video = VideoWriter(args.out / "depth_preview.mp4", fps=fps)
     with tqdm(desc="predict depth", unit="frame", dynamic_ncols=True) as bar:  # closed (a new line) on errors too
-        _predict_frames(args, model, cfg, device, (Hn, Wn, f_train), summary, bar)
+        try:
+            _predict_frames(args, model, cfg, device, (Hn, Wn, f_train), summary, bar, video)
+        except BaseException:
+            if video is not None:
+                video.abort()
+            raise
+    if video is not None:
+        summary["video"] = str(video.close())
     summary["ply_frame"] = "camera frame of the (undistorted) input: x right, y down, z forward, metres"
     atomic_write_text(args.out / "predictions.json", json.dumps(summary, indent=2))
-    return {"frames": len(summary["frames"]), "out": str(args.out), "metric_scale": summary["metric_scale"]["source"],
-            "camera": summary["camera"]["source"]}  # fmt: skip
+    result = {"frames": len(summary["frames"]), "out": str(args.out), "metric_scale": summary["metric_scale"]["source"],
+              "camera": summary["camera"]["source"]}  # fmt: skip
+    if "video" in summary:
+        result["video"] = summary["video"]
+    return result
 
 
 def _predict_frames(args: DepthPredictArgs, model: DepthModel, cfg: DepthConfig, device: torch.device,
-                    camera: tuple[int, int, float], summary: dict[str, Any], bar: tqdm) -> None:  # fmt: skip
+                    camera: tuple[int, int, float], summary: dict[str, Any], bar: tqdm,
+                    video: VideoWriter | None) -> None:  # fmt: skip
     from ...viz import colorize_depth, depth_colorbar, image_grid, save_png, to_uint8
 
     Hn, Wn, f_train = camera
@@ -177,7 +196,7 @@ def _predict_frames(args: DepthPredictArgs, model: DepthModel, cfg: DepthConfig,
         H0, W0 = rgb.shape[-2:]
         new_camera = cam is None or cam.size != (W0, H0)
         if new_camera:
-            cam = _camera(args, W0, H0)
+            cam = camera_for_image(args.intrinsics, args.fov, W0, H0)
             summary["camera"] = {"K": cam.K.tolist(), "distortion_k1k2p1p2k3": cam.distortion.tolist(),
                                  "image_size_wh": [W0, H0], "source": cam.source, "undistorted": cam.distorted,
                                  "model_input_hw": [Hn, Wn]}  # fmt: skip
@@ -199,7 +218,10 @@ def _predict_frames(args: DepthPredictArgs, model: DepthModel, cfg: DepthConfig,
         scale = max(1, round(400 / Wn))
         preview = image_grid([shown], scale=scale)
         bar_img = depth_colorbar(preview.shape[0], lo, hi)
-        files["preview"] = save_png(args.out / f"{name}_preview.png", np.concatenate([preview, bar_img], 1))
+        shown_all = np.concatenate([preview, bar_img], 1)
+        files["preview"] = save_png(args.out / f"{name}_preview.png", shown_all)
+        if video is not None:
+            video.add(shown_all)
         if args.ply:
             pts = depth_to_points(depth.double(), Kn.double()).reshape(-1, 3)
             keep = depth.reshape(-1) > 0

@@ -9,6 +9,7 @@ from .config import PRESETS, EnergyVoxelsConfig
 from .data import VoxelViews
 from .evaluate import evaluate_voxels, voxel_losses, voxel_table
 from .model import build_voxel_model
+from .predict import VoxelsPredictArgs, predict_voxel_files
 
 
 def build_dataset(cfg: EnergyVoxelsConfig, split: str) -> VoxelViews:
@@ -26,5 +27,5 @@ METHOD = Method(
     build_dataset=build_dataset,
     loss=voxel_losses,
     evaluate=evaluate_voxels,
-    extra={"markdown_table": voxel_table},
+    extra={"markdown_table": voxel_table, "predict": (VoxelsPredictArgs, predict_voxel_files)},
 )
