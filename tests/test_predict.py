@@ -286,3 +286,90 @@ def test_nvs_capture_to_held_out_views_and_video(shared_data, tmp_path, capsys):
     capsys.readouterr()
     one_line_error(main(["predict", "nvs", "--input", str(fox), "--ckpt", str(tmp_path / "ck")]),
                    capsys.readouterr().err, "--targets", "--orbit")  # fmt: skip
+
+
+def _room_as_tum_and_transforms(root: Path) -> dict:
+    """A generated room (8 views) written as a TUM RGB-D folder and as an RGB-D transforms.json."""
+    from unrender.data.formats import opengl_from_cam_from_world
+    from unrender.geometry import invert_rigid, matrix_to_quaternion
+    from unrender.world.sample import SynthConfig, make_sample
+
+    s = make_sample(SynthConfig(kind="rooms", views=8, height=96, width=128, seed=4), 0)
+    (root / "rgb").mkdir(parents=True)
+    (root / "depth").mkdir()
+    rgb_lines, depth_lines, gt_lines, frames = [], [], [], []
+    for v in range(8):
+        t = 1000.0 + v / 30
+        Image.fromarray(s["rgb"][v].transpose(1, 2, 0)).save(root / "rgb" / f"{v}.png")
+        mm = np.clip(s["depth"][v, 0] * 5000, 0, 65535).astype(np.uint16)  # TUM: 5000 units per metre
+        Image.fromarray(mm).save(root / "depth" / f"{v}.png")
+        rgb_lines.append(f"{t:.6f} rgb/{v}.png")
+        depth_lines.append(f"{t + 0.004:.6f} depth/{v}.png")
+        world_from_cam = invert_rigid(torch.from_numpy(s["cam_from_world"][v]))
+        w, x, y, z = matrix_to_quaternion(world_from_cam[:3, :3]).tolist()
+        gt_lines.append(
+            f"{t - 0.003:.6f} " + " ".join(f"{a:.9f}" for a in [*world_from_cam[:3, 3].tolist(), x, y, z, w])
+        )
+        Image.fromarray((s["depth"][v, 0] * 5000).astype(np.uint16)).save(root / "depth" / f"{v}_tf.png")
+        c2w = opengl_from_cam_from_world(torch.from_numpy(s["cam_from_world"][v]))
+        frames.append(
+            {"file_path": f"rgb/{v}.png", "depth_file_path": f"depth/{v}_tf.png", "transform_matrix": c2w.tolist()}
+        )
+    (root / "rgb.txt").write_text("# timestamp filename\n" + "\n".join(rgb_lines) + "\n")
+    (root / "depth.txt").write_text("\n".join(depth_lines) + "\n")
+    (root / "groundtruth.txt").write_text("# timestamp tx ty tz qx qy qz qw\n" + "\n".join(gt_lines) + "\n")
+    K = s["K"][0]
+    (root / "K.json").write_text(json.dumps({"K": K.tolist(), "width": 128, "height": 96}))
+    meta = {"fl_x": K[0, 0], "fl_y": K[1, 1], "cx": K[0, 2] + 0.5, "cy": K[1, 2] + 0.5, "w": 128, "h": 96,
+            "depth_unit_scale_factor": 1 / 5000, "frames": frames}  # fmt: skip
+    (root / "transforms.json").write_text(json.dumps(meta, default=float))
+    return s
+
+
+def test_mapping_rgbd_capture_to_occupancy_boxes_and_views(tmp_path, capsys):
+    from unrender.data.formats import read_binvox, read_tum_rgbd
+    from unrender.geometry import transform_points
+    from unrender.methods.mapping.data import mem_from_world
+    from unrender.methods.mapping.predict import gravity_direction
+
+    s = _room_as_tum_and_transforms(tmp_path / "room")
+    T = torch.from_numpy(s["cam_from_world"]).double()
+    seq = read_tum_rgbd(tmp_path / "room")
+    torch.testing.assert_close(seq.cam_from_world, T, atol=1e-6, rtol=0)
+    torch.testing.assert_close(
+        gravity_direction(T), torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64), atol=1e-6, rtol=0
+    )
+    untrained_checkpoint("mapping", "tiny", tmp_path / "ck")
+    for name, src in (("tum", tmp_path / "room"), ("tf", tmp_path / "room" / "transforms.json")):
+        out = tmp_path / name
+        extra = ["--intrinsics", str(tmp_path / "room" / "K.json")] if name == "tum" else []
+        assert main(["predict", "mapping", "--input", str(src), "--ckpt", str(tmp_path / "ck"), "--out", str(out),
+                     "--inputs", "0", "2", "4", *extra]) == 0, capsys.readouterr().err  # fmt: skip
+        summary = json.loads((out / "predictions.json").read_text())
+        # the generated world is already level: the memory frame is the training one of the first input view
+        mem = torch.tensor(summary["mem_from_world"], dtype=torch.float64)
+        torch.testing.assert_close(mem, mem_from_world(T[0]), atol=1e-5, rtol=0)
+        occ, grid = read_binvox(out / "occupancy.binvox")
+        pts, cols = read_ply(out / "occupancy.ply")
+        assert occ.sum() == len(pts) == summary["occupied_voxels"] and cols is not None
+        if len(pts):  # the PLY's world points fall in occupied binvox cells of the memory frame
+            p = transform_points(mem, pts.double())
+            idx = ((p - torch.tensor(grid.bounds_min)) / torch.tensor(grid.voxel_size)).floor().long()
+            assert occ[idx[:, 2], idx[:, 1], idx[:, 0]].all()
+        boxes = json.loads((out / "boxes.json").read_text())
+        assert all(len(b["corners_world"]) == 8 for b in boxes["boxes"])
+        with np.load(out / "semantics.npz") as z:
+            assert z["classes"].shape == z["occupancy_probability"].shape == occ.shape[:0] + tuple(grid_shape(summary))
+        rendered = [r["view"] for r in summary["rendered"]]
+        assert len(rendered) == 4 and not {0, 2, 4} & set(rendered)  # --render 4 of the views the model did not see
+    capsys.readouterr()
+    one_line_error(main(["predict", "mapping", "--input", str(tmp_path / "room"), "--ckpt", str(tmp_path / "ck"),
+                         "--inputs", "0", "1"]), capsys.readouterr().err, "--inputs")  # fmt: skip
+    (tmp_path / "room" / "groundtruth.txt").write_text("1000.0 0 0 0 0 0 0 2\n")
+    one_line_error(main(["predict", "mapping", "--input", str(tmp_path / "room"), "--ckpt", str(tmp_path / "ck")]),
+                   capsys.readouterr().err, "groundtruth.txt", "quaternion")  # fmt: skip
+
+
+def grid_shape(summary: dict) -> tuple[int, int, int]:
+    X, Y, Z = summary["memory_box_m"]["resolution_xyz"]
+    return Z, Y, X

@@ -31,8 +31,13 @@ from .kitti_raw import KittiRawDrive, read_kitti_cam_to_cam, read_kitti_raw, rea
 from .nerf import NerfScene, read_transforms_json
 from .ply import read_ply, write_ply
 from .realestate import RealEstateClip, read_realestate10k
+from .tum import TUM_DEPTH_SCALE, TumSequence, read_tum_rgbd, tum_default_intrinsics
 
 __all__ = [
+    "TUM_DEPTH_SCALE",
+    "TumSequence",
+    "read_tum_rgbd",
+    "tum_default_intrinsics",
     "IMAGE_SUFFIXES",
     "VIDEO_SUFFIXES",
     "VideoWriter",

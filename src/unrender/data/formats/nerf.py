@@ -2,6 +2,9 @@
 
 Intrinsics come from ``fl_x``/``fl_y``/``cx``/``cy`` (top level or per frame), or from
 ``camera_angle_x`` (and ``camera_angle_y``) with the principal point at the image centre.
+Depth maps (RGB-D captures, nerfstudio's layout) are per frame ``depth_file_path`` (16-bit PNG, or
+any single-channel image) with ``depth_unit_scale_factor`` metres per unit at the top level (default
+0.001: millimetres); every frame with an image needs one, or none does.
 These files put pixel centres at half-integers (the first pixel's centre is (0.5, 0.5)),
 unrender at integers, so ``cx - 0.5`` and ``cy - 0.5`` are stored.
 """
@@ -32,6 +35,8 @@ class NerfScene:
     height: int
     distortion: dict[str, float] = field(default_factory=dict)  # k1, k2, p1, p2 as given (not applied)
     missing: list[Path] = field(default_factory=list)  # listed frames whose image file is absent
+    depth_paths: list[Path] | None = None  # per frame with an image: its depth map (nerfstudio depth_file_path)
+    depth_scale: float = 1e-3  # metres per depth-map unit (nerfstudio depth_unit_scale_factor; default: mm)
 
 
 def _num(d: dict, key: str, path: Path) -> float:
@@ -62,7 +67,7 @@ def read_transforms_json(path: str | Path) -> NerfScene:
         raise FormatError(f"{path}: not valid JSON ({e})") from None
     if not isinstance(meta, dict) or not isinstance(meta.get("frames"), list) or not meta["frames"]:
         raise FormatError(f"{path}: expected an object with a non-empty 'frames' list")
-    Ks, Ts, images, missing = [], [], [], []
+    Ks, Ts, images, missing, depths = [], [], [], [], []
     for i, fr in enumerate(meta["frames"]):
         if not isinstance(fr, dict) or "transform_matrix" not in fr or "file_path" not in fr:
             raise FormatError(f"{path}: frame {i} lacks 'file_path' or 'transform_matrix'")
@@ -105,6 +110,9 @@ def read_transforms_json(path: str | Path) -> NerfScene:
             raise FormatError(f"{path}: frame {i}: transform_matrix must be a finite 4x4, got shape {tuple(m.shape)}")
         if fx <= 0 or fy <= 0:
             raise FormatError(f"{path}: frame {i}: focal lengths must be positive, got {fx}, {fy}")
+        depth = fr.get("depth_file_path")
+        if depth is not None:
+            depths.append((path.parent / str(depth)).resolve())
         Ks.append(make_intrinsics(fx, fy, cx - 0.5, cy - 0.5, dtype=torch.float64))
         Ts.append(cam_from_world_from_opengl(m))
         images.append(img)
@@ -113,4 +121,10 @@ def read_transforms_json(path: str | Path) -> NerfScene:
     if not Ks:
         raise FormatError(f"{path}: none of the {len(meta['frames'])} listed images exist")
     dist = {k: _num(meta, k, path) for k in ("k1", "k2", "k3", "p1", "p2") if k in meta}
-    return NerfScene(torch.stack(Ks), torch.stack(Ts), images, w, h, dist, missing)
+    if depths and len(depths) != len(images):
+        raise FormatError(f"{path}: {len(depths)} of the {len(images)} frames with an image give a depth_file_path "
+                          "(all or none must)")  # fmt: skip
+    scale = _num(meta, "depth_unit_scale_factor", path) if "depth_unit_scale_factor" in meta else 1e-3
+    if not scale > 0:
+        raise FormatError(f"{path}: depth_unit_scale_factor must be > 0, got {scale}")
+    return NerfScene(torch.stack(Ks), torch.stack(Ts), images, w, h, dist, missing, depths or None, scale)

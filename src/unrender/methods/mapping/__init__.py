@@ -13,6 +13,7 @@ from .data import MappingDataset
 from .evaluate import evaluate_mapping
 from .losses import mapping_losses
 from .model import MappingNet
+from .predict import MappingPredictArgs, predict_mapping_files
 
 # Peak training bytes per voxel of the memory and per sample of the batch at 16 first-level channels
 # (~5.3 kB with the cpu preset: 597 MB peak RSS in benchmarks/bench_mapping.py, less the interpreter's
@@ -44,4 +45,5 @@ METHOD = Method(
     build_dataset=build_dataset,
     loss=loss,
     evaluate=evaluate_mapping,
+    extra={"predict": (MappingPredictArgs, predict_mapping_files)},
 )
