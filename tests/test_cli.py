@@ -61,3 +61,18 @@ def test_import_is_light():
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_train_reads_what_synth_wrote_for_the_method(tmp_path, capsys):
+    """`unrender synth <method> --out DIR` writes the data `unrender train <method> --data.root DIR` uses."""
+    data = tmp_path / "data"
+    assert main(["synth", "energy-voxels", "--preset", "tiny", "--out", str(data)]) == 0
+    assert "--data.root" in capsys.readouterr().out
+    written = {p: p.stat().st_mtime_ns for p in data.rglob("*.npz")}
+    assert len({p.parent for p in written}) >= 2  # a training and a held-out dataset
+    assert main(["train", "energy-voxels", "--preset", "tiny", "--data.root", str(data), "--train.max-steps", "1",
+                 "--train.out-dir", str(tmp_path / "run")]) == 0  # fmt: skip
+    after = {p: p.stat().st_mtime_ns for p in data.rglob("*.npz")}
+    assert written and after == written  # no sample generated again, none added
+    assert main(["synth", "energy-pose", "--out", str(data)]) == 2
+    assert "on the fly" in capsys.readouterr().err

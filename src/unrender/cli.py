@@ -22,7 +22,8 @@ __all__ = ["main"]
 
 COMMANDS = {
     "demo": "run the shipped weights of the four systems on generated and real samples; write an HTML page",
-    "synth": "generate a synthetic dataset (procedural scenes + ray-caster)",
+    "synth": "generate a synthetic dataset: unrender synth <kind> --out DIR, or a method's training and "
+    "held-out data: unrender synth <method> --out DIR (then: unrender train <method> --data.root DIR)",
     "train": "train a method: unrender train <method> [--preset NAME] [config overrides]",
     "eval": "evaluate a checkpoint: unrender eval <method> --ckpt PATH",
     "predict": "run a trained model on your own files: unrender predict <method> --input PATH [--ckpt PATH]",
@@ -226,8 +227,51 @@ def cmd_predict(args: list[str]) -> int:
     return _method_extra_command("predict", "no predict command yet", args)
 
 
+def _synth_for_method(args: list[str]) -> int:
+    """``unrender synth <method> [--preset P] --out DIR [overrides]``: the generated training and held-out
+    data of a method's config, written under DIR exactly as ``unrender train <method> --data.root DIR``
+    (and ``eval --data-root DIR``) read it."""
+    import tyro
+
+    from .methods import get_method
+
+    method = get_method(args[0])
+    preset, rest = _split_preset(args[1:])
+    out, i, kept = None, 0, []
+    while i < len(rest):
+        if rest[i] == "--out" and i + 1 < len(rest):
+            out, i = Path(rest[i + 1]), i + 2
+            continue
+        if rest[i].startswith("--out="):
+            out = Path(rest[i].split("=", 1)[1])
+        else:
+            kept.append(rest[i])
+        i += 1
+    if out is None and not any(a in ("-h", "--help") for a in kept):
+        return _fail(f"unrender synth {method.name}: give --out DIR (then train with --data.root DIR)")
+    cfg = tyro.cli(method.config, default=method.make_config(preset), args=kept, prog=f"unrender synth {method.name}",
+                   description=_synth_for_method.__doc__)  # fmt: skip
+    if not hasattr(getattr(cfg, "data", None), "root"):
+        return _fail(f"method {method.name!r} draws its training data on the fly: there is nothing to write")
+    from .engine import check_config
+
+    check_config(cfg)
+    cfg.data.root = out
+    sizes = {split: len(method.build_dataset(cfg, split)) for split in ("train", "val")}
+    print(
+        f"wrote {method.name}'s data under {out} ({sizes['train']} training and {sizes['val']} held-out items); "
+        f"train on it with: unrender train {method.name}{f' --preset {preset}' if preset else ''} --data.root {out}"
+    )
+    return 0
+
+
 def cmd_synth(args: list[str]) -> int:
     import tyro
+
+    from .methods import METHODS
+
+    if args and args[0] in METHODS:
+        return _synth_for_method(args)
 
     from .data.synth import SynthArgs, export_kitti_raw, write_dataset
 
