@@ -9,40 +9,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from _util import one_line_error, untrained_checkpoint
 from PIL import Image
 
 from unrender.cli import main
 from unrender.data.formats import fit_view_crop, read_kitti_depth_png, read_ply, write_ply
-from unrender.engine import config_to_json
-from unrender.engine.checkpoint import save_checkpoint
 from unrender.geometry import make_intrinsics, project_points, undistort_image
-from unrender.methods import get_method
 
 KITTI_K = [707.0493, 707.0493, 604.0814, 180.5066]  # ../shared/data/kitti_depth/test_annotations.json
-
-
-def untrained_checkpoint(name: str, preset: str, root: Path) -> Path:
-    """A checkpoint of a preset's architecture with its initial weights (what these tests check is the
-    files and their geometry, not accuracy)."""
-    method = get_method(name)
-    cfg = method.make_config(preset)
-    torch.manual_seed(0)
-    save_checkpoint(root / "checkpoints", 1, method.build_model(cfg), config_json=config_to_json(cfg),
-                    state={"method": name}, train_state={"optimizer": {}, "scheduler": {}, "rng": []})  # fmt: skip
-    return root
 
 
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory) -> Path:
     return untrained_checkpoint("depth", "cpu", tmp_path_factory.mktemp("depth-ckpt"))
-
-
-def one_line_error(code: int, err: str, *needles: str) -> None:
-    assert code == 2 and "Traceback" not in err, err
-    lines = [ln for ln in err.replace("\r", "\n").splitlines() if ln.startswith("unrender:")]
-    assert len(lines) == 1, err
-    for n in needles:
-        assert n.lower() in lines[0].lower(), (n, lines[0])
 
 
 def test_kitti_frame_gives_depth_png_preview_and_a_ply_that_reprojects(shared_data, tmp_path, capsys):

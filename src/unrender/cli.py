@@ -132,6 +132,12 @@ class EvalArgs:
     data_root: Path | None = None
     """Where generated evaluation data is written (default: runs/data in the current folder); never the
     folder named in the checkpoint's config."""
+    data_format: str = "generated"
+    """What to score on: ``generated`` (held-out generated scenes, the default) or a real-data format with
+    its protocol: depth ``kitti-depth``, nvs ``transforms``, energy-pose ``h36m``, energy-voxels
+    ``binvox-pairs`` (each method's --help lists its own)."""
+    data_path: Path | None = None
+    """The real data (a folder or file) for --data-format."""
 
 
 def _evaluate_checkpoint(method, path: Path, device_name: str, data_root: Path | None) -> tuple[Path, dict, dict]:
@@ -172,14 +178,33 @@ def cmd_eval(args: list[str]) -> int:
     from .viz import save_eval_images
     from .weights import shipped_checkpoint
 
+    formats = dict(method.extra.get("real_data", {}))
+    if ea.data_format != "generated":
+        if ea.data_format not in formats:
+            known = ", ".join(["generated", *formats])
+            return _fail(f"method {method.name!r} has no data format {ea.data_format!r}; it has: {known}")
+        if ea.data_path is None:
+            return _fail(f"--data-format {ea.data_format} needs --data-path (the data to score on)")
+    elif ea.data_path is not None:
+        return _fail(f"--data-path needs --data-format (one of: {', '.join(formats) or 'none for this method'})")
     paths = ea.ckpt or (shipped_checkpoint(method.name),)
     columns: dict[str, dict[str, float]] = {}
     for path in paths:
-        ck_path, scalars, images = _evaluate_checkpoint(method, path, ea.device, ea.data_root)
         if ea.out and len(paths) == 1:
             out = ea.out
         else:  # beside the checkpoint; the shipped weights' folder is the package's, so theirs go under runs/
-            out = (Path("runs") / f"eval-{method.name}-shipped" if not ea.ckpt else ck_path) / "eval.json"
+            out = (Path("runs") / f"eval-{method.name}-shipped" if not ea.ckpt else Path(path)) / "eval.json"
+        if ea.data_format == "generated":
+            ck_path, scalars, images = _evaluate_checkpoint(method, path, ea.device, ea.data_root)
+        else:
+            from .engine import load_checkpoint
+
+            ck_path, images = load_checkpoint(path)["path"], {}
+            if not (ea.out and len(paths) == 1):
+                out = out.with_name(f"eval-{ea.data_format}.json")
+            scalars = {"data_format": ea.data_format, "data_path": str(ea.data_path),
+                       **formats[ea.data_format](Path(path), ea.data_path, out.parent / f"eval-{ea.data_format}",
+                                                 ea.device)}  # fmt: skip
         atomic_write_text(out, json.dumps({"checkpoint": str(ck_path), **scalars}, indent=2))
         print(json.dumps({"checkpoint": str(ck_path), **scalars}, indent=2))
         print(f"wrote {out}")

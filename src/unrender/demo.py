@@ -341,10 +341,7 @@ def _depth_section(out: Path, street: dict, real: Path, device: str) -> dict:
     if (kitti / "rgb").is_dir() and (kitti / "depth").is_dir():
         from .data.formats import read_kitti_depth_png
 
-        intr = out / "depth-kitti" / "intrinsics.json"
-        intr.parent.mkdir(parents=True, exist_ok=True)
-        fx, fy, cx, cy = _kitti_demo_intrinsics(kitti)
-        intr.write_text(json.dumps({"K": [[fx, 0, cx], [0, fy, cy], [0, 0, 1]]}))
+        intr = kitti / "test_annotations.json"
         kt, kt_previews = _depth_on(kitti / "rgb", intr, kitti / "depth", out / "depth-kitti" / "pred", device)
         metrics += [
             _metric("KITTI (3 real frames, LiDAR truth): abs. relative error, metric", kt["mean unscaled/abs_rel"],
@@ -372,14 +369,6 @@ def _depth_section(out: Path, street: dict, real: Path, device: str) -> dict:
         section["real frames"] = f"skipped: {kitti} not found (pass --real-data)"
     section.update({"metrics": metrics, **_weights_rows("depth", cfg, step), "images": images})
     return section
-
-
-def _kitti_demo_intrinsics(kitti: Path) -> tuple[float, float, float, float]:
-    """``fx, fy, cx, cy`` of the KITTI depth frames from their ``test_annotations.json``."""
-    ann = json.loads((kitti / "test_annotations.json").read_text())
-    files = ann["files"] if isinstance(ann, dict) and "files" in ann else ann
-    first = files[0] if isinstance(files, list) else next(iter(files.values()))
-    return tuple(float(v) for v in first["cam_in"])  # type: ignore[return-value]
 
 
 def _nvs_section(out: Path, device: torch.device) -> dict:

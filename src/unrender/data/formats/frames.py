@@ -14,7 +14,7 @@ import torch
 from .errors import FormatError, MissingFileError
 from .images import read_rgb
 
-__all__ = ["IMAGE_SUFFIXES", "VIDEO_SUFFIXES", "VideoWriter", "iter_frames"]
+__all__ = ["IMAGE_SUFFIXES", "VIDEO_SUFFIXES", "VideoWriter", "iter_frames", "video_frame_rate"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
@@ -46,6 +46,22 @@ def _video(path: Path, every: int, max_frames: int) -> Iterator[tuple[str, torch
             raise FormatError(f"{path}: video decoding failed after {n} frames ({e})") from None
         if n == 0:
             raise FormatError(f"{path}: no frame could be decoded")
+
+
+def video_frame_rate(path: str | Path) -> float:
+    """Frames per second of a video file (25 where the file does not say).
+
+    Raises:
+        FormatError: not a readable video.
+    """
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            rate = container.streams.video[0].average_rate if container.streams.video else None
+    except (av.error.FFmpegError, OSError, ValueError) as e:
+        raise FormatError(f"{path}: not a readable video ({e})") from None
+    return float(rate) if rate else 25.0
 
 
 def iter_frames(path: str | Path, *, every: int = 1, max_frames: int = 0) -> Iterator[tuple[str, torch.Tensor]]:

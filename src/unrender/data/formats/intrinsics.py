@@ -7,6 +7,7 @@ JSON forms read (keys at the top level)::
      "distortion": [k1, k2, p1, p2, k3]}              # or "dist_opencv_k1k2p1p2k3", or k1 ... k3 keys
     {"fx": ..., "fy": ..., "cx": ..., "cy": ...}       # or "fl_x", "fl_y" (instant-ngp)
     {"cam_in": [fx, fy, cx, cy]}                        # Metric3D / KITTI demo annotations
+    {"files": [{"cam_in": [...], ...}, ...]}            # Metric3D's test_annotations.json (one camera)
 
 ``width``/``height`` (or ``w``/``h``) give the image size the calibration is for; images of another
 size with the same aspect ratio get a scaled ``K``. Pixel centres are at integer coordinates (the
@@ -78,6 +79,11 @@ def _numbers(path: Path, what: str, value, n: int) -> list[float]:
 
 
 def _from_json(path: Path, meta) -> CameraIntrinsics:
+    if isinstance(meta, dict) and isinstance(meta.get("files"), list) and "K" not in meta and "cam_in" not in meta:
+        cams = [f.get("cam_in") for f in meta["files"] if isinstance(f, dict)]
+        if not cams or any(c is None or c != cams[0] for c in cams):
+            raise FormatError(f"{path}: an annotation file needs one cam_in shared by all its files")
+        meta = {"cam_in": cams[0]}
     if not isinstance(meta, dict):
         raise FormatError(f"{path}: expected a JSON object with K (or fx, fy, cx, cy)")
     try:

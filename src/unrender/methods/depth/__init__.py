@@ -9,7 +9,7 @@ from .data import DepthDataset, KittiRawVideo
 from .evaluate import ablation_table, evaluate_depth
 from .losses import depth_losses
 from .model import DepthModel
-from .predict import DepthPredictArgs, predict_depth_files
+from .predict import DepthPredictArgs, eval_kitti_depth, predict_depth_files
 
 
 def build_dataset(cfg: DepthConfig, split: str) -> DepthDataset | KittiRawVideo:
@@ -29,5 +29,9 @@ METHOD = Method(
     build_dataset=build_dataset,
     loss=depth_losses,
     evaluate=evaluate_depth,
-    extra={"markdown_table": ablation_table, "predict": (DepthPredictArgs, predict_depth_files)},
+    extra={
+        "markdown_table": ablation_table,
+        "predict": (DepthPredictArgs, predict_depth_files),
+        "real_data": {"kitti-depth": eval_kitti_depth},
+    },
 )

@@ -38,6 +38,7 @@ from ...data.formats import (
     fit_view,
     fit_view_crop,
     iter_frames,
+    video_frame_rate,
     write_kitti_depth_png,
     write_ply,
 )
@@ -46,7 +47,7 @@ from .config import DepthConfig
 from .model import DepthModel
 from .scale import plane_from_point_map
 
-__all__ = ["DepthPredictArgs", "predict_depth_files", "training_camera"]
+__all__ = ["DepthPredictArgs", "eval_kitti_depth", "predict_depth_files", "training_camera"]
 
 
 @dataclass
@@ -92,14 +93,6 @@ def training_camera(cfg: DepthConfig) -> tuple[int, int, float]:
     from ...world.generators import STREET_FX_OVER_W
 
     return cfg.data.height, cfg.data.width, STREET_FX_OVER_W * cfg.data.width
-
-
-def _frame_rate(path: Path) -> float:
-    import av
-
-    with av.open(str(path)) as container:
-        rate = container.streams.video[0].average_rate if container.streams.video else None
-    return float(rate) if rate else 25.0
 
 
 def _scale_source(cfg: DepthConfig, model: DepthModel, f_ratio: float) -> dict[str, Any]:
@@ -165,7 +158,7 @@ def predict_depth_files(args: DepthPredictArgs) -> dict[str, Any]:
     is_video = args.input.is_file() and args.input.suffix.lower() in VIDEO_SUFFIXES
     video = None
     if args.video or (args.video is None and is_video):
-        fps = _frame_rate(args.input) / args.every if is_video else 10.0
+        fps = video_frame_rate(args.input) / args.every if is_video else 10.0
         video = VideoWriter(args.out / "depth_preview.mp4", fps=fps)
     with tqdm(desc="predict depth", unit="frame", dynamic_ncols=True) as bar:  # closed (a new line) on errors too
         try:
@@ -238,3 +231,28 @@ def _predict_frames(args: DepthPredictArgs, model: DepthModel, cfg: DepthConfig,
         for key in ("unscaled/abs_rel", "median/abs_rel", "median/scale"):
             vals = [f[key] for f in summary["frames"] if f.get(key) is not None]
             summary[f"mean {key}"] = float(np.mean(vals)) if vals else None
+
+
+def eval_kitti_depth(ckpt: Path, data: Path, out: Path, device: str) -> dict[str, float]:
+    """KITTI depth protocol on a folder of frames with ground truth: ``rgb/*.png``, ``depth/*.png``
+    (uint16, metres x 256, named like the frames) and the camera (``intrinsics.json`` or Metric3D's
+    ``test_annotations.json``): Garg/Eigen crop, 1e-3 to 80 m, unscaled and median-scaled, over the
+    pixels the model sees; the mean over frames of each metric."""
+    from ...data.formats.errors import MissingFileError
+
+    K = next((p for p in (data / "intrinsics.json", data / "test_annotations.json") if p.is_file()), None)
+    if K is None or not (data / "rgb").is_dir() or not (data / "depth").is_dir():
+        raise MissingFileError(f"{data}: a kitti-depth folder holds rgb/, depth/ and intrinsics.json "
+                               "(or test_annotations.json)")  # fmt: skip
+    args = DepthPredictArgs(input=data / "rgb", ckpt=ckpt, intrinsics=K, gt=data / "depth", out=out / "predictions",
+                            ply=False, device=device)  # fmt: skip
+    predict_depth_files(args)
+    frames = json.loads((args.out / "predictions.json").read_text())["frames"]
+    keys = [k for k in frames[0] if k.startswith(("unscaled/", "median/"))]
+    result: dict[str, float] = {"frames": len(frames)}
+    result["gt_pixels_scored"] = float(np.mean([f["gt_pixels_scored"] for f in frames]))
+    result.update({k: float(np.mean([f[k] for f in frames])) for k in keys})
+    heights = [f["camera_height_m"] for f in frames if f["camera_height_m"] is not None]
+    if heights:
+        result["camera_height_m"] = float(np.median(heights))
+    return result

@@ -9,7 +9,7 @@ from .data import NVSDataset
 from .evaluate import evaluate_nvs
 from .losses import nvs_losses
 from .model import NVSModel
-from .predict import NVSPredictArgs, predict_nvs_files
+from .predict import NVSPredictArgs, eval_transforms, predict_nvs_files
 from .probe import ProbeArgs, run_probes
 
 
@@ -27,5 +27,9 @@ METHOD = Method(
     build_dataset=build_dataset,
     loss=nvs_losses,
     evaluate=evaluate_nvs,
-    extra={"probe": (ProbeArgs, run_probes), "predict": (NVSPredictArgs, predict_nvs_files)},
+    extra={
+        "probe": (ProbeArgs, run_probes),
+        "predict": (NVSPredictArgs, predict_nvs_files),
+        "real_data": {"transforms": eval_transforms},
+    },
 )

@@ -32,7 +32,7 @@ from ...data.formats import VideoWriter, fit_view, read_rgb, read_transforms_jso
 from ...geometry import invert_rigid, look_at, undistort_image
 from .config import NVSConfig
 
-__all__ = ["NVSPredictArgs", "capture_frame", "orbit_cameras", "predict_nvs_files"]
+__all__ = ["NVSPredictArgs", "capture_frame", "eval_transforms", "orbit_cameras", "predict_nvs_files"]
 
 TRAIN_DISTANCE = 2.5  # the generated scenes' mean camera distance to the object (2.2-2.8)
 
@@ -241,4 +241,15 @@ def predict_nvs_files(args: NVSPredictArgs) -> dict[str, Any]:
         "checkpoint": str(ck_path),
     }
     result.update({k: v for k, v in summary.items() if k.startswith("mean ")})
+    return result
+
+
+def eval_transforms(ckpt: Path, data: Path, out: Path, device: str) -> dict[str, float]:
+    """A transforms.json capture, LLFF protocol: every 8th view held out and rendered from the nearest
+    others; PSNR and SSIM of the model and of copying the nearest input view, averaged over the views."""
+    r = predict_nvs_files(NVSPredictArgs(input=data, holdout=8, ckpt=ckpt, out=out / "predictions", device=device))
+    keys = {"mean psnr": "model/psnr", "mean ssim": "model/ssim", "mean nearest_view_psnr": "nearest/psnr",
+            "mean nearest_view_ssim": "nearest/ssim"}  # fmt: skip
+    result = {"targets": r["views"], **{name: float(r[k]) for k, name in keys.items()}}
+    result["psnr_gain_over_nearest"] = result["model/psnr"] - result["nearest/psnr"]
     return result

@@ -8,7 +8,7 @@ from .config import PRESETS, EnergyPoseConfig
 from .data import PoseLifting
 from .evaluate import evaluate_pose, pose_losses, pose_table
 from .model import build_pose_model
-from .predict import PosePredictArgs, predict_pose_files
+from .predict import PosePredictArgs, eval_h36m_files, predict_pose_files
 
 
 def build_dataset(cfg: EnergyPoseConfig, split: str) -> PoseLifting:
@@ -26,5 +26,9 @@ METHOD = Method(
     build_dataset=build_dataset,
     loss=pose_losses,
     evaluate=evaluate_pose,
-    extra={"markdown_table": pose_table, "predict": (PosePredictArgs, predict_pose_files)},
+    extra={
+        "markdown_table": pose_table,
+        "predict": (PosePredictArgs, predict_pose_files),
+        "real_data": {"h36m": eval_h36m_files},
+    },
 )

@@ -148,6 +148,36 @@ def _skeleton_panel(poses: list[torch.Tensor], colours: list[tuple[int, int, int
     return canvas
 
 
+def _set_scores(model: nn.Module, cfg: EnergyPoseConfig, name: str, data: dict[str, torch.Tensor], bones: torch.Tensor,
+                device: torch.device) -> tuple[dict[str, float], list[torch.Tensor]]:  # fmt: skip
+    """Scores of the model's rows (every ``eval_steps`` K, or the MLP) and of the fit-to-2D baseline on one
+    set of poses, keyed ``ROW/METRIC<name>`` (``ROW/h36m/METRIC`` for Human3.6M), and the rows' predictions."""
+    energy = isinstance(model, EnergyPose)
+    rows = [f"K{k}" for k in cfg.model.eval_steps] if energy else ["mlp"]
+    batch = {k: v.to(device) for k, v in data.items() if k != "joints_cam"}
+    ys = [y.cpu() for y in _predict(model, batch, max(cfg.model.eval_steps) if energy else None)]
+    preds = [ys[k] for k in cfg.model.eval_steps] if energy else ys
+    out: dict[str, float] = {}
+    for row, pred in zip(rows, preds, strict=True):
+        for metric, v in _scores(pred, data["joints_cam"]).items():
+            out[f"{row}/h36m/{metric}" if name == "h36m" else f"{row}/{metric}{name}"] = v
+    for metric, v in _fit_scores(name, data, bones).items():
+        out[f"fit/h36m/{metric}" if name == "h36m" else f"fit/{metric}{name}"] = v
+    return out, preds
+
+
+def evaluate_h36m(model: nn.Module, cfg: EnergyPoseConfig, folder: Path, device: torch.device) -> dict[str, float]:
+    """Human3.6M protocols #1 (MPJPE) and #2 (P-MPJPE, after Procrustes alignment), in mm, of the model's
+    rows and of the fit-to-2D baseline on the frames of ``folder`` (``test_h36m_body3d.npz`` and
+    ``cameras.json``: the 2D joints and the camera's intrinsics in, camera-frame 3D joints scored)."""
+    was_training = model.training
+    model.eval()
+    data = h36m_samples(folder)
+    scores, _ = _set_scores(model, cfg, "h36m", data, mean_bone_lengths(), device)
+    model.train(was_training)
+    return {"frames": len(data["joints_2d"]), **scores}
+
+
 def evaluate_pose(model: nn.Module, cfg: EnergyPoseConfig, device: torch.device) -> dict[str, Any]:
     """Scores of the model (every ``eval_steps`` K for the energy model) and of the fit-to-2D
     baseline, keyed ``ROW/METRIC@Npx`` (synthetic) and ``ROW/h36m/METRIC``, plus ``ROW/params`` and
@@ -158,7 +188,6 @@ def evaluate_pose(model: nn.Module, cfg: EnergyPoseConfig, device: torch.device)
     model.eval()
     energy = isinstance(model, EnergyPose)
     rows = [f"K{k}" for k in cfg.model.eval_steps] if energy else ["mlp"]
-    max_k = max(cfg.model.eval_steps) if energy else None
     out: dict[str, Any] = {}
     params = sum(p.numel() for p in model.parameters())
     one = PoseLifting(cfg, "val", 0.0)
@@ -186,15 +215,9 @@ def evaluate_pose(model: nn.Module, cfg: EnergyPoseConfig, device: torch.device)
         print(f"Human3.6M frames not found in {h36m}: skipping the real-data rows")
     pictures = []
     for name, data in sets.items():
-        batch = {k: v.to(device) for k, v in data.items() if k != "joints_cam"}
+        scores, preds = _set_scores(model, cfg, name, data, bones, device)
+        out.update(scores)
         gt = data["joints_cam"]
-        ys = [y.cpu() for y in _predict(model, batch, max_k)]
-        preds = [ys[k] for k in cfg.model.eval_steps] if energy else ys
-        for row, pred in zip(rows, preds, strict=True):
-            for metric, v in _scores(pred, gt).items():
-                out[f"{row}/h36m/{metric}" if name == "h36m" else f"{row}/{metric}{name}"] = v
-        for metric, v in _fit_scores(name, data, bones).items():
-            out[f"fit/h36m/{metric}" if name == "h36m" else f"fit/{metric}{name}"] = v
         if name != "h36m" and not pictures:
             shown = [preds[0], preds[-1]] if energy else [preds[0]]
             colours = [(0, 160, 0), (220, 40, 40), (40, 80, 220)][: len(shown) + 1]

@@ -22,7 +22,7 @@ from ....data.formats.errors import FormatError, require_file
 from ....world.generators import H36M_JOINTS
 from .config import EnergyPoseConfig
 
-__all__ = ["PosePredictArgs", "predict_pose_files", "read_keypoints"]
+__all__ = ["PosePredictArgs", "eval_h36m_files", "predict_pose_files", "read_keypoints"]
 
 
 @dataclass
@@ -106,3 +106,17 @@ def predict_pose_files(args: PosePredictArgs) -> dict[str, Any]:
     save_png(args.out / "skeletons.png", image_grid([side, front]))
     return {"poses": len(poses), "out": str(args.out), "checkpoint": str(ck_path),
             "mean_root_depth_m": float(joints_3d[:, 0, 2].mean())}  # fmt: skip
+
+
+def eval_h36m_files(ckpt: Path, data: Path, out: Path, device: str) -> dict[str, float]:
+    """Human3.6M protocols #1 (MPJPE) and #2 (P-MPJPE) in mm on a folder with ``test_h36m_body3d.npz`` and
+    ``cameras.json`` (2D joints and intrinsics in), next to the fit-to-2D baseline."""
+    from ....engine import load_for_inference
+    from ....engine.distributed import pick_device
+    from .evaluate import evaluate_h36m
+    from .model import build_pose_model
+
+    cfg, model, _ = load_for_inference(ckpt, "energy-pose", EnergyPoseConfig, build_pose_model)
+    dev = pick_device(device)
+    with torch.no_grad():
+        return evaluate_h36m(model.to(dev), cfg, Path(data), dev)

@@ -9,7 +9,7 @@ from .config import PRESETS, EnergyVoxelsConfig
 from .data import VoxelViews
 from .evaluate import evaluate_voxels, voxel_losses, voxel_table
 from .model import build_voxel_model
-from .predict import VoxelsPredictArgs, predict_voxel_files
+from .predict import VoxelsPredictArgs, eval_binvox_pairs, predict_voxel_files
 
 
 def build_dataset(cfg: EnergyVoxelsConfig, split: str) -> VoxelViews:
@@ -27,5 +27,9 @@ METHOD = Method(
     build_dataset=build_dataset,
     loss=voxel_losses,
     evaluate=evaluate_voxels,
-    extra={"markdown_table": voxel_table, "predict": (VoxelsPredictArgs, predict_voxel_files)},
+    extra={
+        "markdown_table": voxel_table,
+        "predict": (VoxelsPredictArgs, predict_voxel_files),
+        "real_data": {"binvox-pairs": eval_binvox_pairs},
+    },
 )

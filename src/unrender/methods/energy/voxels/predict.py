@@ -33,7 +33,7 @@ from ....data.formats import camera_for_image, fit_view, iter_frames, write_binv
 from ....geometry import VoxelGrid, undistort_image
 from .config import EnergyVoxelsConfig, VoxelData
 
-__all__ = ["VoxelsPredictArgs", "cube_from_grid", "predict_voxel_files"]
+__all__ = ["VoxelsPredictArgs", "cube_from_grid", "eval_binvox_pairs", "predict_voxel_files", "resample_to_grid"]
 
 
 @dataclass
@@ -64,49 +64,74 @@ def _cube(d: VoxelData) -> VoxelGrid:
     return VoxelGrid((-side / 2, -side / 2, c - side / 2), (side / 2, side / 2, c + side / 2), (R, R, R))
 
 
-def cube_from_grid(occupancy: torch.Tensor, d: VoxelData, K: torch.Tensor) -> tuple[torch.Tensor, VoxelGrid]:
-    """Resample occupancy ``(R, R, R)`` on the model's grid (``d``, camera ``K`` of the model's input)
-    to the camera-frame cube of :func:`_cube`: ``(occupancy (R, R, R) bool, grid)``."""
-    cube = _cube(d)
-    p = cube.centers(dtype=torch.float64).reshape(-1, 3)
+def resample_to_grid(occupancy: torch.Tensor, d: VoxelData, K: torch.Tensor, target: VoxelGrid) -> torch.Tensor:
+    """Occupancy ``(R, R, R)`` on the model's grid (``d``, camera ``K`` of the model's input) at the voxel
+    centres of ``target`` (a grid in the same camera frame): ``(Z, Y, X)`` bool, each voxel taking the
+    value of the model's cell holding its centre (empty outside the model's grid)."""
+    p = target.centers(dtype=torch.float64).reshape(-1, 3)
     R = d.resolution
     if d.grid == "frustum":
         uv = (K.double() @ p.T).T
-        u, v = uv[:, 0] / uv[:, 2], uv[:, 1] / uv[:, 2]
-        j = torch.floor((u + 0.5) / (d.width / R))
-        i = torch.floor((v + 0.5) / (d.height / R))
+        z = uv[:, 2].clamp(min=1e-9)
+        j = torch.floor((uv[:, 0] / z + 0.5) / (d.width / R))
+        i = torch.floor((uv[:, 1] / z + 0.5) / (d.height / R))
     else:
         j = torch.floor((p[:, 0] + d.half_width) / (2 * d.half_width) * R)
         i = torch.floor((p[:, 1] + d.half_width) / (2 * d.half_width) * R)
     k = torch.floor((p[:, 2] - d.near) / (d.far - d.near) * R)
     idx = torch.stack([k, i, j], -1).long()
-    inside = ((idx >= 0) & (idx < R)).all(-1)
+    inside = ((idx >= 0) & (idx < R)).all(-1) & (p[:, 2] > 0)
     out = torch.zeros(len(p), dtype=torch.bool)
     sel = idx[inside]
     out[inside] = occupancy.bool()[sel[:, 0], sel[:, 1], sel[:, 2]]
-    return out.reshape(R, R, R), cube
+    X, Y, Z = target.resolution
+    return out.reshape(Z, Y, X)
+
+
+def cube_from_grid(occupancy: torch.Tensor, d: VoxelData, K: torch.Tensor) -> tuple[torch.Tensor, VoxelGrid]:
+    """Resample occupancy ``(R, R, R)`` on the model's grid to the camera-frame cube written as binvox:
+    ``(occupancy (R, R, R) bool, grid)``."""
+    cube = _cube(d)
+    return resample_to_grid(occupancy, d, K, cube), cube
+
+
+def _predict_one(model: torch.nn.Module, d: VoxelData, rgb: torch.Tensor, cam, steps: int | None,
+                 device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
+    """``(occupancy (R, R, R) bool on the model's grid, the model's input image, its K)`` of one image."""
+    from .evaluate import _iterates
+
+    image = undistort_image(rgb, cam.K.float(), cam.distortion.float()) if cam.distorted else rgb
+    net_img, Kn = fit_view(image, cam.K, d.height, d.width)
+    batch = {"image": net_img[None].to(device), "K": Kn[None].float().to(device)}
+    with torch.no_grad():
+        logits = _iterates(model, batch, steps)[-1][0].float().cpu()  # (R, R, R) z, y, x
+    return logits > 0, net_img, Kn
+
+
+def _load(ckpt: Path | None, device_name: str) -> tuple[EnergyVoxelsConfig, torch.nn.Module, Path, torch.device]:
+    from ....engine import load_for_inference
+    from ....engine.distributed import pick_device
+    from ....weights import shipped_checkpoint
+    from .model import build_voxel_model
+
+    ckpt = ckpt if ckpt is not None else shipped_checkpoint("energy-voxels")
+    cfg, model, ck_path = load_for_inference(ckpt, "energy-voxels", EnergyVoxelsConfig, build_voxel_model)
+    device = pick_device(device_name)
+    return cfg, model.to(device).eval(), ck_path, device
 
 
 def predict_voxel_files(args: VoxelsPredictArgs) -> dict[str, Any]:
     """One image of an object -> its occupancy: binvox (camera-frame cube), PLY of occupied cells and a
     preview per image, and predictions.json, under --out."""
-    from ....engine import load_for_inference
-    from ....engine.distributed import pick_device
     from ....io import atomic_write_text
     from ....viz import image_grid, save_png, to_uint8
-    from ....weights import shipped_checkpoint
     from .data import grid_points
-    from .evaluate import _iterates
-    from .model import build_voxel_model
 
     if args.max_frames < 0 or (args.steps is not None and args.steps < 0):
         raise ValueError("--max-frames and --steps must be >= 0")
     if args.intrinsics is None and args.fov is None:
         camera_for_image(None, None, 1, 1)  # says what to give, before any work
-    ckpt = args.ckpt if args.ckpt is not None else shipped_checkpoint("energy-voxels")
-    cfg, model, ck_path = load_for_inference(ckpt, "energy-voxels", EnergyVoxelsConfig, build_voxel_model)
-    device = pick_device(args.device)
-    model.to(device).eval()
+    cfg, model, ck_path, device = _load(args.ckpt, args.device)
     d = cfg.data
     args.out.mkdir(parents=True, exist_ok=True)
     summary: dict[str, Any] = {
@@ -116,14 +141,8 @@ def predict_voxel_files(args: VoxelsPredictArgs) -> dict[str, Any]:
     }  # fmt: skip
     with tqdm(desc="predict energy-voxels", unit="image", dynamic_ncols=True) as bar:
         for name, rgb in iter_frames(args.input, max_frames=args.max_frames):
-            H0, W0 = rgb.shape[-2:]
-            cam = camera_for_image(args.intrinsics, args.fov, W0, H0)
-            image = undistort_image(rgb, cam.K.float(), cam.distortion.float()) if cam.distorted else rgb
-            net_img, Kn = fit_view(image, cam.K, d.height, d.width)
-            batch = {"image": net_img[None].to(device), "K": Kn[None].float().to(device)}
-            with torch.no_grad():
-                logits = _iterates(model, batch, args.steps)[-1][0].float().cpu()  # (R, R, R) z, y, x
-            occ = logits > 0
+            cam = camera_for_image(args.intrinsics, args.fov, rgb.shape[-1], rgb.shape[-2])
+            occ, net_img, Kn = _predict_one(model, d, rgb, cam, args.steps, device)
             cube, grid = cube_from_grid(occ, d, Kn)
             write_binvox(args.out / f"{name}.binvox", cube, grid)
             centres = grid_points(d, Kn)[occ]
@@ -143,3 +162,31 @@ def predict_voxel_files(args: VoxelsPredictArgs) -> dict[str, Any]:
     atomic_write_text(args.out / "predictions.json", json.dumps(summary, indent=2))
     return {"images": len(summary["images"]), "out": str(args.out), "checkpoint": str(ck_path),
             "camera": summary["camera"]["source"]}  # fmt: skip
+
+
+def eval_binvox_pairs(ckpt: Path, data: Path, out: Path, device: str) -> dict[str, float]:
+    """A folder of image + binvox pairs: ``<name>.png`` (or .jpg), ``<name>.binvox`` (the object's occupancy
+    in that image's camera frame: x right, y down, z forward, metres) and the camera (``<name>.json`` or one
+    ``intrinsics.json``). IoU of the prediction at each binvox grid's voxel centres, averaged over pairs."""
+    from ....data.formats import IMAGE_SUFFIXES, read_binvox, read_rgb
+    from ....data.formats.errors import MissingFileError
+
+    data = Path(data)
+    images = sorted(p for p in data.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if data.is_dir() else []
+    if not images:
+        raise MissingFileError(f"{data}: a binvox-pairs folder holds <name>.png + <name>.binvox + a camera JSON")
+    cfg, model, _, dev = _load(ckpt, device)
+    ious = []
+    for img in tqdm(images, desc="eval binvox pairs", unit="pair", dynamic_ncols=True):
+        truth = img.with_suffix(".binvox")
+        cam_file = img.with_suffix(".json") if img.with_suffix(".json").is_file() else data / "intrinsics.json"
+        if not truth.is_file() or not cam_file.is_file():
+            raise MissingFileError(f"{img}: no {truth.name} or camera file ({cam_file.name}) beside it")
+        rgb = read_rgb(img)
+        cam = camera_for_image(cam_file, None, rgb.shape[-1], rgb.shape[-2])
+        occ, _, Kn = _predict_one(model, cfg.data, rgb, cam, None, dev)
+        gt, grid = read_binvox(truth)
+        pred = resample_to_grid(occ, cfg.data, Kn, grid)
+        union = (pred | gt).sum()
+        ious.append(float((pred & gt).sum() / union) if union else 1.0)
+    return {"pairs": len(ious), "iou": float(np.mean(ious))}
