@@ -456,3 +456,42 @@ def test_networks_start_at_the_identity_pose_and_the_initial_depth(tmp_path):
     assert sorted(out["disp"]) == [0, 1, 2, 3]
     ratio = depth.median() / cfg.model.init_depth
     assert 0.5 < ratio < 2, ratio  # the disparity heads start at init_depth (up to the random weights)
+
+
+def test_training_on_a_users_video_with_their_instance_masks(streets, tmp_path):
+    """`unrender train depth --data.video DIR --data.intrinsics K.json --data.masks MASKS`: frames and masks
+    from files (as an external segmenter would write them), the object-height losses switched on by them."""
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    from unrender.methods.depth.data import FrameVideo
+
+    s = streets[1].synth[0]  # 6 frames at 96x320
+    frames, masks = tmp_path / "frames", tmp_path / "masks"
+    frames.mkdir()
+    masks.mkdir()
+    road = CLASSES.index("road")
+    for v in range(len(s["rgb"])):
+        Image.fromarray((s["rgb"][v].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)).save(
+            frames / f"f{v}.png"
+        )
+        inst = s["instance"][v, 0].numpy().astype(np.uint16)
+        inst[s["semantic"][v, 0].numpy() == road] = 999  # the road as one more "instance"
+        Image.fromarray(inst).save(masks / f"f{v}.png")
+        table = {str(int(i)): CLASSES[int(c)] for i, c in zip(s["box_instance"], s["box_classes"], strict=True)}
+        (masks / f"f{v}.json").write_text(json.dumps({**table, "999": "road"}))
+    (tmp_path / "K.json").write_text(json.dumps({"K": s["K"][0].tolist(), "width": 320, "height": 96}))
+    cfg = get_method("depth").make_config("tiny")
+    cfg.data = dataclasses.replace(cfg.data, video=frames, intrinsics=tmp_path / "K.json", masks=masks)
+    ds = FrameVideo(cfg.data)
+    item = ds[0]
+    assert len(ds) == 4 and item["rgb"].shape == (3, 3, cfg.data.height, cfg.data.width)
+    road_share = float((s["semantic"][1, 0] == road).float().mean())
+    assert abs(float(item["road"].float().mean()) - road_share) < 0.05 and bool((item["labels"] >= 0).any())
+    method = get_method("depth")
+    torch.manual_seed(0)
+    losses = method.loss(method.build_model(cfg), default_collate([ds[0], ds[1]]), cfg)
+    assert any("height" in k for k in losses) and torch.isfinite(losses["loss"]), sorted(losses)
+    assert len(method.build_dataset(cfg, "train")) == 4  # what `unrender train depth --data.video ...` reads

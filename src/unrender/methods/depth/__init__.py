@@ -5,16 +5,20 @@ from __future__ import annotations
 
 from ..base import Method
 from .config import PRESETS, DepthConfig
-from .data import DepthDataset, KittiRawVideo
+from .data import DepthDataset, FrameVideo, KittiRawVideo
 from .evaluate import ablation_table, evaluate_depth
 from .losses import depth_losses
 from .model import DepthModel
 from .predict import DepthPredictArgs, eval_kitti_depth, predict_depth_files
 
 
-def build_dataset(cfg: DepthConfig, split: str) -> DepthDataset | KittiRawVideo:
+def build_dataset(cfg: DepthConfig, split: str) -> DepthDataset | KittiRawVideo | FrameVideo:
+    if split == "train" and cfg.data.kitti_raw is not None and cfg.data.video is not None:
+        raise ValueError("give data.kitti_raw or data.video, not both")
     if split == "train" and cfg.data.kitti_raw is not None:
         return KittiRawVideo(cfg.data.kitti_raw)
+    if split == "train" and cfg.data.video is not None:
+        return FrameVideo(cfg.data)
     return DepthDataset(cfg, "train" if split == "train" else "val")
 
 

@@ -30,6 +30,18 @@ class DepthData:
     kitti_raw: Path | None = None
     """Train on this folder of KITTI raw videos instead (self-supervised losses only: it has no masks);
     evaluation stays on the generated held-out videos."""
+    video: Path | None = None
+    """Train on your own video instead: a video file or a folder of frames, with ``intrinsics``
+    (self-supervised; with ``masks`` also metric from object heights and the camera height). Evaluation
+    stays on the generated held-out videos."""
+    intrinsics: Path | None = None
+    """The camera of ``video``: a JSON file with K (and optional distortion) or a KITTI calib file."""
+    masks: Path | None = None
+    """Per-frame instance masks for ``video`` from any segmenter: ``<frame>.png`` (instance ids, 0 = none)
+    and ``<frame>.json`` (``{"<id>": "car" | "pedestrian" | "road" | ...}``), frames named as ``predict``
+    names them (``<video stem>_<index>``, or the image's stem)."""
+    every: int = 1
+    """Use every n-th frame of ``video`` (more motion between the frames of a triplet)."""
 
 
 @dataclass

@@ -15,9 +15,18 @@ from torch.utils.data import Dataset
 from ...data.synth import split_dataset
 from ...geometry import invert_rigid
 from ...world import CLASSES
-from .config import DepthConfig
+from .config import DepthConfig, DepthData
 
-__all__ = ["DepthDataset", "KittiRawVideo", "OBJECT_CLASSES", "object_masks", "box_masks", "road_mask"]
+__all__ = [
+    "DepthDataset",
+    "FrameVideo",
+    "KittiRawVideo",
+    "OBJECT_CLASSES",
+    "object_masks",
+    "box_masks",
+    "read_user_masks",
+    "road_mask",
+]
 
 OBJECT_CLASSES = ("car", "pedestrian")
 """Classes with a height prior, in the order of the item's ``labels``."""
@@ -174,3 +183,91 @@ class KittiRawVideo(Dataset):
         gt = d.depth[t]
         depth = read_kitti_depth_png(gt) if gt is not None else torch.zeros(1, d.height, d.width)
         return {"rgb": rgb, "K": d.K.float(), "depth": depth}
+
+
+def read_user_masks(png: Path, classes: Path, H: int, W: int, max_objects: int) -> dict[str, torch.Tensor]:
+    """A user's instance masks of one frame, fitted like its image to ``H x W``: ``png`` holds instance ids
+    (8 or 16 bit, 0 = none) and ``classes`` is a JSON object ``{"<id>": "<class>"}``; cars and pedestrians
+    give ``masks``/``labels`` (:func:`object_masks`), ids of class ``road`` the ``road`` mask.
+
+    Raises:
+        MissingFileError, FormatError: a missing or malformed file, naming it.
+    """
+    import json
+
+    import numpy as np
+    from PIL import Image, UnidentifiedImageError
+
+    from ...data.formats import FormatError, fit_view_crop
+    from ...data.formats.errors import require_file
+
+    require_file(png, "instance mask PNG")
+    require_file(classes, "instance classes JSON")
+    try:
+        with Image.open(png) as im:
+            ids = np.asarray(im)
+    except (UnidentifiedImageError, OSError, ValueError) as e:
+        raise FormatError(f"{png}: not a readable PNG ({e})") from None
+    if ids.ndim != 2 or ids.dtype not in (np.uint8, np.uint16, np.int32):
+        raise FormatError(f"{png}: expected single-channel instance ids (8 or 16 bit), got {ids.dtype} {ids.shape}")
+    try:
+        table = json.loads(classes.read_text())
+        table = {int(k): str(v) for k, v in table.items()}
+    except (json.JSONDecodeError, AttributeError, ValueError, UnicodeDecodeError) as e:
+        raise FormatError(f'{classes}: expected a JSON object {{"<instance id>": "<class>"}} ({e})') from None
+    unknown = sorted({c for c in table.values() if c not in CLASSES})
+    if unknown:
+        raise FormatError(f"{classes}: unknown classes {unknown} (known: {', '.join(CLASSES)})")
+    top, left, ch, cw = fit_view_crop(*ids.shape, H, W)
+    inst = torch.from_numpy(ids[top : top + ch, left : left + cw].astype(np.int64))[None, None].float()
+    inst = torch.nn.functional.interpolate(inst, (H, W), mode="nearest")[0].long()  # (1, H, W)
+    box_ids = torch.tensor(list(table), dtype=torch.long)
+    box_classes = torch.tensor([CLASSES.index(c) for c in table.values()], dtype=torch.long)
+    masks, labels = object_masks(inst, box_ids, box_classes, max_objects)
+    road_ids = box_ids[box_classes == CLASSES.index("road")]
+    return {"masks": masks, "labels": labels, "road": torch.isin(inst, road_ids)}
+
+
+class FrameVideo(Dataset):
+    """Frame triplets from one of your videos (a video file or a folder of frames) with its camera
+    (``data.video``, ``data.intrinsics``): undistorted where the intrinsics give a distortion, fitted to
+    the model's size like ``predict`` does, and kept in memory (uint8).
+
+    Items: ``rgb (3, 3, H, W)``, ``K (3, 3)``, ``depth (1, H, W)`` (zeros: no ground truth). With
+    ``data.masks`` (a folder of ``<frame>.png`` instance ids + ``<frame>.json`` classes per frame, from
+    any segmenter) also ``masks``, ``labels`` and ``road`` (:func:`read_user_masks`), so the metric
+    scale is learned from object heights and the camera height; without, the losses are the
+    self-supervised ones only (depth up to scale).
+    """
+
+    def __init__(self, d: DepthData):
+        from ...data.formats import camera_for_image, fit_view_undistorted, iter_frames
+
+        if d.intrinsics is None:
+            raise ValueError("data.video needs data.intrinsics: the video's camera (JSON with K, or a KITTI calib)")
+        frames, self.names, cam = [], [], None
+        for name, rgb in iter_frames(d.video, every=d.every):
+            if cam is None:
+                cam = camera_for_image(d.intrinsics, None, rgb.shape[-1], rgb.shape[-2])
+            img, K = fit_view_undistorted(rgb, cam.K, cam.distortion, d.height, d.width)
+            frames.append((img * 255).round().to(torch.uint8))
+            self.names.append(name)
+        if len(frames) < 3:
+            raise ValueError(f"{d.video}: {len(frames)} frames; training needs 3 or more (a frame and its neighbours)")
+        self.frames, self.K, self.d = torch.stack(frames), K.float(), d
+
+    def __len__(self) -> int:
+        return len(self.frames) - 2
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        if not 0 <= i < len(self):
+            raise IndexError(f"FrameVideo: index {i} out of range for {len(self)} items")
+        t = i + 1
+        d = self.d
+        item = {"rgb": self.frames[t - 1 : t + 2].float() / 255, "K": self.K}
+        item["depth"] = torch.zeros(1, d.height, d.width)
+        if d.masks is not None:
+            name = self.names[t]
+            item.update(read_user_masks(Path(d.masks) / f"{name}.png", Path(d.masks) / f"{name}.json", d.height,
+                                        d.width, d.max_objects))  # fmt: skip
+        return item

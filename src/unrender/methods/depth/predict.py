@@ -35,14 +35,14 @@ from ...data.formats import (
     CameraIntrinsics,
     VideoWriter,
     camera_for_image,
-    fit_view,
     fit_view_crop,
+    fit_view_undistorted,
     iter_frames,
     video_frame_rate,
     write_kitti_depth_png,
     write_ply,
 )
-from ...geometry import depth_to_points, undistort_image
+from ...geometry import depth_to_points
 from .config import DepthConfig
 from .model import DepthModel
 from .scale import plane_from_point_map
@@ -193,8 +193,7 @@ def _predict_frames(args: DepthPredictArgs, model: DepthModel, cfg: DepthConfig,
             summary["camera"] = {"K": cam.K.tolist(), "distortion_k1k2p1p2k3": cam.distortion.tolist(),
                                  "image_size_wh": [W0, H0], "source": cam.source, "undistorted": cam.distorted,
                                  "model_input_hw": [Hn, Wn]}  # fmt: skip
-        image = undistort_image(rgb, cam.K.float(), cam.distortion.float()) if cam.distorted else rgb
-        net_img, Kn = fit_view(image, cam.K, Hn, Wn)
+        net_img, Kn = fit_view_undistorted(rgb, cam.K, cam.distortion, Hn, Wn)
         f_ratio = float(Kn[0, 0]) / f_train
         with torch.no_grad():
             depth = model.predict_depth(net_img[None].to(device))[0].float().cpu() * f_ratio  # (1, Hn, Wn)

@@ -28,8 +28,8 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from ...data.formats import VideoWriter, fit_view, read_rgb, read_transforms_json
-from ...geometry import invert_rigid, look_at, undistort_image
+from ...data.formats import VideoWriter, fit_view, fit_view_undistorted, read_rgb, read_transforms_json
+from ...geometry import invert_rigid, look_at
 from .config import NVSConfig
 
 __all__ = ["NVSPredictArgs", "capture_frame", "eval_transforms", "orbit_cameras", "predict_nvs_files"]
@@ -115,22 +115,7 @@ def _distortion(scene) -> torch.Tensor:
 
 
 def _view(path: Path, K: torch.Tensor, dist: torch.Tensor, H: int, W: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """A capture image fitted to the model's ``H x W`` (undistorted at 4x that size: distortion
-    coefficients act on normalised coordinates, so they hold at any image scale)."""
-    import torch.nn.functional as F
-
-    from ...geometry import scale_intrinsics
-
-    image = read_rgb(path)
-    if bool((dist != 0).any()):
-        h, w = image.shape[-2:]
-        r = max(1.0, min(h / (4 * H), w / (4 * W)))
-        if r > 1:
-            size = (round(h / r), round(w / r))
-            image = F.interpolate(image[None], size, mode="bilinear", antialias=True, align_corners=False)[0]
-            K = scale_intrinsics(K, size[1] / w, size[0] / h)
-        image = undistort_image(image, K.float(), dist.float()).clamp(0, 1)
-    return fit_view(image, K, H, W)
+    return fit_view_undistorted(read_rgb(path), K, dist, H, W)
 
 
 def _nearest(T_in: torch.Tensor, T_target: torch.Tensor, k: int) -> list[int]:

@@ -29,8 +29,8 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ....data.formats import camera_for_image, fit_view, iter_frames, write_binvox, write_ply
-from ....geometry import VoxelGrid, undistort_image
+from ....data.formats import camera_for_image, fit_view_undistorted, iter_frames, write_binvox, write_ply
+from ....geometry import VoxelGrid
 from .config import EnergyVoxelsConfig, VoxelData
 
 __all__ = ["VoxelsPredictArgs", "cube_from_grid", "eval_binvox_pairs", "predict_voxel_files", "resample_to_grid"]
@@ -100,8 +100,7 @@ def _predict_one(model: torch.nn.Module, d: VoxelData, rgb: torch.Tensor, cam, s
     """``(occupancy (R, R, R) bool on the model's grid, the model's input image, its K)`` of one image."""
     from .evaluate import _iterates
 
-    image = undistort_image(rgb, cam.K.float(), cam.distortion.float()) if cam.distorted else rgb
-    net_img, Kn = fit_view(image, cam.K, d.height, d.width)
+    net_img, Kn = fit_view_undistorted(rgb, cam.K, cam.distortion, d.height, d.width)
     batch = {"image": net_img[None].to(device), "K": Kn[None].float().to(device)}
     with torch.no_grad():
         logits = _iterates(model, batch, steps)[-1][0].float().cpu()  # (R, R, R) z, y, x
