@@ -6,6 +6,9 @@ import torch
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
+if os.environ.get("PYTEST_XDIST_WORKER"):  # `-n 2`: two test processes share the cores, one thread each
+    torch.set_num_threads(1)
+
 
 @pytest.fixture(autouse=True)
 def _deterministic():

@@ -190,18 +190,21 @@ def cmd_eval(args: list[str]) -> int:
     paths = ea.ckpt or (shipped_checkpoint(method.name),)
     columns: dict[str, dict[str, float]] = {}
     for path in paths:
-        if ea.out and len(paths) == 1:
-            out = ea.out
-        else:  # beside the checkpoint; the shipped weights' folder is the package's, so theirs go under runs/
-            out = (Path("runs") / f"eval-{method.name}-shipped" if not ea.ckpt else Path(path)) / "eval.json"
+
+        def out_file(ck_path: Path, name: str = "eval.json") -> Path:
+            if ea.out and len(paths) == 1:
+                return ea.out
+            # beside the checkpoint; the shipped weights' folder is the package's, so theirs go under runs/
+            return (Path("runs") / f"eval-{method.name}-shipped" if not ea.ckpt else ck_path) / name
+
         if ea.data_format == "generated":
             ck_path, scalars, images = _evaluate_checkpoint(method, path, ea.device, ea.data_root)
+            out = out_file(ck_path)
         else:
             from .engine import load_checkpoint
 
             ck_path, images = load_checkpoint(path)["path"], {}
-            if not (ea.out and len(paths) == 1):
-                out = out.with_name(f"eval-{ea.data_format}.json")
+            out = out_file(ck_path, f"eval-{ea.data_format}.json")
             scalars = {"data_format": ea.data_format, "data_path": str(ea.data_path),
                        **formats[ea.data_format](Path(path), ea.data_path, out.parent / f"eval-{ea.data_format}",
                                                  ea.device)}  # fmt: skip

@@ -552,7 +552,7 @@ def run_demo(cfg: DemoConfig) -> Path:
          lambda: _energy_voxels_section(out, device)),
     ]  # fmt: skip
     for i, (heading, job) in enumerate(jobs, start=2):
-        print(f"[{i}/{n}] {steps[i - 1]}")
+        print(f"[{i}/{n}] {steps[i - 1]} ({time.time() - t_start:.0f} s so far)")
         sections[heading] = job()
     page = write_report(out / "index.html", "unrender demo", sections, intro=INTRO)
     summary: dict[str, Any] = {"seconds": None}
