@@ -344,6 +344,10 @@ def test_mapping_rgbd_capture_to_occupancy_boxes_and_views(tmp_path, capsys):
     capsys.readouterr()
     one_line_error(main(["predict", "mapping", "--input", str(tmp_path / "room"), "--ckpt", str(tmp_path / "ck"),
                          "--inputs", "0", "1"]), capsys.readouterr().err, "--inputs")  # fmt: skip
+    Image.fromarray(np.zeros((48, 64), np.uint16)).save(tmp_path / "room" / "depth" / "2.png")  # half size
+    one_line_error(main(["predict", "mapping", "--input", str(tmp_path / "room"), "--ckpt", str(tmp_path / "ck"),
+                         "--intrinsics", str(tmp_path / "room" / "K.json"), "--inputs", "0", "2", "4"]),
+                   capsys.readouterr().err, "2.png", "64 x 48", "128 x 96")  # fmt: skip
     (tmp_path / "room" / "groundtruth.txt").write_text("1000.0 0 0 0 0 0 0 2\n")
     one_line_error(main(["predict", "mapping", "--input", str(tmp_path / "room"), "--ckpt", str(tmp_path / "ck")]),
                    capsys.readouterr().err, "groundtruth.txt", "quaternion")  # fmt: skip

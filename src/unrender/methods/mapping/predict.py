@@ -183,10 +183,13 @@ def predict_mapping_files(args: MappingPredictArgs) -> dict[str, Any]:
     mem_from_user_world = M @ R4
 
     def view(i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        img, Kn = fit_view(read_rgb(cap.rgb[i]), cap.K[i], d.height, d.width)
+        full = read_rgb(cap.rgb[i])
         raw = read_kitti_depth_png(cap.depth[i], scale=cap.depth_units_per_metre)
-        if raw.shape[-2:] != img.shape[-2:] and raw.shape[-2:] != read_rgb(cap.rgb[i]).shape[-2:]:
-            raise FormatError(f"{cap.depth[i]}: depth map is {tuple(raw.shape[-2:])}, its image {cap.rgb[i]} is not")
+        if raw.shape[-2:] != full.shape[-2:]:
+            h, w = raw.shape[-2:]
+            raise FormatError(f"{cap.depth[i]}: the depth map is {w} x {h}, its image {cap.rgb[i].name} is "
+                              f"{full.shape[-1]} x {full.shape[-2]}; they must be the same size")  # fmt: skip
+        img, Kn = fit_view(full, cap.K[i], d.height, d.width)
         return img, Kn, _fit_depth(raw, cap.K[i], d.height, d.width)
 
     ins = [view(i) for i in chosen]
