@@ -194,10 +194,10 @@ def test_transforms_json_scene_feeds_the_model(shared_data):
     fox = shared_data / "nerf_fox" / "transforms.json"
     if not fox.is_file():
         pytest.skip(f"{fox} not present")
-    from unrender.methods.nvs.data import nerf_views
+    from unrender.methods.nvs.data import capture_views
 
     cfg = tiny()
-    ds = nerf_views(fox, cfg, num_items=2)
+    ds = capture_views(fox, cfg, num_items=2)
     it = ds[0]
     H, W = cfg.data.height, cfg.data.width
     assert it["images"].shape == (cfg.data.num_input, 3, H, W)

@@ -223,13 +223,15 @@ def test_energy_voxels_image_to_binvox(shared_data, tmp_path, capsys):
 
 def test_capture_normalisation_and_orbit():
     from unrender.geometry import invert_rigid, look_at
-    from unrender.methods.nvs.predict import TRAIN_DISTANCE, capture_frame, normalise, orbit_cameras
+    from unrender.methods.nvs.capture import TRAIN_DISTANCE, capture_frame, normalise
+    from unrender.methods.nvs.predict import orbit_cameras
 
     g = torch.Generator().manual_seed(0)
     centre = torch.tensor([1.0, -2.0, 3.0], dtype=torch.float64)
     eyes = centre + 7.0 * torch.nn.functional.normalize(torch.randn(12, 3, generator=g, dtype=torch.float64), dim=-1)
     T = look_at(eyes, centre.expand_as(eyes))
-    found, scale = capture_frame(T)
+    found, scale, how = capture_frame(T)
+    assert how.startswith("inward")
     torch.testing.assert_close(found, centre)
     assert abs(scale - TRAIN_DISTANCE / 7.0) < 1e-9
     Tn = normalise(T, found, scale)

@@ -65,3 +65,48 @@ def test_formats_are_named_alike_and_errors_are_one_line(tmp_path, capsys):
                    "--data-format", "h36m")  # fmt: skip
     one_line_error(main(["eval", "depth", "--data-format", "kitti-depth", "--data-path", str(tmp_path)]),
                    capsys.readouterr().err, "rgb/")  # fmt: skip
+
+
+def test_realestate10k_clip_through_eval_and_training_data(tmp_path, capsys):
+    """A RealEstate10K camera file with its frames: scored by `eval nvs --data-format realestate10k` and read
+    by `train nvs --data.capture` (the same reader, normalised to the training scale)."""
+    from unrender.methods import get_method
+    from unrender.world.sample import SynthConfig, make_sample
+
+    s = make_sample(SynthConfig(kind="objects", views=9, height=48, width=64, seed=7), 0)
+    (tmp_path / "clip").mkdir()
+    lines = ["https://www.youtube.com/watch?v=generated"]
+    for v in range(9):
+        ts = 1000 * (v + 1)
+        Image.fromarray(s["rgb"][v].transpose(1, 2, 0)).save(tmp_path / "clip" / f"{ts}.png")
+        K, T = s["K"][v], s["cam_from_world"][v]
+        intr = [K[0, 0] / 64, K[1, 1] / 48, (K[0, 2] + 0.5) / 64, (K[1, 2] + 0.5) / 48]
+        lines.append(" ".join(str(x) for x in [ts, *intr, 0, 0, *T[:3].reshape(-1).tolist()]))
+    (tmp_path / "clip.txt").write_text("\n".join(lines) + "\n")
+    untrained_checkpoint("nvs", "tiny", tmp_path / "ck")
+    out = tmp_path / "eval.json"
+    assert main(["eval", "nvs", "--ckpt", str(tmp_path / "ck"), "--data-format", "realestate10k", "--data-path",
+                 str(tmp_path / "clip.txt"), "--out", str(out)]) == 0, capsys.readouterr().err  # fmt: skip
+    m = json.loads(out.read_text())
+    assert m["targets"] == 2 and 10 < m["nearest/psnr"] < 60  # views 0 and 8 held out
+    method = get_method("nvs")
+    cfg = method.make_config("tiny")
+    cfg.data.capture, cfg.data.capture_items = tmp_path / "clip.txt", 5
+    ds = method.build_dataset(cfg, "train")
+    it = ds[0]
+    assert len(ds) == 5 and it["images"].shape == (cfg.data.num_input, 3, cfg.data.height, cfg.data.width)
+    assert ds.normalisation.startswith("inward")  # an object in the middle of the cameras
+
+
+def test_forward_facing_capture_gets_the_stated_convention():
+    from unrender.geometry import look_at
+    from unrender.methods.nvs.capture import TRAIN_DISTANCE, capture_frame, normalise
+
+    eyes = torch.stack([torch.tensor([0.1 * i, 0.0, 0.3 * i], dtype=torch.float64) for i in range(6)])
+    T = look_at(eyes, eyes + torch.tensor([0.0, 0.0, 10.0], dtype=torch.float64))  # a camera walking ahead
+    centre, scale, how = capture_frame(T)
+    assert how.startswith("forward")
+    Tn = normalise(T, centre, scale)
+    c = torch.linalg.inv(Tn)[:, :3, 3]
+    assert abs(float(torch.cdist(c, c).max()) - 1.0) < 1e-9  # the trajectory spans 1 unit
+    assert abs(float(c.mean(0)[2]) + TRAIN_DISTANCE) < 1e-9  # the origin 2.5 units ahead of the mean camera

@@ -5,15 +5,17 @@ from __future__ import annotations
 
 from ..base import Method
 from .config import PRESETS, NVSConfig
-from .data import NVSDataset
+from .data import NVSDataset, ViewSetDataset, capture_views
 from .evaluate import evaluate_nvs
 from .losses import nvs_losses
 from .model import NVSModel
-from .predict import NVSPredictArgs, eval_transforms, predict_nvs_files
+from .predict import NVSPredictArgs, eval_capture, predict_nvs_files
 from .probe import ProbeArgs, run_probes
 
 
-def build_dataset(cfg: NVSConfig, split: str) -> NVSDataset:
+def build_dataset(cfg: NVSConfig, split: str) -> NVSDataset | ViewSetDataset:
+    if split == "train" and cfg.data.capture is not None:
+        return capture_views(cfg.data.capture, cfg, cfg.data.capture_items)
     return NVSDataset(cfg, "train" if split == "train" else "val")
 
 
@@ -30,6 +32,6 @@ METHOD = Method(
     extra={
         "probe": (ProbeArgs, run_probes),
         "predict": (NVSPredictArgs, predict_nvs_files),
-        "real_data": {"transforms": eval_transforms},
+        "real_data": {"transforms": eval_capture, "realestate10k": eval_capture},
     },
 )

@@ -27,6 +27,12 @@ class NVSData:
     seed: int = 0
     root: Path = Path("runs/data")
     """Datasets are written (once, resumably) under this folder, named by their settings."""
+    capture: Path | None = None
+    """Train on your own posed capture instead: a transforms.json, or a RealEstate10K camera file with its
+    frames in a folder of the same name (``capture_items`` random input/target choices); evaluation stays
+    on the generated held-out objects (score a capture with ``unrender eval nvs --data-format``)."""
+    capture_items: int = 1000
+    """Items (deterministic choices of input and target views) drawn from ``capture``."""
 
 
 @dataclass

@@ -17,11 +17,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ...data.formats import fit_view, read_realestate10k, read_rgb, read_transforms_json
+from ...data.formats import fit_view_undistorted, read_rgb
 from ...data.synth import split_dataset
 from .config import NVSConfig
 
-__all__ = ["NVSDataset", "ViewSetDataset", "nerf_views", "realestate_views", "pick_views"]
+__all__ = ["NVSDataset", "ViewSetDataset", "capture_views", "pick_views"]
 
 
 def pick_views(n: int, num_input: int, num_target: int, seed: int) -> tuple[list[int], list[int]]:
@@ -83,18 +83,22 @@ class NVSDataset(Dataset):
 
 
 class ViewSetDataset(Dataset):
-    """Items from one posed image collection (a NeRF scene, a RealEstate10K clip), fitted to ``H x W``.
+    """Items from one posed capture (:func:`unrender.methods.nvs.capture.read_capture`: a transforms.json or a
+    RealEstate10K clip), normalised to the training scale, undistorted and fitted to ``H x W``.
 
     Images are read lazily; item ``i`` is a deterministic choice of inputs and targets.
     """
 
-    def __init__(self, paths: list[Path], K: torch.Tensor, cam_from_world: torch.Tensor, *, height: int,
-                 width: int, num_input: int, num_target: int, num_items: int = 100):  # fmt: skip
-        if len(paths) != len(K) or len(paths) != len(cam_from_world):
-            raise ValueError(f"{len(paths)} images but {len(K)} intrinsics and {len(cam_from_world)} poses")
-        if num_input + num_target > len(paths):
-            raise ValueError(f"{len(paths)} views cannot give {num_input} inputs and {num_target} other targets")
-        self.paths, self.K, self.T = paths, K, cam_from_world
+    def __init__(self, capture, *, height: int, width: int, num_input: int, num_target: int, num_items: int = 100):
+        from .capture import capture_frame, normalise
+
+        n = len(capture.paths)
+        if num_input + num_target > n:
+            raise ValueError(
+                f"{capture.source}: {n} views cannot give {num_input} inputs and {num_target} other targets"
+            )
+        centre, scale, self.normalisation = capture_frame(capture.cam_from_world)
+        self.capture, self.T = capture, normalise(capture.cam_from_world, centre, scale)
         self.H, self.W, self.num_items = height, width, num_items
         self.num_input, self.num_target = num_input, num_target
 
@@ -103,12 +107,13 @@ class ViewSetDataset(Dataset):
 
     def view(self, j: int) -> tuple[torch.Tensor, torch.Tensor]:
         """View ``j`` fitted to the dataset's size: image ``(3, H, W)`` and ``K (3, 3)``."""
-        return fit_view(read_rgb(self.paths[j]), self.K[j], self.H, self.W)
+        c = self.capture
+        return fit_view_undistorted(read_rgb(c.paths[j]), c.K[j], c.distortion, self.H, self.W)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         if not 0 <= i < len(self):
             raise IndexError(f"index {i} out of range for {len(self)} items")
-        inputs, targets = pick_views(len(self.paths), self.num_input, self.num_target, seed=i)
+        inputs, targets = pick_views(len(self.capture.paths), self.num_input, self.num_target, seed=i)
         used = inputs + targets
         views = [self.view(j) for j in used]
         images = torch.stack([v[0] for v in views])
@@ -117,40 +122,10 @@ class ViewSetDataset(Dataset):
         return _sample(images, K, self.T[used], None, list(range(n)), list(range(n, len(used))), 0)
 
 
-def nerf_views(path: str | Path, cfg: NVSConfig, num_items: int = 100) -> ViewSetDataset:
-    """A NeRF/instant-ngp ``transforms.json`` scene as NVS samples (lens distortion is not undone)."""
-    scene = read_transforms_json(path)
+def capture_views(path: str | Path, cfg: NVSConfig, num_items: int = 100) -> ViewSetDataset:
+    """A transforms.json scene or a RealEstate10K clip (camera file + frames) as NVS samples."""
+    from .capture import read_capture
+
     d = cfg.data
-    return ViewSetDataset(scene.image_paths, scene.K, scene.cam_from_world, height=d.height, width=d.width,
-                          num_input=d.num_input, num_target=d.num_target, num_items=num_items)  # fmt: skip
-
-
-def realestate_views(camera_file: str | Path, frames_dir: str | Path, cfg: NVSConfig,
-                     num_items: int = 100) -> ViewSetDataset:  # fmt: skip
-    """A RealEstate10K clip as NVS samples: its camera file and a folder of its frames named by
-    timestamp (``<timestamp>.png`` or ``.jpg``, as the usual download scripts write them).
-
-    Raises:
-        MissingFileError: a frame of the camera file has no image.
-    """
-    from ...data.formats import MissingFileError
-
-    clip = read_realestate10k(camera_file)
-    frames_dir = Path(frames_dir)
-    paths = []
-    for ts in clip.timestamps.tolist():
-        found = [p for p in (frames_dir / f"{ts}.png", frames_dir / f"{ts}.jpg") if p.is_file()]
-        if not found:
-            raise MissingFileError(f"{frames_dir}: no frame {ts}.png or {ts}.jpg for timestamp {ts} of {camera_file}")
-        paths.append(found[0])
-    w, h = _image_size(paths[0])
-    d = cfg.data
-    return ViewSetDataset(paths, clip.K(h, w), clip.cam_from_world, height=d.height, width=d.width,
-                          num_input=d.num_input, num_target=d.num_target, num_items=num_items)  # fmt: skip
-
-
-def _image_size(path: Path) -> tuple[int, int]:
-    from PIL import Image
-
-    with Image.open(path) as im:
-        return im.size
+    return ViewSetDataset(read_capture(path), height=d.height, width=d.width, num_input=d.num_input,
+                          num_target=d.num_target, num_items=num_items)  # fmt: skip

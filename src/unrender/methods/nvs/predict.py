@@ -1,4 +1,4 @@
-"""``unrender predict nvs``: a posed capture (``transforms.json``) and target cameras -> rendered views.
+"""``unrender predict nvs``: a posed capture and target cameras -> rendered views.
 
 Target cameras come from another ``transforms.json`` (``--targets``; where its images exist they are
 scored, next to copying the nearest input view), from the capture itself (``--holdout N``: every N-th
@@ -8,9 +8,8 @@ mean distance and height). Images are undistorted when the file gives lens disto
 For each target the model sees the ``num_input`` capture views nearest to it (camera centre
 distance plus viewing-direction difference), fitted to its input size like the training views.
 
-The capture is moved and scaled before the model sees it (and the orbit is built there): the point
-nearest to all optical axes goes to the origin and the mean camera distance to it becomes 2.5 units,
-as in the generated scenes the model was trained on (objects at the origin, cameras 2.2-2.8 m away).
+The capture (a transforms.json, or a RealEstate10K camera file with its frames) is moved and scaled
+before the model sees it, and the orbit is built there (:mod:`unrender.methods.nvs.capture`).
 
 Writes, under ``--out``: ``view_<i>.png`` per target (the model's output), ``views.mp4``, and
 ``predictions.json`` (the normalisation, per target the input views used and, with ground truth, PSNR
@@ -28,13 +27,12 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from ...data.formats import VideoWriter, fit_view, fit_view_undistorted, read_rgb, read_transforms_json
+from ...data.formats import VideoWriter, fit_view, fit_view_undistorted, read_rgb
 from ...geometry import invert_rigid, look_at
+from .capture import TRAIN_DISTANCE, capture_frame, centres_axes, normalise, read_capture
 from .config import NVSConfig
 
-__all__ = ["NVSPredictArgs", "capture_frame", "eval_transforms", "orbit_cameras", "predict_nvs_files"]
-
-TRAIN_DISTANCE = 2.5  # the generated scenes' mean camera distance to the object (2.2-2.8)
+__all__ = ["NVSPredictArgs", "eval_capture", "orbit_cameras", "predict_nvs_files"]
 
 
 @dataclass
@@ -58,44 +56,13 @@ class NVSPredictArgs:
     device: str = "auto"
 
 
-def _centres_axes(cam_from_world: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    world_from_cam = invert_rigid(cam_from_world.double())
-    return world_from_cam[:, :3, 3], world_from_cam[:, :3, 2]
-
-
-def capture_frame(cam_from_world: torch.Tensor) -> tuple[torch.Tensor, float]:
-    """``(centre (3,), scale)``: the point nearest (least squares) to all optical axes, and the factor that
-    makes the mean camera distance to it :data:`TRAIN_DISTANCE`.
-
-    Raises:
-        ValueError: the axes are (nearly) parallel, so they meet nowhere (not an inward-looking capture).
-    """
-    c, d = _centres_axes(cam_from_world)
-    proj = torch.eye(3, dtype=torch.float64) - d[:, :, None] * d[:, None, :]  # (N, 3, 3)
-    A, b = proj.sum(0), (proj @ c[:, :, None]).sum(0)[:, 0]
-    if torch.linalg.cond(A) > 1e6:
-        raise ValueError("the capture's cameras look in (nearly) parallel directions: no centre to orbit "
-                         "or normalise around (nvs predict expects an inward-looking capture)")  # fmt: skip
-    centre = torch.linalg.solve(A, b)
-    dist = (c - centre).norm(dim=-1).mean()
-    return centre, float(TRAIN_DISTANCE / dist)
-
-
-def normalise(cam_from_world: torch.Tensor, centre: torch.Tensor, scale: float) -> torch.Tensor:
-    """Poses in the normalised world ``x' = scale (x - centre)``."""
-    T = cam_from_world.double().clone()
-    R, t = T[..., :3, :3], T[..., :3, 3]
-    T[..., :3, 3] = scale * (t + (R @ centre[:, None])[..., 0])
-    return T
-
-
 def orbit_cameras(cam_from_world: torch.Tensor, n: int) -> torch.Tensor:
     """``(n, 4, 4)`` cameras on a circle around the origin of an already normalised capture, in the plane
     perpendicular to the capture's mean up direction, at its mean distance and height, looking at the
     origin."""
     if n < 1:
         raise ValueError(f"--orbit must be >= 1, got {n}")
-    c, _ = _centres_axes(cam_from_world)
+    c, _ = centres_axes(cam_from_world)
     world_from_cam = invert_rigid(cam_from_world.double())
     up = -world_from_cam[:, :3, 1].mean(0)  # image up is -y
     up = up / up.norm().clamp(min=1e-9)
@@ -109,18 +76,13 @@ def orbit_cameras(cam_from_world: torch.Tensor, n: int) -> torch.Tensor:
     return look_at(eyes, torch.zeros_like(eyes), up=-up.expand_as(eyes))
 
 
-def _distortion(scene) -> torch.Tensor:
-    k = scene.distortion
-    return torch.tensor([k.get("k1", 0.0), k.get("k2", 0.0), k.get("p1", 0.0), k.get("p2", 0.0), k.get("k3", 0.0)])
-
-
 def _view(path: Path, K: torch.Tensor, dist: torch.Tensor, H: int, W: int) -> tuple[torch.Tensor, torch.Tensor]:
     return fit_view_undistorted(read_rgb(path), K, dist, H, W)
 
 
 def _nearest(T_in: torch.Tensor, T_target: torch.Tensor, k: int) -> list[int]:
-    c, d = _centres_axes(T_in)
-    ct, dt = _centres_axes(T_target[None])
+    c, d = centres_axes(T_in)
+    ct, dt = centres_axes(T_target[None])
     score = (c - ct).norm(dim=-1) / TRAIN_DISTANCE + (1 - (d * dt).sum(-1))
     return score.argsort()[:k].tolist()
 
@@ -140,44 +102,37 @@ def predict_nvs_files(args: NVSPredictArgs) -> dict[str, Any]:
         raise ValueError("give the target cameras: --targets TRANSFORMS_JSON, --holdout N or --orbit N (one of them)")
     if not args.fps > 0:
         raise ValueError(f"--fps must be > 0, got {args.fps}")
-    capture = read_transforms_json(args.input)
+    capture = read_capture(args.input)
     ckpt = args.ckpt if args.ckpt is not None else shipped_checkpoint("nvs")
     cfg, model, ck_path = load_for_inference(ckpt, "nvs", NVSConfig, NVSModel)
     device = pick_device(args.device)
     model.to(device).eval()
     d = cfg.data
-    if len(capture.image_paths) < d.num_input:
-        raise ValueError(f"{args.input}: {len(capture.image_paths)} views with images; the model needs {d.num_input}")
-    centre, scale = capture_frame(capture.cam_from_world)
+    centre, scale, how = capture_frame(capture.cam_from_world)
     T_all = normalise(capture.cam_from_world, centre, scale)
-    n = len(capture.image_paths)
+    n = len(capture.paths)
     keep = [i for i in range(n) if not (args.holdout and i % args.holdout == 0)]
     if len(keep) < d.num_input:
-        raise ValueError(f"{args.input}: {len(keep)} input views left; the model needs {d.num_input}")
+        raise ValueError(f"{args.input}: {len(keep)} input views with images; the model needs {d.num_input}")
     T_in = T_all[keep]
-    dist = _distortion(capture)
-    views = [_view(capture.image_paths[i], capture.K[i], dist, d.height, d.width) for i in keep]
-    inputs = [capture.image_paths[i] for i in keep]
+    dist = capture.distortion
+    views = [_view(capture.paths[i], capture.K[i], dist, d.height, d.width) for i in keep]
+    inputs = [capture.paths[i] for i in keep]
     if args.targets is not None:
-        tg = read_transforms_json(args.targets)
-        T_tg = normalise(tg.cam_from_world, centre, scale)
-        K_tg, paths = tg.K, list(tg.image_paths)
-        size = (tg.height, tg.width)
+        tg = read_capture(args.targets)
+        T_tg, K_tg, paths, size = normalise(tg.cam_from_world, centre, scale), tg.K, tg.paths, tg.size
     elif args.holdout:
         held = [i for i in range(n) if i % args.holdout == 0]
-        T_tg, K_tg, paths = T_all[held], capture.K[held], [capture.image_paths[i] for i in held]
-        size = (capture.height, capture.width)
+        T_tg, K_tg, paths = T_all[held], capture.K[held], [capture.paths[i] for i in held]
+        size = capture.size
     else:
         T_tg = orbit_cameras(T_in, args.orbit)
-        K_tg, paths = capture.K[:1].expand(args.orbit, 3, 3), []
-        size = (capture.height, capture.width)
+        K_tg, paths, size = capture.K[:1].expand(args.orbit, 3, 3), [], capture.size
     blank = torch.zeros(3, *size)
     args.out.mkdir(parents=True, exist_ok=True)
     summary: dict[str, Any] = {
         "checkpoint": str(ck_path), "input": str(args.input), "views": [],
-        "normalisation": {"centre": centre.tolist(), "scale": scale,
-                          "note": f"world moved so the cameras' look-at point is the origin and scaled so their "
-                                  f"mean distance to it is {TRAIN_DISTANCE} (as in training)"},
+        "normalisation": {"centre": centre.tolist(), "scale": scale, "how": how},
         "targets": str(args.targets) if args.targets is not None else (
             f"every {args.holdout}-th view of the capture, held out" if args.holdout
             else f"orbit of {args.orbit} cameras"),
@@ -229,9 +184,10 @@ def predict_nvs_files(args: NVSPredictArgs) -> dict[str, Any]:
     return result
 
 
-def eval_transforms(ckpt: Path, data: Path, out: Path, device: str) -> dict[str, float]:
-    """A transforms.json capture, LLFF protocol: every 8th view held out and rendered from the nearest
-    others; PSNR and SSIM of the model and of copying the nearest input view, averaged over the views."""
+def eval_capture(ckpt: Path, data: Path, out: Path, device: str) -> dict[str, float]:
+    """A capture (transforms.json, or a RealEstate10K camera file with its frames), LLFF protocol: every
+    8th view held out and rendered from the nearest others; PSNR and SSIM of the model and of copying the
+    nearest input view, averaged over the held-out views."""
     r = predict_nvs_files(NVSPredictArgs(input=data, holdout=8, ckpt=ckpt, out=out / "predictions", device=device))
     keys = {"mean psnr": "model/psnr", "mean ssim": "model/ssim", "mean nearest_view_psnr": "nearest/psnr",
             "mean nearest_view_ssim": "nearest/ssim"}  # fmt: skip

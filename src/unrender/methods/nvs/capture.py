@@ -1,0 +1,109 @@
+"""A user's posed capture for novel-view synthesis: a ``transforms.json`` (instant-ngp / NeRF layout) or a
+RealEstate10K camera file, read into one form and moved to the scale the model was trained at.
+
+RealEstate10K: ``<clip>.txt`` with its frames in a folder beside it named like the file (``<clip>/``) or
+``frames/``, one ``<timestamp>.png`` (or ``.jpg``) per camera line, as the usual download scripts write them.
+
+Normalisation: an inward-looking capture (an object in the middle) is moved so the point nearest to all
+optical axes is the origin and scaled so the mean camera distance to it is :data:`TRAIN_DISTANCE`, as in
+the generated scenes (objects at the origin, cameras 2.2-2.8 m away). A forward-facing one (a walk through
+a house, as in RealEstate10K; its optical axes meet nowhere) is scaled so its trajectory spans 1 unit and
+the origin is put :data:`TRAIN_DISTANCE` ahead of its mean camera: the scene's true scale is unknown there
+(RealEstate10K poses are up to scale), so this is a convention, stated in the outputs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ...data.formats import FormatError, MissingFileError, read_realestate10k, read_transforms_json
+from ...geometry import invert_rigid
+
+__all__ = ["TRAIN_DISTANCE", "Capture", "capture_frame", "centres_axes", "normalise", "read_capture"]
+
+TRAIN_DISTANCE = 2.5  # the generated scenes' mean camera distance to the object (2.2-2.8)
+
+
+@dataclass
+class Capture:
+    paths: list[Path]  # one image per camera
+    K: torch.Tensor  # (N, 3, 3) in pixels of the images
+    cam_from_world: torch.Tensor  # (N, 4, 4)
+    distortion: torch.Tensor  # (5,) OpenCV k1, k2, p1, p2, k3 (zeros: none)
+    size: tuple[int, int]  # (H, W) of the images
+    source: str
+
+
+def read_capture(path: str | Path) -> Capture:
+    """A ``transforms.json`` or a RealEstate10K camera file (``.txt``) with its frames.
+
+    Raises:
+        MissingFileError: the file, or a frame of a RealEstate10K clip, is missing.
+        FormatError: a malformed file, or another file type.
+    """
+    path = Path(path)
+    if path.suffix.lower() == ".json":
+        s = read_transforms_json(path)
+        k = s.distortion
+        dist = torch.tensor([k.get("k1", 0.0), k.get("k2", 0.0), k.get("p1", 0.0), k.get("p2", 0.0), k.get("k3", 0.0)])
+        return Capture(list(s.image_paths), s.K, s.cam_from_world, dist.double(), (s.height, s.width),
+                       f"transforms.json {path}")  # fmt: skip
+    if path.suffix.lower() == ".txt":
+        clip = read_realestate10k(path)
+        folder = next((f for f in (path.with_suffix(""), path.parent / "frames") if f.is_dir()), None)
+        if folder is None:
+            raise MissingFileError(f"{path}: no frames folder {path.with_suffix('').name}/ or frames/ beside it")
+        paths = []
+        for ts in clip.timestamps.tolist():
+            found = [p for p in (folder / f"{ts}.png", folder / f"{ts}.jpg") if p.is_file()]
+            if not found:
+                raise MissingFileError(f"{folder}: no frame {ts}.png or {ts}.jpg for timestamp {ts} of {path}")
+            paths.append(found[0])
+        from PIL import Image
+
+        with Image.open(paths[0]) as im:
+            w, h = im.size
+        return Capture(paths, clip.K(h, w), clip.cam_from_world, torch.zeros(5, dtype=torch.float64), (h, w),
+                       f"RealEstate10K clip {path}")  # fmt: skip
+    raise FormatError(f"{path}: expected a transforms.json or a RealEstate10K camera file (.txt)")
+
+
+def centres_axes(cam_from_world: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """World-frame camera centres ``(N, 3)`` and optical axes ``(N, 3)``."""
+    world_from_cam = invert_rigid(cam_from_world.double())
+    return world_from_cam[:, :3, 3], world_from_cam[:, :3, 2]
+
+
+def capture_frame(cam_from_world: torch.Tensor) -> tuple[torch.Tensor, float, str]:
+    """``(centre (3,), scale, how)``: the normalisation of the module docstring (``x' = scale (x - centre)``).
+
+    Raises:
+        ValueError: fewer than two cameras, or all at one place looking one way.
+    """
+    c, d = centres_axes(cam_from_world)
+    if len(c) < 2:
+        raise ValueError("a capture needs at least two cameras")
+    proj = torch.eye(3, dtype=torch.float64) - d[:, :, None] * d[:, None, :]  # (N, 3, 3)
+    A, b = proj.sum(0), (proj @ c[:, :, None]).sum(0)[:, 0]
+    if torch.linalg.cond(A) < 1e3:  # the optical axes meet: an inward-looking capture
+        centre = torch.linalg.solve(A, b)
+        dist = (c - centre).norm(dim=-1).mean()
+        if float((d * (centre - c)).sum(-1).mean()) > 0.5 * float(dist):  # the point is in front of the cameras
+            return centre, float(TRAIN_DISTANCE / dist), "inward-looking: the cameras' look-at point at the origin"
+    extent = float(torch.cdist(c, c).max())
+    if extent < 1e-9:
+        raise ValueError("every camera of the capture is at the same place: no scale to normalise by")
+    scale = 1.0 / extent
+    centre = c.mean(0) + torch.nn.functional.normalize(d.mean(0), dim=0) * TRAIN_DISTANCE / scale
+    return centre, scale, "forward-facing: trajectory scaled to 1 unit, the origin 2.5 units ahead (a convention)"
+
+
+def normalise(cam_from_world: torch.Tensor, centre: torch.Tensor, scale: float) -> torch.Tensor:
+    """Poses in the normalised world ``x' = scale (x - centre)``."""
+    T = cam_from_world.double().clone()
+    R, t = T[..., :3, :3], T[..., :3, 3]
+    T[..., :3, 3] = scale * (t + (R @ centre[:, None])[..., 0])
+    return T
