@@ -358,3 +358,30 @@ def test_mapping_rgbd_capture_to_occupancy_boxes_and_views(tmp_path, capsys):
 def grid_shape(summary: dict) -> tuple[int, int, int]:
     X, Y, Z = summary["memory_box_m"]["resolution_xyz"]
     return Z, Y, X
+
+
+def test_mapping_shipped_weights_recover_a_generated_room_from_its_tum_files(tmp_path, capsys):
+    """The shipped mapping weights, through the TUM RGB-D reader, on a room they never saw: the predicted
+    occupancy overlaps the exact occupancy of the scene in the memory frame."""
+    from unrender.methods import get_method
+    from unrender.methods.mapping.data import mem_from_world, memory_grid
+    from unrender.weights import shipped_checkpoint
+    from unrender.world import Scene
+    from unrender.world.truth import occupancy
+
+    s = _room_as_tum_and_transforms(tmp_path / "room")
+    out = tmp_path / "out"
+    assert main(["predict", "mapping", "--input", str(tmp_path / "room"), "--intrinsics",
+                 str(tmp_path / "room" / "K.json"), "--inputs", "0", "3", "6", "--out", str(out)]) == 0, (
+        capsys.readouterr().err)  # fmt: skip
+    cfg = get_method("mapping").make_config("cpu")
+    assert json.loads((shipped_checkpoint("mapping") / "config.json").read_text())["data"]["resolution"] == list(
+        cfg.data.resolution
+    )
+    M = mem_from_world(torch.from_numpy(s["cam_from_world"][0]).double())
+    exact, _ = occupancy(Scene.from_json(str(s["scene_json"])), memory_grid(cfg), grid_from_world=M)
+    with np.load(out / "semantics.npz") as z:
+        pred = torch.from_numpy(z["occupancy_probability"].astype(np.float32)) > 0.5
+    exact = exact[0] > 0.5
+    iou = float((pred & exact).sum() / (pred | exact).sum())
+    assert iou > 0.5, iou  # 0.79 on average over the held-out rooms (docs/results.md); an untrained net ~0.1
