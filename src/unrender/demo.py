@@ -216,7 +216,8 @@ def _mapping_section(out: Path, device: torch.device) -> dict:
     scenes = 4
     cfg.data.num_val = scenes
     model.to(device)
-    m = evaluate_mapping(model, cfg, device, max_scenes=scenes)
+    with torch.no_grad():  # as `unrender eval` runs it (the energy models turn gradients on inside)
+        m = evaluate_mapping(model, cfg, device, max_scenes=scenes)
     item = MappingDataset(cfg, "val")[0]
     with torch.no_grad():
         o = model({k: v[None].to(device) for k, v in item.items()})
@@ -401,7 +402,8 @@ def _nvs_section(out: Path, device: torch.device) -> dict:
         return {"about": about, "model": state}
     cfg, model, step = loaded
     cfg.data.num_val = 2
-    m = evaluate_nvs(model.to(device), cfg, device, max_items=2 * cfg.data.views, images=4)
+    with torch.no_grad():  # as `unrender eval` runs it (the energy models turn gradients on inside)
+        m = evaluate_nvs(model.to(device), cfg, device, max_items=2 * cfg.data.views, images=4)
     metrics = [
         _metric("new-view PSNR", m["model/psnr"], "dB", "higher",
                 f"nearest input view copied: {m['nearest/psnr']:.2f} dB",
@@ -436,7 +438,8 @@ def _energy_pose_section(out: Path, real: Path, device: torch.device) -> dict:
     cfg.data.h36m = h36m if (h36m / "test_h36m_body3d.npz").is_file() else None
     cfg.data.num_val = min(cfg.data.num_val, 500)  # held-out poses scored here (docs/results.md: 2000)
     model.to(device)
-    m = evaluate_pose(model, cfg, device)
+    with torch.no_grad():  # as `unrender eval` runs it (the energy models turn gradients on inside)
+        m = evaluate_pose(model, cfg, device)
     k = f"K{cfg.model.steps}"
     metrics = [
         _metric(f"MPJPE, generated poses, exact 2D ({k})", m[f"{k}/mpjpe@0px"], "mm", "lower",
@@ -456,7 +459,8 @@ def _energy_pose_section(out: Path, real: Path, device: torch.device) -> dict:
         ]  # fmt: skip
         data = h36m_samples(cfg.data.h36m)
         batch = {"joints_2d": data["joints_2d"].to(device), "K": data["K"].to(device)}
-        pred = _predict(model, batch, cfg.model.steps)[cfg.model.steps].cpu()
+        with torch.no_grad():
+            pred = _predict(model, batch, cfg.model.steps)[cfg.model.steps].cpu()
         gt = data["joints_cam"]
         pred_c, gt_c = pred - pred[:, :1], gt - gt[:, :1]  # root-relative, side by side
         lines_gt = np.concatenate([_skeleton_lines(g, 1.2 * i) for i, g in enumerate(gt_c)])
@@ -485,7 +489,8 @@ def _energy_voxels_section(out: Path, device: torch.device) -> dict:
     cfg, model, step = loaded
     cfg.data.num_val = 2
     model.to(device)
-    m = evaluate_voxels(model, cfg, device)
+    with torch.no_grad():  # as `unrender eval` runs it (the energy models turn gradients on inside)
+        m = evaluate_voxels(model, cfg, device)
     k = f"K{cfg.model.steps}"
     metrics = [
         _metric(f"voxel IoU ({k}, the trained number of steps)", m[f"{k}/iou"], "0-1", "higher",
