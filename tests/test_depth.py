@@ -495,3 +495,22 @@ def test_training_on_a_users_video_with_their_instance_masks(streets, tmp_path):
     losses = method.loss(method.build_model(cfg), default_collate([ds[0], ds[1]]), cfg)
     assert any("height" in k for k in losses) and torch.isfinite(losses["loss"]), sorted(losses)
     assert len(method.build_dataset(cfg, "train")) == 4  # what `unrender train depth --data.video ...` reads
+
+
+def test_a_video_that_does_not_move_is_refused_with_a_reason(tmp_path):
+    """Self-supervised depth needs camera motion: a still video (the same frame repeated) is one clear error."""
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    from unrender.methods.depth.data import FrameVideo
+
+    frame = (np.random.default_rng(0).random((48, 144, 3)) * 255).astype(np.uint8)
+    for i in range(5):
+        Image.fromarray(frame).save(tmp_path / f"f{i}.png")
+    (tmp_path / "K.json").write_text(json.dumps({"K": [[80.0, 0, 71.5], [0, 80.0, 23.5], [0, 0, 1]]}))
+    cfg = get_method("depth").make_config("tiny")
+    cfg.data = dataclasses.replace(cfg.data, video=tmp_path, intrinsics=tmp_path / "K.json")
+    with pytest.raises(ValueError, match="barely change"):
+        FrameVideo(cfg.data)

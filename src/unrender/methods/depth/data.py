@@ -228,6 +228,11 @@ def read_user_masks(png: Path, classes: Path, H: int, W: int, max_objects: int) 
     return {"masks": masks, "labels": labels, "road": torch.isin(inst, road_ids)}
 
 
+STILL_VIDEO = 1e-3
+"""A video whose consecutive frames differ by less than this (median over the video of the mean absolute
+difference, 0-1 scale, at the model's size) is refused for training: it does not move."""
+
+
 class FrameVideo(Dataset):
     """Frame triplets from one of your videos (a video file or a folder of frames) with its camera
     (``data.video``, ``data.intrinsics``): undistorted where the intrinsics give a distortion, fitted to
@@ -255,6 +260,12 @@ class FrameVideo(Dataset):
         if len(frames) < 3:
             raise ValueError(f"{d.video}: {len(frames)} frames; training needs 3 or more (a frame and its neighbours)")
         self.frames, self.K, self.d = torch.stack(frames), K.float(), d
+        change = (self.frames[1:].float() - self.frames[:-1].float()).abs().mean((1, 2, 3)) / 255
+        if float(change.median()) < STILL_VIDEO:
+            raise ValueError(f"{d.video}: consecutive frames barely change (median mean absolute difference "
+                             f"{float(change.median()):.1e} on a 0-1 scale, below {STILL_VIDEO:g}): self-supervised "
+                             "depth learns from camera motion, and this video has almost none (use a larger "
+                             "--data.every, or another video)")  # fmt: skip
 
     def __len__(self) -> int:
         return len(self.frames) - 2
