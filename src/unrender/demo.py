@@ -396,7 +396,9 @@ def _nvs_section(out: Path, device: torch.device) -> dict:
     from .methods.nvs.evaluate import evaluate_nvs
 
     about = ("Two posed images of an object in, a new view out: a transformer on Plücker-ray tokens (LVSM-style, "
-             "decoder-only) with no 3D structure built in.")  # fmt: skip
+             "decoder-only) with no 3D structure built in. These weights finished their schedule but the model is "
+             "weak: it does not beat copying the nearest input view yet, and its renders are mostly a blurred blob on "
+             "the plain background (docs/results.md).")  # fmt: skip
     loaded, state = _shipped("nvs", out / "data")
     if loaded is None:
         return {"about": about, "model": state}
