@@ -48,19 +48,20 @@ def _fail(msg: str, code: int = 2) -> int:
     return code
 
 
-def _split_preset(args: list[str]) -> tuple[str | None, list[str]]:
-    preset, rest, i = None, [], 0
+def _pop_option(args: list[str], name: str) -> tuple[str | None, list[str]]:
+    """The value of ``--name V`` / ``--name=V`` in ``args`` (None when absent) and the other arguments."""
+    value, rest, i = None, [], 0
     while i < len(args):
         a = args[i]
-        if a == "--preset" and i + 1 < len(args):
-            preset, i = args[i + 1], i + 2
+        if a == name and i + 1 < len(args):
+            value, i = args[i + 1], i + 2
             continue
-        if a.startswith("--preset="):
-            preset = a.split("=", 1)[1]
+        if a.startswith(f"{name}="):
+            value = a.split("=", 1)[1]
         else:
             rest.append(a)
         i += 1
-    return preset, rest
+    return value, rest
 
 
 def _method_for(command: str, args: list[str]):
@@ -102,7 +103,7 @@ def cmd_train(args: list[str]) -> int:
     method, code = _method_for("train", args)
     if method is None:
         return code
-    preset, rest = _split_preset(args[1:])
+    preset, rest = _pop_option(args[1:], "--preset")
     try:
         default = method.make_config(preset)
     except ValueError as e:
@@ -143,12 +144,9 @@ class EvalArgs:
 def _evaluate_checkpoint(method, path: Path, device_name: str, data_root: Path | None) -> tuple[Path, dict, dict]:
     import torch
 
-    from .engine import load_for_inference
-    from .engine.distributed import pick_device
+    from .weights import load_trained
 
-    cfg, model, ck_path = load_for_inference(path, method.name, method.config, method.build_model, data_root=data_root)
-    device = pick_device(device_name)
-    model.to(device).eval()
+    cfg, model, ck_path, device = load_trained(method.name, path, device_name, data_root=data_root)
     with torch.no_grad():
         metrics = method.evaluate(model, cfg, device)
     scalars = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
@@ -190,21 +188,19 @@ def cmd_eval(args: list[str]) -> int:
     paths = ea.ckpt or (shipped_checkpoint(method.name),)
     columns: dict[str, dict[str, float]] = {}
     for path in paths:
-
-        def out_file(ck_path: Path, name: str = "eval.json") -> Path:
-            if ea.out and len(paths) == 1:
-                return ea.out
-            # beside the checkpoint; the shipped weights' folder is the package's, so theirs go under runs/
-            return (Path("runs") / f"eval-{method.name}-shipped" if not ea.ckpt else ck_path) / name
-
-        if ea.data_format == "generated":
-            ck_path, scalars, images = _evaluate_checkpoint(method, path, ea.device, ea.data_root)
-            out = out_file(ck_path)
-        else:
+        real = ea.data_format != "generated"
+        if real:
             from .engine import load_checkpoint
 
-            ck_path, images = load_checkpoint(path)["path"], {}
-            out = out_file(ck_path, f"eval-{ea.data_format}.json")
+            ck_path, images = load_checkpoint(path)["path"], {}  # reads the JSON files; the format loads weights
+        else:
+            ck_path, scalars, images = _evaluate_checkpoint(method, path, ea.device, ea.data_root)
+        if ea.out and len(paths) == 1:
+            out = ea.out
+        else:  # beside the checkpoint; the shipped weights' folder is the package's, so theirs go under runs/
+            out = Path("runs") / f"eval-{method.name}-shipped" if not ea.ckpt else ck_path
+            out = out / (f"eval-{ea.data_format}.json" if real else "eval.json")
+        if real:
             scalars = {"data_format": ea.data_format, "data_path": str(ea.data_path),
                        **formats[ea.data_format](Path(path), ea.data_path, out.parent / f"eval-{ea.data_format}",
                                                  ea.device)}  # fmt: skip
@@ -264,17 +260,8 @@ def _synth_for_method(args: list[str]) -> int:
     from .methods import get_method
 
     method = get_method(args[0])
-    preset, rest = _split_preset(args[1:])
-    out, i, kept = None, 0, []
-    while i < len(rest):
-        if rest[i] == "--out" and i + 1 < len(rest):
-            out, i = Path(rest[i + 1]), i + 2
-            continue
-        if rest[i].startswith("--out="):
-            out = Path(rest[i].split("=", 1)[1])
-        else:
-            kept.append(rest[i])
-        i += 1
+    preset, rest = _pop_option(args[1:], "--preset")
+    out, kept = _pop_option(rest, "--out")
     if out is None and not any(a in ("-h", "--help") for a in kept):
         return _fail(f"unrender synth {method.name}: give --out DIR (then train with --data.root DIR)")
     cfg = tyro.cli(method.config, default=method.make_config(preset), args=kept, prog=f"unrender synth {method.name}",
@@ -284,7 +271,7 @@ def _synth_for_method(args: list[str]) -> int:
     from .engine import check_config
 
     check_config(cfg)
-    cfg.data.root = out
+    cfg.data.root = Path(out)
     sizes = {split: len(method.build_dataset(cfg, split)) for split in ("train", "val")}
     print(
         f"wrote {method.name}'s data under {out} ({sizes['train']} training and {sizes['val']} held-out items); "

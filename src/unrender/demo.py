@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,37 @@ INTRO = (
     "direction is better, the baseline it is compared with and the target from docs/results.md; the numbers "
     "here come from a few held-out scenes, the full evaluations are in docs/results.md."
 )
+
+
+ABOUT = {
+    "mapping": (
+        "Posed RGB-D views are unprojected into a voxel memory stabilised to the first camera; a 3D CNN "
+        "predicts occupancy (also where no camera looked), semantics, oriented 3D boxes (CenterNet-style) "
+        "and a rendered held-out view."
+    ),
+    "depth": (
+        "One image in, metric depth out. Trained self-supervised on generated street videos (each frame "
+        "predicted from its neighbours), made metric by the known heights of cars and people (depth = f H / h) "
+        "and a camera height that stays constant over a video. The previews show the part of the frame the "
+        "model sees (a 3:1 crop), its depth and a colour bar in metres."
+    ),
+    "nvs": (
+        "Two posed images of an object in, a new view out: a transformer on Plücker-ray tokens (LVSM-style, "
+        "decoder-only) with no 3D structure built in. These weights finished their schedule but the model is "
+        "weak: it does not beat copying the nearest input view yet, and its renders are mostly a blurred blob on "
+        "the plain background (docs/results.md)."
+    ),
+    "energy-pose": (
+        "2D joints of a person (17, Human3.6M order) and the camera in, 3D joints out: an initial network's "
+        "guess refined by K unrolled gradient steps on a learned energy (reprojection error + a learned "
+        "pose prior). Trained on generated skeletons only."
+    ),
+    "energy-voxels": (
+        "One image of an object in, its occupancy on a voxel grid tied to the camera out: an initial "
+        "decoder's guess refined by K unrolled gradient steps on a learned energy."
+    ),
+}
+"""What each system does, shown at the top of its section."""
 
 
 @dataclass
@@ -170,52 +202,34 @@ def _room_section(seed: int) -> tuple[dict, dict]:
 # ----------------------------------------------------------------------------------------- shipped models
 
 
-def _shipped(name: str, data_root: Path) -> tuple[Any, str]:
-    """``((cfg, model, steps), state)`` of ``name``'s shipped weights, or ``(None, why not)``.
+def _model_section(name: str, about: str, out: Path, device: str, build: Callable[..., dict]) -> dict:
+    """A system's section: ``about``, the state of ``name``'s shipped weights (``"model"``: ``"trained"`` when
+    they finished their schedule, else a warning), and ``build(cfg, model)``'s metrics, pictures and rows."""
+    from .weights import load_trained
 
-    ``state`` is ``"trained"`` when the weights finished their schedule, else a warning."""
-    from .engine import load_for_inference
-    from .methods import get_method
-    from .weights import shipped_checkpoint
-
-    method = get_method(name)
+    section: dict[str, Any] = {"about": about}
     try:
-        path = shipped_checkpoint(name)
+        cfg, model, folder, _ = load_trained(name, None, device, data_root=out / "data")
     except FileNotFoundError as e:
-        return None, f"NOT TRAINED: {e}. This section shows no model."
-    cfg, model, ck = load_for_inference(path, name, method.config, method.build_model, data_root=data_root)
-    step = int(json.loads((ck / "state.json").read_text())["step"])
-    planned = int(cfg.train.max_steps)
-    state = "trained" if step >= planned else (
-        f"PARTLY TRAINED: the shipped weights stopped at step {step} of the {planned} their schedule planned."
-    )  # fmt: skip
-    return (cfg, model.eval(), step), state
+        return {**section, "model": f"NOT TRAINED: {e}. This section shows no model."}
+    step, planned = int(json.loads((folder / "state.json").read_text())["step"]), int(cfg.train.max_steps)
+    unfinished = f"PARTLY TRAINED: the shipped weights stopped at step {step} of the {planned} their schedule planned."
+    section["model"] = "trained" if step >= planned else unfinished
+    section.update(build(cfg, model))
+    section["weights"] = f"shipped (src/unrender/weights/{name}/card.md: the command, commit, data and results)"
+    section["training steps"] = f"{step} of {planned}"
+    return section
 
 
-def _weights_rows(name: str, cfg: Any, step: int) -> dict[str, Any]:
-    return {
-        "weights": f"shipped (src/unrender/weights/{name}/card.md: the command, commit, data and results)",
-        "training steps": f"{step} of {cfg.train.max_steps}",
-    }
-
-
-def _mapping_section(out: Path, device: torch.device) -> dict:
+def _mapping_section(cfg: Any, model: torch.nn.Module, device: torch.device) -> dict:
     """Shipped mapping weights on held-out generated rooms: metrics, a held-out view, 3D occupancy and boxes."""
     from .methods.mapping.data import MappingDataset, memory_grid
     from .methods.mapping.detection import decode_boxes
     from .methods.mapping.evaluate import evaluate_mapping
     from .viz import box_edges_2d, colorize_labels, draw_segments, frustum_lines, image_grid
 
-    about = ("Posed RGB-D views are unprojected into a voxel memory stabilised to the first camera; a 3D CNN "
-             "predicts occupancy (also where no camera looked), semantics, oriented 3D boxes (CenterNet-style) "
-             "and a rendered held-out view.")  # fmt: skip
-    loaded, state = _shipped("mapping", out / "data")
-    if loaded is None:
-        return {"about": about, "model": state}
-    cfg, model, step = loaded
     scenes = 4
     cfg.data.num_val = scenes
-    model.to(device)
     with torch.no_grad():  # as `unrender eval` runs it (the energy models turn gradients on inside)
         m = evaluate_mapping(model, cfg, device, max_scenes=scenes)
     item = MappingDataset(cfg, "val")[0]
@@ -261,7 +275,7 @@ def _mapping_section(out: Path, device: torch.device) -> dict:
     floorless_gt = item["sem"] > 1  # leave the floor out of the 3D views
     floorless_pred = pred_occ & (pred_sem > 1)
     return {
-        "about": about, "model": state, "metrics": metrics, **_weights_rows("mapping", cfg, step),
+        "metrics": metrics,
         "held-out rooms scored": scenes,
         "legend": {"semantic classes": _legend(item["sem"])},
         "images": {"held-out view: 3D boxes (green truth, red prediction) | the predicted view": image_grid(
@@ -290,14 +304,6 @@ def _depth_section(out: Path, street: dict, real: Path, device: str) -> dict:
     from .data.formats import write_kitti_depth_png
     from .viz import box_edges_2d, draw_segments, image_grid, save_png
 
-    about = ("One image in, metric depth out. Trained self-supervised on generated street videos (each frame "
-             "predicted from its neighbours), made metric by the known heights of cars and people (depth = f H / h) "
-             "and a camera height that stays constant over a video. The previews show the part of the frame the "
-             "model sees (a 3:1 crop), its depth and a colour bar in metres.")  # fmt: skip
-    loaded, state = _shipped("depth", out / "data")
-    if loaded is None:
-        return {"about": about, "model": state}
-    cfg, _, step = loaded
     # the generated street as files, so the page shows exactly what `unrender predict depth` writes
     folder = out / "depth-street"
     (folder / "frames").mkdir(parents=True, exist_ok=True)
@@ -337,7 +343,7 @@ def _depth_section(out: Path, street: dict, real: Path, device: str) -> dict:
         "generated street, predicted depth (frames 0, 3): model input | depth | colour bar (m)":
             image_grid([[gen_previews[0]], [gen_previews[3]]]),
     }  # fmt: skip
-    section: dict[str, Any] = {"about": about, "model": state}
+    section: dict[str, Any] = {}
     kitti = real / "kitti_depth"
     if (kitti / "rgb").is_dir() and (kitti / "depth").is_dir():
         intr = kitti / "test_annotations.json"
@@ -360,7 +366,7 @@ def _depth_section(out: Path, street: dict, real: Path, device: str) -> dict:
         images[caption] = image_grid(rows)
     else:
         section["real frames"] = f"skipped: {kitti} not found (pass --real-data)"
-    section.update({"metrics": metrics, **_weights_rows("depth", cfg, step), "images": images})
+    section.update({"metrics": metrics, "images": images})
     return section
 
 
@@ -368,7 +374,7 @@ def _kitti_row(frame: dict[str, Any], size: tuple[int, int] = (96, 288)) -> list
     """Input crop | predicted depth | ground truth of one KITTI frame, on one colour scale, with a colour bar."""
     import torch.nn.functional as F
 
-    from .data.formats import fit_view_crop, read_kitti_depth_png, read_rgb
+    from .data.formats import fit_map, fit_view_crop, read_kitti_depth_png, read_rgb
     from .viz import colorize_depth, depth_colorbar, to_uint8
 
     pred, gt = read_kitti_depth_png(frame["depth_png"]), read_kitti_depth_png(frame["gt"])
@@ -378,7 +384,7 @@ def _kitti_row(frame: dict[str, Any], size: tuple[int, int] = (96, 288)) -> list
     def crop(x: torch.Tensor) -> torch.Tensor:
         return x[:, top : top + ch, left : left + cw][None]
 
-    p = F.interpolate(crop(pred), size, mode="nearest")[0, 0]
+    p = fit_map(pred, *size)[0]
     valid = (crop(gt) > 0).float()  # sparse LiDAR: the mean of the returns in each output pixel
     num = F.adaptive_avg_pool2d(crop(gt) * valid, size)
     den = F.adaptive_avg_pool2d(valid, size)
@@ -392,20 +398,12 @@ def _kitti_row(frame: dict[str, Any], size: tuple[int, int] = (96, 288)) -> list
     return [*shown, depth_colorbar(size[0], lo, hi)]
 
 
-def _nvs_section(out: Path, device: torch.device) -> dict:
+def _nvs_section(cfg: Any, model: torch.nn.Module, device: torch.device) -> dict:
     from .methods.nvs.evaluate import evaluate_nvs
 
-    about = ("Two posed images of an object in, a new view out: a transformer on Plücker-ray tokens (LVSM-style, "
-             "decoder-only) with no 3D structure built in. These weights finished their schedule but the model is "
-             "weak: it does not beat copying the nearest input view yet, and its renders are mostly a blurred blob on "
-             "the plain background (docs/results.md).")  # fmt: skip
-    loaded, state = _shipped("nvs", out / "data")
-    if loaded is None:
-        return {"about": about, "model": state}
-    cfg, model, step = loaded
     cfg.data.num_val = 2
     with torch.no_grad():  # as `unrender eval` runs it (the energy models turn gradients on inside)
-        m = evaluate_nvs(model.to(device), cfg, device, max_items=2 * cfg.data.views, images=4)
+        m = evaluate_nvs(model, cfg, device, max_items=2 * cfg.data.views, images=4)
     metrics = [
         _metric("new-view PSNR", m["model/psnr"], "dB", "higher",
                 f"nearest input view copied: {m['nearest/psnr']:.2f} dB",
@@ -413,7 +411,7 @@ def _nvs_section(out: Path, device: torch.device) -> dict:
         _metric("new-view SSIM", m["model/ssim"], "0-1", "higher", f"nearest input view: {m['nearest/ssim']:.3f}", ""),
         _metric("gain over the nearest view", m["psnr_gain_over_nearest"], "dB", "higher", "0", ">= 3"),
     ]  # fmt: skip
-    return {"about": about, "model": state, "metrics": metrics, **_weights_rows("nvs", cfg, step),
+    return {"metrics": metrics,
             "held-out objects scored": m["scenes"], "targets scored": m["targets"], "images": m["images"]}  # fmt: skip
 
 
@@ -425,21 +423,13 @@ def _skeleton_lines(joints: torch.Tensor, offset: float) -> np.ndarray:
     return np.stack([np.stack([j[a], j[b]]) for a, b in pairs]).reshape(-1, 3)
 
 
-def _energy_pose_section(out: Path, real: Path, device: torch.device) -> dict:
+def _energy_pose_section(cfg: Any, model: torch.nn.Module, real: Path, device: torch.device) -> dict:
     from .methods.energy.pose.data import h36m_samples
     from .methods.energy.pose.evaluate import _predict, evaluate_pose
 
-    about = ("2D joints of a person (17, Human3.6M order) and the camera in, 3D joints out: an initial network's "
-             "guess refined by K unrolled gradient steps on a learned energy (reprojection error + a learned "
-             "pose prior). Trained on generated skeletons only.")  # fmt: skip
-    loaded, state = _shipped("energy-pose", out / "data")
-    if loaded is None:
-        return {"about": about, "model": state}
-    cfg, model, step = loaded
     h36m = real / "h36m"
     cfg.data.h36m = h36m if (h36m / "test_h36m_body3d.npz").is_file() else None
     cfg.data.num_val = min(cfg.data.num_val, 500)  # held-out poses scored here (docs/results.md: 2000)
-    model.to(device)
     with torch.no_grad():  # as `unrender eval` runs it (the energy models turn gradients on inside)
         m = evaluate_pose(model, cfg, device)
     k = f"K{cfg.model.steps}"
@@ -451,7 +441,7 @@ def _energy_pose_section(out: Path, real: Path, device: torch.device) -> dict:
         _metric(f"MPJPE, generated poses, 5 px 2D noise ({k})", m[f"{k}/mpjpe@5px"], "mm", "lower",
                 f"K0: {m['K0/mpjpe@5px']:.1f} mm", ">= 15 mm better than K0 (docs: 18.8)"),
     ]  # fmt: skip
-    section: dict[str, Any] = {"about": about, "model": state}
+    section: dict[str, Any] = {}
     if cfg.data.h36m is not None:
         metrics += [
             _metric(f"Human3.6M (4 real frames): MPJPE, protocol #1 ({k})", m[f"{k}/h36m/mpjpe"], "mm", "lower",
@@ -475,22 +465,15 @@ def _energy_pose_section(out: Path, real: Path, device: torch.device) -> dict:
                                           {"lines": lines_pr, "color": "#d62728"}]}}  # fmt: skip
     else:
         section["real frames"] = f"skipped: {h36m} not found (pass --real-data)"
-    section.update({"metrics": metrics, **_weights_rows("energy-pose", cfg, step), "images": m["images"]})
+    section.update({"metrics": metrics, "images": m["images"]})
     return section
 
 
-def _energy_voxels_section(out: Path, device: torch.device) -> dict:
+def _energy_voxels_section(cfg: Any, model: torch.nn.Module, device: torch.device) -> dict:
     from .methods.energy.voxels.data import VoxelViews, grid_points
     from .methods.energy.voxels.evaluate import _iterates, evaluate_voxels
 
-    about = ("One image of an object in, its occupancy on a voxel grid tied to the camera out: an initial "
-             "decoder's guess refined by K unrolled gradient steps on a learned energy.")  # fmt: skip
-    loaded, state = _shipped("energy-voxels", out / "data")
-    if loaded is None:
-        return {"about": about, "model": state}
-    cfg, model, step = loaded
     cfg.data.num_val = 2
-    model.to(device)
     with torch.no_grad():  # as `unrender eval` runs it (the energy models turn gradients on inside)
         m = evaluate_voxels(model, cfg, device)
     k = f"K{cfg.model.steps}"
@@ -512,7 +495,7 @@ def _energy_voxels_section(out: Path, device: torch.device) -> dict:
         return {"points": p, "colors": (np.array(colour)[None] * shade).astype(np.uint8), "point_size": 0.04}
 
     return {
-        "about": about, "model": state, "metrics": metrics, **_weights_rows("energy-voxels", cfg, step),
+        "metrics": metrics,
         "held-out views scored": m["views"], "images": m["images"],
         "scene3d": {
             f"held-out view 0, predicted occupancy ({k}; camera frame, nearer = brighter)": cloud(
@@ -548,19 +531,22 @@ def run_demo(cfg: DemoConfig) -> Path:
         "Synthetic world: a room from several views": room,
         "Geometry core: depth carving vs exact occupancy": geo,
     }
+    real = Path(cfg.real_data)
     jobs = [
-        ("Neural 3D mapping (shipped weights, held-out rooms)", lambda: _mapping_section(out, device)),
-        ("Metric monocular depth (shipped weights; generated street and real KITTI frames)",
-         lambda: _depth_section(out, street_sample, Path(cfg.real_data), cfg.device)),
-        ("Transformer novel-view synthesis (shipped weights, held-out objects)", lambda: _nvs_section(out, device)),
-        ("Learned-energy pose lifting (shipped weights; generated poses and real Human3.6M frames)",
-         lambda: _energy_pose_section(out, Path(cfg.real_data), device)),
-        ("Learned-energy single-view voxels (shipped weights, held-out objects)",
-         lambda: _energy_voxels_section(out, device)),
+        ("Neural 3D mapping (shipped weights, held-out rooms)", "mapping",
+         lambda c, m: _mapping_section(c, m, device)),
+        ("Metric monocular depth (shipped weights; generated street and real KITTI frames)", "depth",
+         lambda c, m: _depth_section(out, street_sample, real, cfg.device)),
+        ("Transformer novel-view synthesis (shipped weights, held-out objects)", "nvs",
+         lambda c, m: _nvs_section(c, m, device)),
+        ("Learned-energy pose lifting (shipped weights; generated poses and real Human3.6M frames)", "energy-pose",
+         lambda c, m: _energy_pose_section(c, m, real, device)),
+        ("Learned-energy single-view voxels (shipped weights, held-out objects)", "energy-voxels",
+         lambda c, m: _energy_voxels_section(c, m, device)),
     ]  # fmt: skip
-    for i, (heading, job) in enumerate(jobs, start=2):
+    for i, (heading, name, build) in enumerate(jobs, start=2):
         print(f"[{i}/{n}] {steps[i - 1]} ({time.time() - t_start:.0f} s so far)")
-        sections[heading] = job()
+        sections[heading] = _model_section(name, ABOUT[name], out, cfg.device, build)
     page = write_report(out / "index.html", "unrender demo", sections, intro=INTRO)
     summary: dict[str, Any] = {"seconds": None}
     for heading, s in sections.items():

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["SHIPPED", "ship_checkpoint", "shipped_checkpoint"]
+__all__ = ["SHIPPED", "load_trained", "ship_checkpoint", "shipped_checkpoint"]
 
 SHIPPED = Path(__file__).resolve().parent
 
@@ -28,6 +28,29 @@ def shipped_checkpoint(method: str) -> Path:
             f"train a model (unrender train {method}) and pass --ckpt"
         )
     return path
+
+
+def load_trained(method: str, ckpt: Path | None = None, device: str = "auto", *, data_root: Path | None = None):
+    """A trained model of ``method`` for ``eval``, ``probe``, ``predict`` and the demo: ``ckpt`` (a checkpoint
+    or run folder), or the shipped weights when it is None; weights and config only
+    (:func:`unrender.engine.load_for_inference`), on ``device`` (``"auto"``: CUDA when there is one), in eval
+    mode.
+
+    Returns:
+        ``(config, model, checkpoint folder, torch.device)``.
+
+    Raises:
+        FileNotFoundError: no ``ckpt`` and no shipped weights for ``method``; CheckpointError: a bad checkpoint.
+    """
+    from ..engine import load_for_inference
+    from ..engine.distributed import pick_device
+    from ..methods import get_method
+
+    m = get_method(method)
+    path = Path(ckpt) if ckpt is not None else shipped_checkpoint(method)
+    cfg, model, folder = load_for_inference(path, method, m.config, m.build_model, data_root=data_root)
+    dev = pick_device(device)
+    return cfg, model.to(dev).eval(), folder, dev
 
 
 def ship_checkpoint(checkpoint: Path, method: str, *, card: str) -> Path:

@@ -15,7 +15,7 @@ from .colmap import ColmapModel, read_colmap_text
 from .errors import FormatError, MissingFileError
 from .frames import IMAGE_SUFFIXES, VIDEO_SUFFIXES, VideoWriter, iter_frames, video_frame_rate
 from .h36m import H36MSamples, read_h36m
-from .images import fit_view, fit_view_crop, fit_view_undistorted, read_rgb
+from .images import fit_intrinsics, fit_map, fit_view, fit_view_crop, fit_view_undistorted, read_rgb
 from .intrinsics import CameraIntrinsics, camera_for_image, intrinsics_from_fov, read_intrinsics
 from .kitti import (
     KittiObject,
@@ -41,6 +41,8 @@ __all__ = [
     "IMAGE_SUFFIXES",
     "VIDEO_SUFFIXES",
     "VideoWriter",
+    "fit_intrinsics",
+    "fit_map",
     "fit_view_undistorted",
     "video_frame_rate",
     "CameraIntrinsics",

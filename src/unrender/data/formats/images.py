@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from ...geometry.camera import crop_intrinsics, scale_intrinsics
 from .errors import FormatError, require_file
 
-__all__ = ["fit_view_undistorted", "read_rgb", "fit_view", "fit_view_crop"]
+__all__ = ["fit_intrinsics", "fit_map", "fit_view_undistorted", "read_rgb", "fit_view", "fit_view_crop"]
 
 
 def read_rgb(path: str | Path, what: str = "image") -> torch.Tensor:
@@ -68,7 +68,32 @@ def fit_view(image: torch.Tensor, K: torch.Tensor, H: int, W: int) -> tuple[torc
     top, left, ch, cw = fit_view_crop(*image.shape[-2:], H, W)
     crop = image[:, top : top + ch, left : left + cw]
     out = F.interpolate(crop[None], (H, W), mode="bilinear", antialias=True, align_corners=False)[0]
-    return out.clamp(0, 1), scale_intrinsics(crop_intrinsics(K, top, left), W / cw, H / ch)
+    return out.clamp(0, 1), fit_intrinsics(K, *image.shape[-2:], H, W)
+
+
+def fit_map(values: torch.Tensor, H: int, W: int) -> torch.Tensor:
+    """A per-pixel map ``(C, h, w)`` (depth, instance ids, labels) cropped like :func:`fit_view` and resized to
+    ``H x W`` by nearest neighbour, so no values are mixed across edges or ids; dtype kept.
+
+    Example:
+        >>> fit_map(torch.arange(8).reshape(1, 2, 4), 2, 2).tolist()
+        [[[1, 2], [5, 6]]]
+    """
+    top, left, ch, cw = fit_view_crop(*values.shape[-2:], H, W)
+    crop = values[None, :, top : top + ch, left : left + cw]
+    return F.interpolate(crop.double(), (H, W), mode="nearest")[0].to(values.dtype)
+
+
+def fit_intrinsics(K: torch.Tensor, h: int, w: int, H: int, W: int) -> torch.Tensor:
+    """The ``K`` :func:`fit_view` gives an ``h x w`` image's camera at ``H x W`` (for cameras without an image).
+
+    Example:
+        >>> from unrender.geometry import make_intrinsics
+        >>> fit_intrinsics(make_intrinsics(50.0, 50.0, 39.5, 19.5), 40, 80, 16, 16)[0, 2].item()
+        7.5
+    """
+    top, left, ch, cw = fit_view_crop(h, w, H, W)
+    return scale_intrinsics(crop_intrinsics(K, top, left), W / cw, H / ch)
 
 
 def fit_view_undistorted(

@@ -198,7 +198,7 @@ def read_user_masks(png: Path, classes: Path, H: int, W: int, max_objects: int) 
     import numpy as np
     from PIL import Image, UnidentifiedImageError
 
-    from ...data.formats import FormatError, fit_view_crop
+    from ...data.formats import FormatError, fit_map
     from ...data.formats.errors import require_file
 
     require_file(png, "instance mask PNG")
@@ -218,9 +218,7 @@ def read_user_masks(png: Path, classes: Path, H: int, W: int, max_objects: int) 
     unknown = sorted({c for c in table.values() if c not in CLASSES})
     if unknown:
         raise FormatError(f"{classes}: unknown classes {unknown} (known: {', '.join(CLASSES)})")
-    top, left, ch, cw = fit_view_crop(*ids.shape, H, W)
-    inst = torch.from_numpy(ids[top : top + ch, left : left + cw].astype(np.int64))[None, None].float()
-    inst = torch.nn.functional.interpolate(inst, (H, W), mode="nearest")[0].long()  # (1, H, W)
+    inst = fit_map(torch.from_numpy(ids.astype(np.int64))[None], H, W)  # (1, H, W)
     box_ids = torch.tensor(list(table), dtype=torch.long)
     box_classes = torch.tensor([CLASSES.index(c) for c in table.values()], dtype=torch.long)
     masks, labels = object_masks(inst, box_ids, box_classes, max_objects)

@@ -139,19 +139,14 @@ def _score(gt_path: Path, name: str, pred: torch.Tensor) -> dict[str, Any]:
 def predict_depth_files(args: DepthPredictArgs) -> dict[str, Any]:
     """Run a trained depth model on an image, a folder of frames or a video: writes KITTI-style depth
     PNGs, previews with a colour bar, PLY point clouds and predictions.json under --out."""
-    from ...engine import load_for_inference
-    from ...engine.distributed import pick_device
     from ...io import atomic_write_text
-    from ...weights import shipped_checkpoint
+    from ...weights import load_trained
 
     if not args.max_depth > 0 or args.every < 1 or args.max_frames < 0:
         raise ValueError("--max-depth must be > 0, --every >= 1 and --max-frames >= 0")
     if args.intrinsics is None and args.fov is None:
         camera_for_image(None, None, 1, 1)  # says what to give, before any work
-    ckpt = args.ckpt if args.ckpt is not None else shipped_checkpoint("depth")
-    cfg, model, ck_path = load_for_inference(ckpt, "depth", DepthConfig, DepthModel)
-    device = pick_device(args.device)
-    model.to(device).eval()
+    cfg, model, ck_path, device = load_trained("depth", args.ckpt, args.device)
     Hn, Wn, f_train = training_camera(cfg)
     args.out.mkdir(parents=True, exist_ok=True)
     summary: dict[str, Any] = {"checkpoint": str(ck_path), "input": str(args.input), "frames": []}

@@ -32,12 +32,11 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ...data.formats import (
     FormatError,
+    fit_map,
     fit_view,
-    fit_view_crop,
     read_intrinsics,
     read_kitti_depth_png,
     read_rgb,
@@ -48,7 +47,6 @@ from ...data.formats import (
     write_ply,
 )
 from ...geometry import VoxelGrid, box_corners, invert_rigid, make_rigid, transform_points
-from .config import MappingConfig
 
 __all__ = ["MappingPredictArgs", "gravity_direction", "level_rotation", "predict_mapping_files"]
 
@@ -136,11 +134,6 @@ def level_rotation(cam_from_world: torch.Tensor) -> torch.Tensor:
     return torch.eye(3, dtype=torch.float64) + vx + vx @ vx / (1 + c)
 
 
-def _fit_depth(depth: torch.Tensor, K: torch.Tensor, H: int, W: int) -> torch.Tensor:
-    top, left, ch, cw = fit_view_crop(*depth.shape[-2:], H, W)
-    return F.interpolate(depth[None, :, top : top + ch, left : left + cw], (H, W), mode="nearest")[0]
-
-
 def _spread(candidates: list[int], k: int) -> list[int]:
     if k <= 0 or not candidates:
         return []
@@ -151,24 +144,18 @@ def _spread(candidates: list[int], k: int) -> list[int]:
 def predict_mapping_files(args: MappingPredictArgs) -> dict[str, Any]:
     """Posed RGB-D views -> occupancy (PLY, binvox), semantics (npz), oriented 3D boxes (JSON) and
     rendered held-out views (PNG) under --out."""
-    from ...engine import load_for_inference
-    from ...engine.distributed import pick_device
     from ...io import atomic_path, atomic_write_text
     from ...metrics import psnr
     from ...viz import colorize_labels, image_grid, save_png, to_uint8
-    from ...weights import shipped_checkpoint
+    from ...weights import load_trained
     from ...world import CLASSES
     from .data import mem_from_world, memory_grid
     from .detection import decode_boxes
-    from .model import MappingNet
 
     if args.render < 0 or not 0 <= args.score_threshold <= 1:
         raise ValueError("--render must be >= 0 and --score-threshold in [0, 1]")
     cap = _read_capture(args)
-    ckpt = args.ckpt if args.ckpt is not None else shipped_checkpoint("mapping")
-    cfg, model, ck_path = load_for_inference(ckpt, "mapping", MappingConfig, MappingNet)
-    device = pick_device(args.device)
-    model.to(device).eval()
+    cfg, model, ck_path, device = load_trained("mapping", args.ckpt, args.device)
     d = cfg.data
     n = len(cap.rgb)
     chosen = list(args.inputs) if args.inputs else _spread(list(range(n)), d.views_in)
@@ -190,7 +177,7 @@ def predict_mapping_files(args: MappingPredictArgs) -> dict[str, Any]:
             raise FormatError(f"{cap.depth[i]}: the depth map is {w} x {h}, its image {cap.rgb[i].name} is "
                               f"{full.shape[-1]} x {full.shape[-2]}; they must be the same size")  # fmt: skip
         img, Kn = fit_view(full, cap.K[i], d.height, d.width)
-        return img, Kn, _fit_depth(raw, cap.K[i], d.height, d.width)
+        return img, Kn, fit_map(raw, d.height, d.width)
 
     ins = [view(i) for i in chosen]
     batch = {

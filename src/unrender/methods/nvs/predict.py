@@ -27,10 +27,9 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from ...data.formats import VideoWriter, fit_view, fit_view_undistorted, read_rgb
+from ...data.formats import VideoWriter, fit_intrinsics, fit_view_undistorted, read_rgb
 from ...geometry import invert_rigid, look_at
 from .capture import TRAIN_DISTANCE, capture_frame, centres_axes, normalise, read_capture
-from .config import NVSConfig
 
 __all__ = ["NVSPredictArgs", "eval_capture", "orbit_cameras", "predict_nvs_files"]
 
@@ -76,10 +75,6 @@ def orbit_cameras(cam_from_world: torch.Tensor, n: int) -> torch.Tensor:
     return look_at(eyes, torch.zeros_like(eyes), up=-up.expand_as(eyes))
 
 
-def _view(path: Path, K: torch.Tensor, dist: torch.Tensor, H: int, W: int) -> tuple[torch.Tensor, torch.Tensor]:
-    return fit_view_undistorted(read_rgb(path), K, dist, H, W)
-
-
 def _nearest(T_in: torch.Tensor, T_target: torch.Tensor, k: int) -> list[int]:
     c, d = centres_axes(T_in)
     ct, dt = centres_axes(T_target[None])
@@ -90,23 +85,17 @@ def _nearest(T_in: torch.Tensor, T_target: torch.Tensor, k: int) -> list[int]:
 def predict_nvs_files(args: NVSPredictArgs) -> dict[str, Any]:
     """Render target cameras (another transforms.json, or an orbit) from a transforms.json capture: one PNG
     per target, views.mp4 and predictions.json under --out."""
-    from ...engine import load_for_inference
-    from ...engine.distributed import pick_device
     from ...io import atomic_write_text
     from ...metrics import psnr, ssim
     from ...viz import save_png, to_uint8
-    from ...weights import shipped_checkpoint
-    from .model import NVSModel
+    from ...weights import load_trained
 
     if (args.targets is not None) + (args.holdout > 0) + (args.orbit > 0) != 1 or min(args.holdout, args.orbit) < 0:
         raise ValueError("give the target cameras: --targets TRANSFORMS_JSON, --holdout N or --orbit N (one of them)")
     if not args.fps > 0:
         raise ValueError(f"--fps must be > 0, got {args.fps}")
     capture = read_capture(args.input)
-    ckpt = args.ckpt if args.ckpt is not None else shipped_checkpoint("nvs")
-    cfg, model, ck_path = load_for_inference(ckpt, "nvs", NVSConfig, NVSModel)
-    device = pick_device(args.device)
-    model.to(device).eval()
+    cfg, model, ck_path, device = load_trained("nvs", args.ckpt, args.device)
     d = cfg.data
     centre, scale, how = capture_frame(capture.cam_from_world)
     T_all = normalise(capture.cam_from_world, centre, scale)
@@ -116,19 +105,19 @@ def predict_nvs_files(args: NVSPredictArgs) -> dict[str, Any]:
         raise ValueError(f"{args.input}: {len(keep)} input views with images; the model needs {d.num_input}")
     T_in = T_all[keep]
     dist = capture.distortion
-    views = [_view(capture.paths[i], capture.K[i], dist, d.height, d.width) for i in keep]
+    views = [fit_view_undistorted(read_rgb(capture.paths[i]), capture.K[i], dist, d.height, d.width) for i in keep]
     inputs = [capture.paths[i] for i in keep]
     if args.targets is not None:
         tg = read_capture(args.targets)
         T_tg, K_tg, paths, size = normalise(tg.cam_from_world, centre, scale), tg.K, tg.paths, tg.size
+        dist_tg = tg.distortion
     elif args.holdout:
         held = [i for i in range(n) if i % args.holdout == 0]
         T_tg, K_tg, paths = T_all[held], capture.K[held], [capture.paths[i] for i in held]
-        size = capture.size
+        size, dist_tg = capture.size, dist
     else:
         T_tg = orbit_cameras(T_in, args.orbit)
-        K_tg, paths, size = capture.K[:1].expand(args.orbit, 3, 3), [], capture.size
-    blank = torch.zeros(3, *size)
+        K_tg, paths, size, dist_tg = capture.K[:1].expand(args.orbit, 3, 3), [], capture.size, dist
     args.out.mkdir(parents=True, exist_ok=True)
     summary: dict[str, Any] = {
         "checkpoint": str(ck_path), "input": str(args.input), "views": [],
@@ -142,8 +131,10 @@ def predict_nvs_files(args: NVSPredictArgs) -> dict[str, Any]:
     try:
         for i in tqdm(range(len(T_tg)), desc="predict nvs", unit="view", dynamic_ncols=True):
             chosen = _nearest(T_in, T_tg[i], d.num_input)
-            gt_img, Kt = _view(paths[i], K_tg[i], dist, d.height, d.width) if i < len(paths) else (
-                None, fit_view(blank, K_tg[i], d.height, d.width)[1])  # fmt: skip
+            if i < len(paths):  # a target with its image: scored
+                gt_img, Kt = fit_view_undistorted(read_rgb(paths[i]), K_tg[i], dist_tg, d.height, d.width)
+            else:
+                gt_img, Kt = None, fit_intrinsics(K_tg[i], *size, d.height, d.width)
             batch = {
                 "images": torch.stack([views[j][0] for j in chosen])[None],
                 "K": torch.stack([views[j][1] for j in chosen])[None].float(),

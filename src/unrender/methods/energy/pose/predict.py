@@ -20,7 +20,6 @@ import torch
 
 from ....data.formats.errors import FormatError, require_file
 from ....world.generators import H36M_JOINTS
-from .config import EnergyPoseConfig
 
 __all__ = ["PosePredictArgs", "eval_h36m_files", "predict_pose_files", "read_keypoints"]
 
@@ -80,19 +79,13 @@ def read_keypoints(path: str | Path) -> tuple[torch.Tensor, torch.Tensor]:
 
 def predict_pose_files(args: PosePredictArgs) -> dict[str, Any]:
     """Lift 2D keypoints (Human3.6M order) to camera-frame 3D joints; write joints_3d.json and skeletons.png."""
-    from ....engine import load_for_inference
-    from ....engine.distributed import pick_device
     from ....io import atomic_write_text
     from ....viz import image_grid, save_png
-    from ....weights import shipped_checkpoint
+    from ....weights import load_trained
     from .evaluate import _predict, _skeleton_panel
-    from .model import build_pose_model
 
     joints_2d, K = read_keypoints(args.input)
-    ckpt = args.ckpt if args.ckpt is not None else shipped_checkpoint("energy-pose")
-    cfg, model, ck_path = load_for_inference(ckpt, "energy-pose", EnergyPoseConfig, build_pose_model)
-    device = pick_device(args.device)
-    model.to(device).eval()
+    cfg, model, ck_path, device = load_trained("energy-pose", args.ckpt, args.device)
     batch = {"joints_2d": joints_2d.to(device), "K": K.to(device)}
     joints_3d = _predict(model, batch, args.steps)[-1].float().cpu()  # (N, 17, 3), the last iterate
     poses = [{name: [round(v, 4) for v in p.tolist()] for name, p in zip(H36M_JOINTS, pose, strict=True)}
@@ -111,12 +104,9 @@ def predict_pose_files(args: PosePredictArgs) -> dict[str, Any]:
 def eval_h36m_files(ckpt: Path, data: Path, out: Path, device: str) -> dict[str, float]:
     """Human3.6M protocols #1 (MPJPE) and #2 (P-MPJPE) in mm on a folder with ``test_h36m_body3d.npz`` and
     ``cameras.json`` (2D joints and intrinsics in), next to the fit-to-2D baseline."""
-    from ....engine import load_for_inference
-    from ....engine.distributed import pick_device
+    from ....weights import load_trained
     from .evaluate import evaluate_h36m
-    from .model import build_pose_model
 
-    cfg, model, _ = load_for_inference(ckpt, "energy-pose", EnergyPoseConfig, build_pose_model)
-    dev = pick_device(device)
+    cfg, model, _, dev = load_trained("energy-pose", ckpt, device)
     with torch.no_grad():
-        return evaluate_h36m(model.to(dev), cfg, Path(data), dev)
+        return evaluate_h36m(model, cfg, Path(data), dev)

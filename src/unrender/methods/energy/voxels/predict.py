@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 
 from ....data.formats import camera_for_image, fit_view_undistorted, iter_frames, write_binvox, write_ply
 from ....geometry import VoxelGrid
-from .config import EnergyVoxelsConfig, VoxelData
+from .config import VoxelData
 
 __all__ = ["VoxelsPredictArgs", "cube_from_grid", "eval_binvox_pairs", "predict_voxel_files", "resample_to_grid"]
 
@@ -107,30 +107,19 @@ def _predict_one(model: torch.nn.Module, d: VoxelData, rgb: torch.Tensor, cam, s
     return logits > 0, net_img, Kn
 
 
-def _load(ckpt: Path | None, device_name: str) -> tuple[EnergyVoxelsConfig, torch.nn.Module, Path, torch.device]:
-    from ....engine import load_for_inference
-    from ....engine.distributed import pick_device
-    from ....weights import shipped_checkpoint
-    from .model import build_voxel_model
-
-    ckpt = ckpt if ckpt is not None else shipped_checkpoint("energy-voxels")
-    cfg, model, ck_path = load_for_inference(ckpt, "energy-voxels", EnergyVoxelsConfig, build_voxel_model)
-    device = pick_device(device_name)
-    return cfg, model.to(device).eval(), ck_path, device
-
-
 def predict_voxel_files(args: VoxelsPredictArgs) -> dict[str, Any]:
     """One image of an object -> its occupancy: binvox (camera-frame cube), PLY of occupied cells and a
     preview per image, and predictions.json, under --out."""
     from ....io import atomic_write_text
     from ....viz import image_grid, save_png, to_uint8
+    from ....weights import load_trained
     from .data import grid_points
 
     if args.max_frames < 0 or (args.steps is not None and args.steps < 0):
         raise ValueError("--max-frames and --steps must be >= 0")
     if args.intrinsics is None and args.fov is None:
         camera_for_image(None, None, 1, 1)  # says what to give, before any work
-    cfg, model, ck_path, device = _load(args.ckpt, args.device)
+    cfg, model, ck_path, device = load_trained("energy-voxels", args.ckpt, args.device)
     d = cfg.data
     args.out.mkdir(parents=True, exist_ok=True)
     summary: dict[str, Any] = {
@@ -169,12 +158,13 @@ def eval_binvox_pairs(ckpt: Path, data: Path, out: Path, device: str) -> dict[st
     ``intrinsics.json``). IoU of the prediction at each binvox grid's voxel centres, averaged over pairs."""
     from ....data.formats import IMAGE_SUFFIXES, read_binvox, read_rgb
     from ....data.formats.errors import MissingFileError
+    from ....weights import load_trained
 
     data = Path(data)
     images = sorted(p for p in data.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if data.is_dir() else []
     if not images:
         raise MissingFileError(f"{data}: a binvox-pairs folder holds <name>.png + <name>.binvox + a camera JSON")
-    cfg, model, _, dev = _load(ckpt, device)
+    cfg, model, _, dev = load_trained("energy-voxels", ckpt, device)
     ious = []
     for img in tqdm(images, desc="eval binvox pairs", unit="pair", dynamic_ncols=True):
         truth = img.with_suffix(".binvox")
