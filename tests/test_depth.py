@@ -16,11 +16,13 @@ from unrender.methods.depth.losses import (
     depth_losses,
     frame_geometry,
     photometric_error,
-    road_travel_loss,
+    road_diagnostics,
+    road_plane_loss,
     ssim_dissimilarity,
+    travel_direction,
     update_camera_target,
 )
-from unrender.methods.depth.scale import mask_extents, object_depth_from_height, plane_from_point_map
+from unrender.methods.depth.scale import mask_extents, object_depth_from_height, plane_containing, plane_from_point_map
 from unrender.render import inverse_warp
 from unrender.world import CLASSES
 
@@ -86,32 +88,73 @@ def test_plane_fit_is_differentiable_in_the_depth():
     assert torch.isfinite(depth.grad).all() and depth.grad.abs().sum() > 0
 
 
-def test_road_travel_loss_levels_a_tilted_road():
-    """|n . c| is the sine of the road's tilt against the motion; descending it on the depth
-    levels the road (and leaves the poses alone)."""
-    K = make_intrinsics(50.0, 50.0, 15.5, -4.0, dtype=torch.float64)[None]  # every row below the horizon
-    v = torch.arange(16, dtype=torch.float64)[:, None].expand(16, 32)
-    theta = math.radians(3.0)  # the road rises away from the camera: y = 1.65 - z tan(theta)
-    depth = (1.65 / ((v + 4.0) / 50.0 + math.tan(theta)))[None, None].clone().requires_grad_(True)
+def _road_depth(K: torch.Tensor, H: int, W: int, height) -> torch.Tensor:
+    """Depth of the rays of an ``H x W`` image that hit the surface ``y = height(x)`` (x, y camera metres
+    per unit depth solved by fixed-point iteration: the road under a camera looking along +z)."""
+    v, u = torch.meshgrid(torch.arange(H, dtype=torch.float64), torch.arange(W, dtype=torch.float64), indexing="ij")
+    ry, rx = (v - K[0, 1, 2]) / K[0, 1, 1], (u - K[0, 0, 2]) / K[0, 0, 0]
+    d = 1.65 / ry
+    for _ in range(50):
+        d = height(d * rx) / ry
+    return d[None, None]
+
+
+def test_plane_containing_recovers_a_rolled_road_through_outliers(streets):
+    # analytic: a road rolled by 4 degrees about the direction of travel (+z), 1.65 m from the camera,
+    # with a fifth of its points replaced by a wrong depth (a car's mask leaking into the road)
+    K = make_intrinsics(50.0, 50.0, 15.5, -4.0, dtype=torch.float64)[None]
+    roll = math.radians(4.0)
+    depth = _road_depth(K, 16, 32, lambda x: (1.65 - x * math.sin(roll)) / math.cos(roll))
+    bad = torch.rand(1, 1, 16, 32, generator=torch.Generator().manual_seed(0)) < 0.2
+    depth = torch.where(bad, depth * 0.6, depth)
+    fit = plane_containing(depth_to_points(depth, K), torch.ones(1, 16, 32, dtype=torch.bool),
+                           torch.tensor([[0.0, 0.0, 1.0]], dtype=torch.float64))  # fmt: skip
+    true_n = torch.tensor([-math.sin(roll), -math.cos(roll), 0.0], dtype=torch.float64)  # towards up
+    assert math.degrees(math.acos(min(1.0, float(fit["normal"][0] @ true_n)))) < 0.3
+    assert fit["height"].item() == pytest.approx(1.65, rel=0.01)
+    # rendered: the road of generated frames with the true depth and the true motion
+    cfg, ds = streets
+    batch = default_collate([ds[i] for i in range(0, len(ds), 2)])
+    road = batch["road"][:, 0] & (batch["depth"][:, 0] > 0)
+    fit = plane_containing(depth_to_points(batch["depth"], batch["K"]), road, travel_direction(batch["src_from_tgt"]))
+    assert fit["ok"].all()
+    assert ((fit["height"] / batch["camera_height"] - 1).abs() < 0.01).all(), fit["height"]
+
+
+def test_road_plane_loss_flattens_the_collapsed_road():
+    """The collapse of issue 29: the road far in the centre of the lower image, near at the sides. Its
+    fitted mean normal is level with the motion (a loss on that normal sees nothing wrong); the
+    road-plane loss does, and descending it on the depth makes the road flat and level."""
+    K = make_intrinsics(50.0, 50.0, 15.5, -4.0, dtype=torch.float64)[None]
+    true = _road_depth(K, 16, 32, lambda x: torch.full_like(x, 1.65))
+    bent = _road_depth(K, 16, 32, lambda x: 1.65 + 0.6 * torch.exp(-(x / 1.5) ** 2))  # a trough under the camera
     poses = torch.eye(4, dtype=torch.float64).repeat(1, 2, 1, 1)
     poses[0, 0, 2, 3], poses[0, 1, 2, 3] = 1.0, -1.0  # previous 1 m behind, next 1 m ahead
-    poses.requires_grad_(True)
     road = torch.ones(1, 16, 32, dtype=torch.bool)
-    fit = plane_from_point_map(depth_to_points(depth, K), road)
-    loss = road_travel_loss(fit["normal"], poses)
-    assert loss.item() == pytest.approx(math.sin(theta), rel=1e-6)
-    loss.backward()
-    assert poses.grad is None or poses.grad.abs().sum() == 0
-    opt = torch.optim.SGD([depth], lr=20.0)
-    for _ in range(50):
+    batch = {"depth": true.float(), "K": K.float(), "road": road[:, None]}
+
+    def diag(depth):
+        pts = depth_to_points(depth.detach(), K)
+        return road_diagnostics(plane_from_point_map(pts, road), depth.detach(), poses, batch)
+
+    before = diag(bent)
+    assert before["road_travel_deg"] < 0.01  # the mean normal contains the motion ...
+    assert before["road_spread_deg"] > 5 and before["road_abs_rel"] > 0.05  # ... while the road is bent
+    depth = bent.clone().requires_grad_(True)
+    opt = torch.optim.Adam([depth], lr=0.05)
+    for _ in range(200):
         opt.zero_grad()
-        road_travel_loss(plane_from_point_map(depth_to_points(depth, K), road)["normal"], poses).backward()
+        pts = depth_to_points(depth, K)
+        road_plane_loss(pts, road, plane_containing(pts, road, travel_direction(poses))).backward()
         opt.step()
-    after = road_travel_loss(plane_from_point_map(depth_to_points(depth.detach(), K), road)["normal"], poses)
-    assert after.item() < 0.2 * math.sin(theta)
-    # a level road moving forward costs nothing; frames without a plane are left out
-    level = road_travel_loss(torch.tensor([[0.0, -1.0, 0.0], [float("nan")] * 3]), poses.detach().expand(2, 2, 4, 4))
-    assert level.item() == pytest.approx(0.0, abs=1e-12)
+    after = diag(depth)
+    assert after["road_spread_deg"] < 1 and after["road_tilt_deg"] < 1, after
+    # the right shape up to the scale (which is the camera-height loss's job): depth / truth is one number
+    ratio = (depth.detach() / true).flatten()
+    assert ratio.std() / ratio.mean() < 0.01 < (bent / true).std() / (bent / true).mean()
+    # the pull is along the plane's normal only: a flat level road costs nothing
+    pts = depth_to_points(true, K)
+    assert road_plane_loss(pts, road, plane_containing(pts, road, travel_direction(poses))).item() < 1e-6
 
 
 def test_warping_with_true_depth_and_pose_explains_static_pixels(streets):
@@ -204,6 +247,26 @@ def test_metric_scale_moves_depth_and_motion_together(tmp_path):
     assert all(p.grad is None for n, p in model.named_parameters() if n != "log_scale")
 
 
+def test_road_terms_and_the_per_epoch_road_report(tmp_path):
+    """Each road constraint adds its term; the step that ends an epoch reports the epoch's road (tilt
+    against the truth, bend, error, which loss moves it) and the collapse flag."""
+    cfg = DEPTH.make_config("tiny")
+    cfg.data = dataclasses.replace(cfg.data, root=tmp_path)
+    batch = default_collate([DepthDataset(cfg, "train")[i] for i in range(2)])
+    for road_loss, term in (("plane", "road_plane"), ("normal", "road_travel")):
+        cfg.scale = dataclasses.replace(cfg.scale, road_loss=road_loss)
+        torch.manual_seed(0)
+        model = DEPTH.build_model(cfg).train()
+        spe = len(DepthDataset(cfg, "train")) // cfg.train.batch_size
+        out = depth_losses(model, batch, cfg)  # step 1: inside the first epoch
+        assert term in out and "road_tilt_deg" in out and not any(k.startswith("epoch_") for k in out)
+        model.steps.fill_(spe - 1)
+        out = depth_losses(model, batch, cfg)  # the epoch's last step
+        assert out[f"grad_road_{term}"] > 0 and out["grad_road_photometric"] > 0
+        assert {"epoch_road_tilt_deg", "epoch_road_spread_deg", "epoch_road_abs_rel", "epoch_road_collapse"} <= set(out)
+        assert out["epoch_road_collapse"].item() == float(out["epoch_road_tilt_deg"] > 3.0)
+
+
 def test_height_rule_flags_occluded_objects():
     from unrender.methods.depth.scale import abnormal_objects
 
@@ -293,6 +356,15 @@ def test_tiny_training_lowers_the_loss_and_checkpoints_reload(tmp_path):
     table = ablation_table({"a": {**metrics, "scale_enabled": 0.0}, "e": metrics}, "cmd")
     assert "(b) self-supervised, median scaling" in table and "(e) full method" in table
     assert "| static |" in table and "(e) part of abs_rel" in table
+    # seeds: mean ± std per variant, every run listed, a collapsed road marked
+    bad = {**metrics, "road_collapse": 1.0, "unscaled/abs_rel": metrics["unscaled/abs_rel"] + 0.5}
+    good = {**metrics, "road_collapse": 0.0}
+    table = ablation_table({"b0": {**good, "scale_enabled": 0.0}, "e0": good, "e1": bad}, "cmd")
+    row = next(line for line in table.splitlines() if line.startswith("| (e) full method"))
+    assert "road collapsed: e1" in row and "e0, e1" in row
+    mean = metrics["unscaled/abs_rel"] + 0.25
+    assert f"{mean:.4f} ± {0.5 / math.sqrt(2):.4f}" in row
+    assert "| e1 | (e) |" in table and table.count("| yes |") == 1
 
 
 def test_automask_margin_keeps_near_ties_in_the_loss(streets):

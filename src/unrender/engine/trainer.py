@@ -360,6 +360,9 @@ class Trainer:
                     stats["steps_per_s"] = self.step / max(1e-9, time.time() - t0)
                     self.logger.log(self.step, stats, prefix="train/")
                     bar.set_postfix(loss=f"{stats['loss']:.4g}")
+                elif any(k.startswith("epoch_") for k in stats):  # a method's per-epoch summaries: always logged
+                    self.logger.log(self.step, {k: v for k, v in stats.items() if k.startswith("epoch_")},
+                                    prefix="train/")  # fmt: skip
                 if tc.ckpt_every and self.step % tc.ckpt_every == 0 and self.step < tc.max_steps:
                     self.save()
                 if tc.eval_every and self.step % tc.eval_every == 0 and self.step < tc.max_steps:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from ...engine.config import TrainConfig
 
@@ -90,10 +91,16 @@ class MetricScale:
     """... down to this fraction of its initial value."""
     camera_weight: float = 0.01
     """Camera-height loss weight once the object weight has decayed (grows as it decays)."""
-    travel_weight: float = 0.1
-    """Weight of the road-travel loss ``|n . c|``: the fitted road normal against the direction of
-    travel (the chord between the previous and the next camera centre, from the refined poses,
-    detached); the car drives on the road, so the road plane contains its motion."""
+    road_loss: Literal["plane", "normal"] = "plane"
+    """``plane``: every road pixel is pulled onto the plane that contains the direction of travel
+    (:func:`unrender.methods.depth.losses.road_plane_loss`). ``normal``: the earlier loss ``|n . c|`` on
+    the road's fitted mean normal (:func:`unrender.methods.depth.losses.road_travel_loss`), kept for the
+    ablation: a bent road satisfies it, and its runs collapse on some seeds and CPUs (docs/results.md)."""
+    road_weight: float = 0.1
+    """Weight of the road-plane loss: every road pixel's distance to the plane that contains the direction
+    of travel (the chord between the previous and the next camera centre, from the refined poses) and
+    best fits the road, relative to the camera height (:func:`unrender.methods.depth.losses.road_plane_loss`).
+    The car drives on the road, so the road is flat under it and contains its motion."""
     camera_freeze_epochs: int = 2
     """The camera-height target is neither updated nor used during the first epochs (while the
     road plane is still being levelled, the heights it implies are too low)."""

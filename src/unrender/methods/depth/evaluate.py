@@ -33,13 +33,12 @@ from typing import Any
 
 import torch
 
-from ...geometry import depth_to_points, matrix_to_axis_angle
+from ...geometry import matrix_to_axis_angle
 from ...metrics import DepthMetrics
 from ...world import CLASSES
 from .config import DepthConfig
 from .data import DepthDataset
-from .losses import frame_geometry
-from .scale import plane_from_point_map
+from .losses import ROAD_COLLAPSE_DEG, frame_geometry, road_tilt_deg
 
 __all__ = ["evaluate_depth", "MODES", "ablation_table"]
 
@@ -75,10 +74,7 @@ def evaluate_depth(
         moving.append(b["moving"].cpu())
         frame_scale.append(geo["frame_scale"].cpu())
         plane_h.append(geo["plane"]["height"].detach().cpu())
-        road = b["road"][:, 0] & (b["depth"][:, 0] > 0)
-        true_n = plane_from_point_map(depth_to_points(b["depth"].float(), b["K"].float()), road)["normal"]
-        cos = (true_n * geo["plane"]["normal"].detach()).sum(-1).clamp(-1, 1)
-        tilts.append(cos.acos().rad2deg().cpu())
+        tilts.append(road_tilt_deg(geo["plane"]["normal"], b["depth"], b["K"], b["road"][:, 0]).cpu())
         true_h.append(b["camera_height"].cpu())
         seqs.append(b["sequence"].cpu())
         for j in range(len(items)):
@@ -118,6 +114,7 @@ def evaluate_depth(
     tilt = torch.cat(tilts)
     tilt = tilt[torch.isfinite(tilt)]
     res["road_tilt_deg"] = float(tilt.median()) if len(tilt) else math.nan
+    res["road_collapse"] = float(res["road_tilt_deg"] > ROAD_COLLAPSE_DEG)
     res.update(_pose_errors(torch.cat(poses).flatten(0, 1), torch.cat(true_poses).flatten(0, 1)))
     res["scale_enabled"] = float(cfg.scale.enabled)
     res["scale_filter"] = float(cfg.scale.filter)
@@ -170,13 +167,14 @@ def _pose_errors(pred: torch.Tensor, true: torch.Tensor) -> dict[str, float]:
 
 
 def ablation_table(columns: dict[str, dict[str, float]], command: str) -> str:
-    """The issue's ablation (a)-(f) as Markdown, from the evaluations of three checkpoints:
-    self-supervised only (``scale_enabled = 0``), the full method and the full method without the
-    filter (``scale_filter = 0``)."""
-    by_kind: dict[str, tuple[str, dict[str, float]]] = {}
+    """The issue's ablation (a)-(f) as Markdown, from the evaluations of the checkpoints of three kinds of
+    run: self-supervised only (``scale_enabled = 0``), the full method and the full method without the
+    filter (``scale_filter = 0``). Several runs of one kind (seeds) give ``mean ± std`` over them, and a
+    second table lists every run; a run whose road collapsed (``road_collapse``) is marked in both."""
+    by_kind: dict[str, list[tuple[str, dict[str, float]]]] = {}
     for name, m in columns.items():
         kind = "base" if not m.get("scale_enabled") else ("full" if m.get("scale_filter") else "nofilter")
-        by_kind[kind] = (name, m)
+        by_kind.setdefault(kind, []).append((name, m))
     rows = [
         ("(a) self-supervised, unscaled", "base", "unscaled"),
         ("(b) self-supervised, median scaling (oracle)", "base", "median"),
@@ -186,31 +184,66 @@ def ablation_table(columns: dict[str, dict[str, float]], command: str) -> str:
         ("(f) full method without the abnormal-object filter, unscaled", "nofilter", "unscaled"),
     ]
     extra = ("median GT/pred scale", "camera height (m)", "road tilt (deg)")
-    head = "| variant | checkpoint | " + " | ".join(_SHOWN + extra) + " |"
-    lines = [head, "|---|---|" + "---|" * (len(_SHOWN) + 3)]
-    for label, kind, mode in rows:
-        if kind not in by_kind:
-            continue
-        name, m = by_kind[kind]
-        cells = [f"{m[f'{mode}/{k}']:.4f}" if f"{mode}/{k}" in m else "" for k in _SHOWN]
-        # the median GT/pred ratio of the prediction as used in this row
-        ratio = m.get("median/scale_median", math.nan)
-        if mode == "camera_height" or mode == "objects":
-            ratio = math.nan
+
+    def values(m: dict[str, float], mode: str) -> list[float]:
+        got = [m.get(f"{mode}/{k}", math.nan) for k in _SHOWN]
+        ratio = math.nan if mode in ("camera_height", "objects") else m.get("median/scale_median", math.nan)
         cam = m.get("camera_height_est", math.nan) if mode == "unscaled" else math.nan
         tilt = m.get("road_tilt_deg", math.nan) if mode == "unscaled" else math.nan
-        fmt = lambda x, d=3: "" if math.isnan(x) else f"{x:.{d}f}"  # noqa: E731
-        lines.append(f"| {label} | {name} | " + " | ".join(cells) + f" | {fmt(ratio)} | {fmt(cam)} | {fmt(tilt, 2)} |")
-    # where the abs_rel of (b) and (e) comes from
+        return [*got, ratio, cam, tilt]
+
+    digits = [4] * len(_SHOWN) + [3, 3, 2]
+
+    def cell(xs: list[float], d: int) -> str:
+        xs = [x for x in xs if not math.isnan(x)]
+        if not xs:
+            return ""
+        mean = sum(xs) / len(xs)
+        if len(xs) == 1:
+            return f"{mean:.{d}f}"
+        std = math.sqrt(sum((x - mean) ** 2 for x in xs) / (len(xs) - 1))
+        return f"{mean:.{d}f} ± {std:.{d}f}"
+
+    def collapsed(runs: list[tuple[str, dict[str, float]]]) -> str:
+        bad = [n for n, m in runs if m.get("road_collapse")]
+        return f" **road collapsed: {', '.join(bad)}**" if bad else ""
+
+    head = "| variant | runs | " + " | ".join(_SHOWN + extra) + " |"
+    lines = [head, "|---|---|" + "---|" * (len(_SHOWN) + 3)]
+    for label, kind, mode in rows:
+        runs = by_kind.get(kind, [])
+        if not runs:
+            continue
+        vals = [values(m, mode) for _, m in runs]
+        cells = [cell([v[i] for v in vals], d) for i, d in enumerate(digits)]
+        names = ", ".join(n for n, _ in runs)
+        mark = collapsed(runs) if mode == "unscaled" else ""
+        lines.append(f"| {label}{mark} | {names} | " + " | ".join(cells) + " |")
+    if any(len(r) > 1 for r in by_kind.values()):
+        lines += ["", "Every run: (b) and (e) as above, the road's part of the abs_rel and whether its road collapsed "
+                  "(road tilt over 3 degrees).", "",
+                  "| run | variant | abs_rel | median GT/pred scale | camera height (m) | road tilt (deg) | "
+                  "road's part of abs_rel | road collapsed |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+        for label, kind, mode in (("(b)", "base", "median"), ("(e)", "full", "unscaled")):
+            for name, m in by_kind.get(kind, []):
+                v = values(m, mode)
+                road = m.get(f"{mode}/share/road", math.nan)
+                fmt = lambda x, d: "" if math.isnan(x) else f"{x:.{d}f}"  # noqa: E731
+                flag = ("yes" if m.get("road_collapse") else "no") if mode == "unscaled" else ""
+                lines.append(f"| {name} | {label} | {fmt(v[0], 4)} | {fmt(v[-3], 3)} | {fmt(v[-2], 3)} | "
+                             f"{fmt(v[-1], 2)} | {fmt(road, 4)} | {flag} |")  # fmt: skip
+    # where the abs_rel of (b) and (e) comes from (mean over runs)
     picked = (("(b)", "base", "median"), ("(e)", "full", "unscaled"))
-    cols = [(lab, by_kind[kind][1], mode) for lab, kind, mode in picked if kind in by_kind]
-    groups = [k.split("/", 1)[1] for k in (cols[0][1] if cols else {}) if k.startswith("pixels/")]
+    cols = [(lab, by_kind[kind], mode) for lab, kind, mode in picked if kind in by_kind]
+    first = cols[0][1][0][1] if cols else {}
+    groups = [k.split("/", 1)[1] for k in first if k.startswith("pixels/")]
     if groups:
         lines += ["", "Where the abs_rel comes from: each group's part of it (the parts sum to the abs_rel) and its "
                   "share of the scored pixels.", "",
                   "| pixels | share of pixels | " + " | ".join(f"{lab} part of abs_rel" for lab, _, _ in cols) + " |",
                   "|---|---|" + "---|" * len(cols)]  # fmt: skip
         for gname in groups:
-            parts = " | ".join(f"{m.get(f'{mode}/share/{gname}', math.nan):.4f}" for _, m, mode in cols)
-            lines.append(f"| {gname} | {cols[0][1][f'pixels/{gname}']:.3f} | {parts} |")
+            parts = " | ".join(cell([m.get(f"{mode}/share/{gname}", math.nan) for _, m in runs], 4)
+                               for _, runs, mode in cols)  # fmt: skip
+            lines.append(f"| {gname} | {first[f'pixels/{gname}']:.3f} | {parts} |")
     return f"Produced by `{command}`.\n\n" + "\n".join(lines) + "\n"

@@ -10,8 +10,9 @@ Metric scale: a per-pixel object-height loss ``|D_p h / f_y - H_prior|`` in ever
 mask, its weight decaying every epoch, and a camera-height loss ``|H_c(pred) - target|`` whose
 weight grows as the object weight decays and which moves only the model's one metric scale; the
 target is the camera height implied by the object scales, the median over each epoch's frames (see
-:func:`update_camera_target`). A road-travel loss ``|n . c|`` (:func:`road_travel_loss`) keeps the
-road plane fitted to the depth parallel to the direction of travel of the refined poses.
+:func:`update_camera_target`). A road-plane loss (:func:`road_plane_loss`) pulls every road pixel
+onto the plane that contains the direction of travel of the refined poses and best fits the road
+(:func:`unrender.methods.depth.scale.plane_containing`); that plane also gives the camera height.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from ...geometry import depth_to_points
 from ...render import inverse_warp
 from .config import DepthConfig
 from .model import DepthModel
-from .scale import abnormal_objects, horizon_row, mask_extents, object_scales, plane_from_point_map
+from .scale import abnormal_objects, horizon_row, mask_extents, object_scales, plane_containing, plane_from_point_map
 
 __all__ = [
     "ssim_dissimilarity",
@@ -34,6 +35,13 @@ __all__ = [
     "frame_geometry",
     "update_camera_target",
     "camera_height_loss",
+    "road_plane_loss",
+    "road_travel_loss",
+    "travel_direction",
+    "road_tilt_deg",
+    "road_diagnostics",
+    "road_gradients",
+    "ROAD_COLLAPSE_DEG",
     "depth_losses",
 ]
 
@@ -101,20 +109,27 @@ def scale_weights(epoch: int, cfg: DepthConfig) -> tuple[float, float]:
     return s.object_weight * frac, s.camera_weight * (1 - frac)
 
 
-def frame_geometry(depth: torch.Tensor, batch: dict[str, torch.Tensor], cfg: DepthConfig) -> dict[str, torch.Tensor]:
+def frame_geometry(
+    depth: torch.Tensor, batch: dict[str, torch.Tensor], cfg: DepthConfig, travel: torch.Tensor | None = None
+) -> dict[str, torch.Tensor]:
     """Road plane, object extents, the abnormal-object filter and the object scales of each frame.
 
     Args:
-        depth: ``(B, 1, H, W)`` predicted depth; batch: ``K``, ``masks``, ``labels``, ``road``.
+        depth: ``(B, 1, H, W)`` predicted depth; batch: ``K``, ``masks``, ``labels``, ``road``;
+        travel: ``(B, 3)`` directions of travel (training): the road plane is then the one that
+        contains it (:func:`plane_containing`, no gradient); without it, the free fit of
+        :func:`plane_from_point_map` (evaluation: the plane the prediction alone implies).
 
     Returns:
-        ``plane`` (see :func:`plane_from_point_map`), ``horizon (B,)``, ``extents``, ``prior (B, M)``,
-        ``keep (B, M)`` and the :func:`object_scales` outputs.
+        ``points (B, H, W, 3)``, ``road (B, H, W)`` (road pixels with a depth), ``plane``,
+        ``horizon (B,)``, ``extents``, ``prior (B, M)``, ``keep (B, M)`` and the
+        :func:`object_scales` outputs.
     """
     s = cfg.scale
     K = batch["K"].to(depth.dtype)
-    road = batch["road"][:, 0]
-    plane = plane_from_point_map(depth_to_points(depth, K), road & (depth[:, 0] > 0))
+    road = batch["road"][:, 0] & (depth[:, 0] > 0)
+    points = depth_to_points(depth, K)
+    plane = plane_from_point_map(points, road) if travel is None else plane_containing(points, road, travel)
     horizon = horizon_row(plane["normal"].detach(), K)
     ext = mask_extents(batch["masks"])
     prior, _ = prior_heights(batch["labels"], cfg)
@@ -126,7 +141,8 @@ def frame_geometry(depth: torch.Tensor, batch: dict[str, torch.Tensor], cfg: Dep
         bad = ~valid | (ext["height"] <= 0)
     keep = ~bad
     sc = object_scales(depth, batch["masks"], K[:, 1, 1], prior, keep, q=s.quantile, extents=ext)
-    return {"plane": plane, "horizon": horizon, "extents": ext, "prior": prior, "keep": keep, **sc}
+    return {"points": points, "road": road, "plane": plane, "horizon": horizon, "extents": ext, "prior": prior,
+            "keep": keep, **sc}  # fmt: skip
 
 
 @torch.no_grad()
@@ -187,14 +203,10 @@ def camera_height_loss(plane_height: torch.Tensor, target: torch.Tensor, log_sca
 
 
 def road_travel_loss(normal: torch.Tensor, src_from_tgt: torch.Tensor) -> torch.Tensor:
-    """``|n . c|`` averaged over the frames with a road plane: the cosine between the road normal
-    fitted to the predicted depth and the direction of travel, so that the road contains the motion.
-
-    The direction ``c`` is the chord from the previous to the next camera centre in the target frame
-    (``-R^T t`` of each ``src_from_tgt``), detached: the loss reshapes the road, not the poses.
-
-    Args:
-        normal: ``(B, 3)`` road normals (NaN: no plane); src_from_tgt: ``(B, 2, 4, 4)`` previous, next.
+    """``|n . c|`` averaged over the frames with a road plane: the cosine between the road normal fitted
+    to the predicted depth (:func:`plane_from_point_map`, with its gradient) and the direction of travel
+    (:func:`travel_direction`). The earlier form of the road constraint (``scale.road_loss = "normal"``,
+    kept for the ablation): a bent road whose mean normal is level satisfies it.
 
     Example:
         >>> T = torch.eye(4).repeat(1, 2, 1, 1)
@@ -202,13 +214,112 @@ def road_travel_loss(normal: torch.Tensor, src_from_tgt: torch.Tensor) -> torch.
         >>> road_travel_loss(torch.tensor([[0.0, -1.0, 0.0]]), T)  # a level road
         tensor(0.)
     """
-    R, t = src_from_tgt[..., :3, :3].detach(), src_from_tgt[..., :3, 3:].detach()
-    centres = -(R.transpose(-1, -2) @ t)[..., 0]  # (B, 2, 3)
-    chord = centres[:, 1] - centres[:, 0]
-    chord = chord / chord.norm(dim=-1, keepdim=True).clamp(min=1e-12)
+    chord = travel_direction(src_from_tgt)
     ok = torch.isfinite(normal).all(-1)
     cos = (torch.nan_to_num(normal) * chord.to(normal.dtype)).sum(-1).abs()
     return cos[ok].mean() if ok.any() else normal.new_zeros(())
+
+
+def road_plane_loss(points: torch.Tensor, road: torch.Tensor, plane: dict[str, torch.Tensor]) -> torch.Tensor:
+    """``|n . p + h| / h`` over each frame's road pixels, averaged over the frames with a plane: every
+    road point is pulled onto the (detached) plane ``n . p = -h`` that contains the direction of travel
+    (:func:`plane_containing`), so the road comes out flat and level with the motion.
+
+    Unlike a loss on the fitted normal alone (the mean of pixel normals, which a bent road can satisfy
+    and whose gradient is largest where neighbouring depths nearly coincide), each pixel's gradient is
+    bounded and points along the plane's normal.
+
+    Args:
+        points: ``(B, H, W, 3)``; road: ``(B, H, W)`` bool; plane: ``normal (B, 3)``, ``height (B,)``.
+
+    Example:
+        >>> pts = torch.tensor([[[[0.0, 1.5, 5.0], [1.0, 2.0, 5.0]]]])  # two road points, 1.5 and 2 m below
+        >>> plane = {"normal": torch.tensor([[0.0, -1.0, 0.0]]), "height": torch.tensor([2.0])}
+        >>> road_plane_loss(pts, torch.ones(1, 1, 2, dtype=torch.bool), plane)  # (0.5 / 2 + 0) / 2
+        tensor(0.1250)
+    """
+    n, h = plane["normal"].detach(), plane["height"].detach()
+    ok = torch.isfinite(h) & road.flatten(1).any(1)
+    if not ok.any():
+        return points.new_zeros(())
+    r = ((points * torch.nan_to_num(n)[:, None, None, :]).sum(-1) + torch.nan_to_num(h)[:, None, None]).abs()
+    r = r / torch.nan_to_num(h, nan=1.0).clamp(min=1e-6)[:, None, None]
+    per_frame = (r * road).flatten(1).sum(1) / road.flatten(1).sum(1).clamp(min=1)
+    return per_frame[ok].mean()
+
+
+def travel_direction(src_from_tgt: torch.Tensor) -> torch.Tensor:
+    """Unit chord from the previous to the next camera centre in the target frame, ``(B, 3)``
+    (``-R^T t`` of each of ``src_from_tgt (B, 2, 4, 4)``; detached).
+
+    Example:
+        >>> T = torch.eye(4).repeat(1, 2, 1, 1)
+        >>> T[0, 0, 2, 3], T[0, 1, 2, 3] = 1.0, -1.0  # the previous camera is behind, the next ahead
+        >>> travel_direction(T)
+        tensor([[0., 0., 1.]])
+    """
+    R, t = src_from_tgt[..., :3, :3].detach(), src_from_tgt[..., :3, 3:].detach()
+    centres = -(R.transpose(-1, -2) @ t)[..., 0]  # (B, 2, 3)
+    chord = centres[:, 1] - centres[:, 0]
+    return chord / chord.norm(dim=-1, keepdim=True).clamp(min=1e-12)
+
+
+ROAD_COLLAPSE_DEG = 3.0
+"""A road plane tilted more than this from the true one (or, without ground truth, from the direction
+of travel) marks a run as collapsed (``road_collapse`` in metrics.jsonl and eval.json)."""
+
+
+def road_tilt_deg(normal: torch.Tensor, gt_depth: torch.Tensor, K: torch.Tensor, road: torch.Tensor) -> torch.Tensor:
+    """Angle (degrees) between road normals ``(B, 3)`` and the ones fitted to the ground-truth depth
+    ``(B, 1, H, W)`` over ``road (B, H, W)`` (NaN where either has no plane)."""
+    road = road & (gt_depth[:, 0] > 0)
+    true_n = plane_from_point_map(depth_to_points(gt_depth.float(), K.float()), road)["normal"]
+    return (true_n * normal.detach().float()).sum(-1).clamp(-1, 1).acos().rad2deg()
+
+
+@torch.no_grad()
+def road_diagnostics(plane: dict[str, torch.Tensor], depth: torch.Tensor, src_from_tgt: torch.Tensor,
+                     batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:  # fmt: skip
+    """How the road fitted to the predicted depth sits (the collapse detector's inputs; medians over
+    the batch's frames with a road plane):
+
+    * ``road_travel_deg``: the angle between the road plane and the direction of travel (no ground truth
+      needed);
+    * ``road_spread_deg``: the median angle of the road's pixel normals from the plane's (a bent road);
+    * with ground-truth depth in the batch: ``road_tilt_deg`` (against the true road plane) and
+      ``road_abs_rel`` (the unscaled abs_rel over road pixels).
+    """
+    ok = plane["ok"]
+    if not ok.any():
+        return {}
+    med = lambda x: x[ok & torch.isfinite(x)].median() if (ok & torch.isfinite(x)).any() else None  # noqa: E731
+    cos = (torch.nan_to_num(plane["normal"]) * travel_direction(src_from_tgt).to(depth.dtype)).sum(-1).abs()
+    out = {"road_travel_deg": med(cos.clamp(max=1).asin().rad2deg()), "road_spread_deg": med(plane["spread_deg"])}
+    gt = batch.get("depth")
+    if gt is not None and (gt > 0).any():
+        road = batch["road"][:, 0]
+        out["road_tilt_deg"] = med(road_tilt_deg(plane["normal"], gt, batch["K"], road))
+        sel = road & (gt[:, 0] > 1e-3) & (gt[:, 0] < 80)
+        if sel.any():
+            out["road_abs_rel"] = ((depth[:, 0] - gt[:, 0]).abs() / gt[:, 0].clamp(min=1e-3))[sel].mean()
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def _epoch_summary(core: DepthModel, diag: dict[str, torch.Tensor], boundary: bool) -> dict[str, torch.Tensor]:
+    """Collect this step's road diagnostics; at an epoch boundary return their medians over the epoch
+    (``epoch_<name>``) and ``epoch_road_collapse`` (1: the road tilts past :data:`ROAD_COLLAPSE_DEG`
+    from the true plane, or from the direction of travel where there is no ground truth)."""
+    acc = core.__dict__.setdefault("_road_epoch", {})
+    for k, v in diag.items():
+        acc.setdefault(k, []).append(float(v))
+    if not boundary or not acc:
+        return {}
+    out = {f"epoch_{k}": torch.tensor(v).median() for k, v in acc.items()}
+    tilt = out.get("epoch_road_tilt_deg", out.get("epoch_road_travel_deg"))
+    if tilt is not None:
+        out["epoch_road_collapse"] = (tilt > ROAD_COLLAPSE_DEG).float()
+    acc.clear()
+    return out
 
 
 def _steps_per_epoch(cfg: DepthConfig) -> int:
@@ -248,14 +359,16 @@ def depth_losses(model: torch.nn.Module, batch: dict[str, torch.Tensor], cfg: De
     n = len(out["disp"])
     terms["photometric"] = (photo / n).mean()
     terms["smoothness"] = (smooth / n).mean()
-    total = terms["photometric"] + lc.smoothness * terms["smoothness"]
+    weighted = {"photometric": terms["photometric"], "smoothness": lc.smoothness * terms["smoothness"]}
     if cfg.scale.enabled and "masks" in batch:
         steps_per_epoch = _steps_per_epoch(cfg)
         if model.training:
             core.steps += 1
         epoch = int(core.steps - 1) // steps_per_epoch if model.training else 0
+        boundary = model.training and int(core.steps) % steps_per_epoch == 0
         w_obj, w_cam = scale_weights(epoch, cfg)
-        geo = frame_geometry(depths[0], batch, cfg)
+        plane_loss = cfg.scale.road_loss == "plane"
+        geo = frame_geometry(depths[0], batch, cfg, travel=travel_direction(poses) if plane_loss else None)
         keep = geo["keep"]
         # per-pixel object-height loss at every scale: |D_p h / f_y - H_prior| over each kept mask
         ratio = (geo["extents"]["height"] / K[:, 1, 1, None]).to(tgt.dtype)  # h / f_y  (B, M)
@@ -270,17 +383,49 @@ def depth_losses(model: torch.nn.Module, batch: dict[str, torch.Tensor], cfg: De
         implied = geo["plane"]["height"].detach() * geo["frame_scale"]
         terms["camera_height_implied"] = torch.nan_to_num(implied.nanmean()).detach()
         terms["objects_kept"] = keep.float().sum(1).mean()
-        total = total + w_obj * terms["object_height"]
+        weighted["object_height"] = w_obj * terms["object_height"]
         if model.training:
             update_camera_target(core, implied, epoch, steps_per_epoch)
         target = core.camera_target.to(tgt.dtype)
         plane_h = geo["plane"]["height"]
         if target > 0 and epoch >= cfg.scale.camera_freeze_epochs and torch.isfinite(plane_h).any():
             terms["camera_height"] = camera_height_loss(plane_h, target, core.log_scale)
-            total = total + w_cam * terms["camera_height"]
-        if cfg.scale.travel_weight > 0:
+            weighted["camera_height"] = w_cam * terms["camera_height"]
+        if cfg.scale.road_weight > 0 and plane_loss:
+            terms["road_plane"] = road_plane_loss(geo["points"], geo["road"], geo["plane"])
+            weighted["road_plane"] = cfg.scale.road_weight * terms["road_plane"]
+        elif cfg.scale.road_weight > 0:
             terms["road_travel"] = road_travel_loss(geo["plane"]["normal"], poses)
-            total = total + cfg.scale.travel_weight * terms["road_travel"]
+            weighted["road_travel"] = cfg.scale.road_weight * terms["road_travel"]
         terms["camera_target"] = target.detach()
         terms["metric_scale"] = core.log_scale.detach().exp()
+        with torch.no_grad():  # the plane the prediction alone implies (what evaluation measures)
+            free = plane_from_point_map(geo["points"], geo["road"])
+        diag = road_diagnostics(free, depths[0], poses, batch)
+        if boundary and torch.is_grad_enabled():
+            diag.update(road_gradients(weighted, out["disp"][0], batch["road"][:, 0]))
+        terms.update(diag)
+        if model.training:
+            terms.update(_epoch_summary(core, diag, boundary))
+    total = sum(weighted.values())
     return {"loss": total, **{k: v.detach() if isinstance(v, torch.Tensor) else v for k, v in terms.items()}}
+
+
+def road_gradients(weighted: dict[str, torch.Tensor], disp: torch.Tensor, road: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Which loss moves the road: each weighted term's gradient on the full-resolution disparity of the
+    road pixels, as ``grad_road_<term>`` (its L2 norm over the batch's road pixels) and ``push_road_<term>``
+    (the mean of the descent direction ``-grad`` over them: > 0 pulls the road nearer, < 0 pushes it away).
+    """
+    out: dict[str, torch.Tensor] = {}
+    if not disp.requires_grad or not road.any():
+        return out
+    for name, term in weighted.items():
+        if not term.requires_grad:
+            continue
+        (g,) = torch.autograd.grad(term, disp, retain_graph=True, allow_unused=True)
+        if g is None:
+            continue
+        g = g[:, 0][road]
+        out[f"grad_road_{name}"] = g.norm()
+        out[f"push_road_{name}"] = -g.mean()
+    return out

@@ -8,6 +8,8 @@ Plain functions on tensors:
 * :func:`plane_from_point_map` — road plane from an organised point map, normals from the cross
   products of each pixel's 8 neighbours (differentiable, no pseudo-inverse), and the camera
   height as the distance from the camera to the plane;
+* :func:`plane_containing` — the road plane constrained to contain a direction (the direction of
+  travel), a robust line fit in the cross-section along it;
 * :func:`horizon_row` — where the plane's vanishing line crosses the image's centre column;
 * :func:`abnormal_objects` — the filter applied before any object is used;
 * :func:`object_scales` — per-object and per-frame scale ``D / D_hat``.
@@ -24,6 +26,7 @@ __all__ = [
     "object_depth_from_height",
     "representative_depth",
     "plane_from_point_map",
+    "plane_containing",
     "horizon_row",
     "abnormal_objects",
     "object_scales",
@@ -109,8 +112,10 @@ def plane_from_point_map(points: torch.Tensor, valid: torch.Tensor, *, min_point
         points: ``(B, H, W, 3)`` camera-frame points; valid: ``(B, H, W)`` bool.
 
     Returns:
-        ``normal (B, 3)``, ``height (B,)`` and ``ok (B,)`` (at least ``min_points`` pixels had
-        full neighbourhoods; otherwise normal and height are NaN).
+        ``normal (B, 3)``, ``height (B,)``, ``ok (B,)`` (at least ``min_points`` pixels had
+        full neighbourhoods; otherwise normal and height are NaN) and ``spread_deg (B,)``, the
+        median angle between the pixel normals and the plane's normal (detached): near 0 for a
+        plane, large for a bent or rolled-up surface whose mean normal hides it.
 
     Example:
         >>> v, u = torch.meshgrid(torch.arange(8.0), torch.arange(8.0), indexing="ij")
@@ -140,9 +145,80 @@ def plane_from_point_map(points: torch.Tensor, valid: torch.Tensor, *, min_point
     height = dist.flatten(1).nanmedian(1).values
     ok = count >= min_points
     nan = torch.full_like(height, float("nan"))
+    with torch.no_grad():
+        ang = (n * normal[:, :, None, None]).sum(1).clamp(-1, 1).acos().rad2deg()
+        spread = torch.where(full, ang, torch.full_like(ang, float("nan"))).flatten(1).nanmedian(1).values
     return {
         "normal": torch.where(ok[:, None], normal, nan[:, None].expand_as(normal)),
         "height": torch.where(ok, height, nan),
+        "ok": ok,
+        "spread_deg": torch.where(ok, spread, nan),
+    }
+
+
+@torch.no_grad()
+def plane_containing(
+    points: torch.Tensor, valid: torch.Tensor, direction: torch.Tensor, *, min_points: int = 16, iters: int = 3
+) -> dict[str, torch.Tensor]:
+    """Fit a plane that contains ``direction`` (the direction the camera travels on the road) to points.
+
+    A plane containing the unit direction ``c`` is a line in the cross-section seen along ``c``: with
+    ``v`` the camera's up (``-y``) made orthogonal to ``c`` and ``u = v x c``, each point has the
+    coordinates ``a = p . u``, ``b = p . v`` and the road is ``b = alpha + beta a``. The line is fitted
+    by weighted least squares, re-weighted ``iters`` times with Cauchy weights of the residuals (scale:
+    1.4826 x their median absolute value), so stray pixels of a wrong mask or a wrong depth barely
+    count. Two numbers per frame, in closed form: a well-posed fit whatever shape the points have.
+    No gradient flows through it (a plane that follows the points lets a loss bend the road).
+
+    Args:
+        points: ``(B, H, W, 3)`` camera-frame points; valid: ``(B, H, W)`` bool; direction: ``(B, 3)``.
+
+    Returns:
+        ``normal (B, 3)`` (unit, towards up), ``height (B,)`` (the camera's distance to the plane, the
+        plane is ``normal . p = -height``), ``ok (B,)`` (``min_points`` valid points and a direction
+        not along the camera's up; otherwise NaN).
+
+    Example:
+        >>> v, u = torch.meshgrid(torch.arange(8.0), torch.arange(8.0), indexing="ij")
+        >>> road = torch.stack([u - 4, torch.full_like(u, 1.65), v + 5], -1)[None]
+        >>> fit = plane_containing(road, torch.ones(1, 8, 8, dtype=torch.bool), torch.tensor([[0.0, 0.0, 1.0]]))
+        >>> [round(x, 4) + 0.0 for x in fit["normal"][0].tolist()], round(fit["height"].item(), 4)
+        ([0.0, -1.0, 0.0], 1.65)
+    """
+    check_args(("points", points, ("B", "H", "W", 3)), ("valid", valid.to(points.dtype), ("B", "H", "W")),
+               ("direction", direction, ("B", 3)))  # fmt: skip
+    p = points.detach().flatten(1, 2).double()  # (B, N, 3)
+    m = valid.flatten(1).double()
+    c = direction.detach().double()
+    c = c / c.norm(dim=-1, keepdim=True).clamp(min=1e-12)
+    up = torch.tensor([0.0, -1.0, 0.0], dtype=p.dtype, device=p.device).expand_as(c)
+    v = up - (up * c).sum(-1, keepdim=True) * c
+    vn = v.norm(dim=-1, keepdim=True)
+    v = v / vn.clamp(min=1e-12)
+    u = torch.cross(v, c, dim=-1)
+    a, b = (p * u[:, None]).sum(-1), (p * v[:, None]).sum(-1)
+    a, b = torch.nan_to_num(a) * m, torch.nan_to_num(b) * m
+    w = m.clone()
+    for it in range(iters + 1):
+        S, Sa, Sb = w.sum(1), (w * a).sum(1), (w * b).sum(1)
+        Saa, Sab = (w * a * a).sum(1), (w * a * b).sum(1)
+        det = S * Saa - Sa**2
+        beta = torch.where(det.abs() > 1e-12, (S * Sab - Sa * Sb) / det.clamp(min=1e-12), torch.zeros_like(det))
+        alpha = (Sb - beta * Sa) / S.clamp(min=1e-12)
+        if it == iters:
+            break
+        r = (b - alpha[:, None] - beta[:, None] * a).abs()
+        r_masked = torch.where(m > 0, r, torch.full_like(r, float("nan")))
+        sigma = 1.4826 * r_masked.nanmedian(1).values.nan_to_num(0.0)[:, None] + 1e-6
+        w = m / (1 + (r / sigma) ** 2)
+    norm = (1 + beta**2).sqrt()
+    normal = (v - beta[:, None] * u) / norm[:, None]
+    height = -alpha / norm
+    ok = (m.sum(1) >= min_points) & (vn[:, 0] > 0.1) & (height > 0)
+    nan = torch.full_like(height, float("nan"))
+    return {
+        "normal": torch.where(ok[:, None], normal, nan[:, None]).to(points.dtype),
+        "height": torch.where(ok, height, nan).to(points.dtype),
         "ok": ok,
     }
 
