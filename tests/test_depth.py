@@ -127,7 +127,7 @@ def test_road_plane_loss_flattens_the_collapsed_road():
     road-plane loss does, and descending it on the depth makes the road flat and level."""
     K = make_intrinsics(50.0, 50.0, 15.5, -4.0, dtype=torch.float64)[None]
     true = _road_depth(K, 16, 32, lambda x: torch.full_like(x, 1.65))
-    bent = _road_depth(K, 16, 32, lambda x: 1.65 + 0.6 * torch.exp(-(x / 1.5) ** 2))  # a trough under the camera
+    bent = _road_depth(K, 16, 32, lambda x: 1.65 + 0.6 * torch.exp(-((x / 1.5) ** 2)))  # a trough under the camera
     poses = torch.eye(4, dtype=torch.float64).repeat(1, 2, 1, 1)
     poses[0, 0, 2, 3], poses[0, 1, 2, 3] = 1.0, -1.0  # previous 1 m behind, next 1 m ahead
     road = torch.ones(1, 16, 32, dtype=torch.bool)
@@ -312,9 +312,9 @@ def test_camera_target_update_rules():
 # --- the method ----------------------------------------------------------------------------------
 def test_tiny_training_lowers_the_loss_and_checkpoints_reload(tmp_path):
     cfg = make_cfg(tmp_path)
-    cfg.train = dataclasses.replace(cfg.train, max_steps=40, lr=2e-3, warmup_steps=0, schedule="constant")
+    cfg.train = dataclasses.replace(cfg.train, max_steps=100, lr=2e-3, warmup_steps=0, schedule="constant")
     # the networks alone: direct alignment already explains most of the untrained loss (0.18 -> 0.12
-    # on this batch), which leaves 40 steps little to show
+    # on this batch), which leaves a short run little to show
     cfg.model = dataclasses.replace(cfg.model, align_iters=0)
     ds = DepthDataset(cfg, "train", workers=1)
     batches = [default_collate([ds[j] for j in range(i, min(len(ds), i + 4))]) for i in range(0, len(ds), 4)]
@@ -334,12 +334,12 @@ def test_tiny_training_lowers_the_loss_and_checkpoints_reload(tmp_path):
     trained.eval()
     again.eval()
     after = mean_loss(trained)
-    # Where 40 steps lead is chaotic: 12 runs whose initial weights differ by 1e-6 (relative), as the
-    # last bits of another CPU's arithmetic do, end at 0.74-0.87 x the untrained loss over the training
-    # set (the loss of one batch of 2 ranged 0.69-1.00, which is why a machine once failed a 0.9 margin
-    # on it). 0.95 holds with room to spare.
+    # Where a short run leads is chaotic, so the margin is set over runs from 8 different initial weights
+    # (this test's procedure with train.seed 0-7, a far larger change than another CPU's last bits;
+    # measured for issue 29): after 40 steps they ended at 0.63-0.99 x the untrained loss over the training set (an
+    # Intel machine failed this test at 40 steps: 0.1757 -> 0.1669), after 100 steps at 0.58-0.87.
     assert after < 0.95 * before, (before, after)
-    assert trained.steps.item() == 40  # the metric-scale state is part of the checkpoint
+    assert trained.steps.item() == 100  # the metric-scale state is part of the checkpoint
     with torch.no_grad():
         assert torch.equal(trained.predict_depth(batch["rgb"][:, 1]), again.predict_depth(batch["rgb"][:, 1]))
     metrics = DEPTH.evaluate(trained, cfg, torch.device("cpu"))
@@ -586,3 +586,43 @@ def test_a_video_that_does_not_move_is_refused_with_a_reason(tmp_path):
     cfg.data = dataclasses.replace(cfg.data, video=tmp_path, intrinsics=tmp_path / "K.json")
     with pytest.raises(ValueError, match="barely change"):
         FrameVideo(cfg.data)
+
+
+def short_full_run(root, seed: int, **scale) -> dict[str, float]:
+    """Two epochs (352 steps) of the `cpu` preset's full method at a constant learning rate, on 48 generated
+    street videos rendered with one ray per pixel (written in minutes; the preset's anti-aliased ones take
+    12-23), 2 held-out videos: the road of the second epoch's training frames and of the held-out frames."""
+    import json
+
+    cfg = DEPTH.make_config("cpu")
+    cfg.data = dataclasses.replace(cfg.data, root=root / "data", antialias=1, num_val=2)
+    cfg.train = dataclasses.replace(cfg.train, max_steps=352, schedule="constant", seed=seed, time_limit_min=0,
+                                    ckpt_every=0, out_dir=root / f"run-{seed}-{'-'.join(map(str, scale.values()))}",
+                                    progress=False, tensorboard=False)  # fmt: skip
+    cfg.scale = dataclasses.replace(cfg.scale, **scale)
+    metrics = Trainer(DEPTH, cfg).fit()
+    log = [json.loads(line) for line in (cfg.train.out_dir / "metrics.jsonl").read_text().splitlines()]
+    epoch = [r for r in log if "train/epoch_road_tilt_deg" in r][-1]
+    return {
+        "train_tilt": epoch["train/epoch_road_tilt_deg"],
+        "train_spread": epoch["train/epoch_road_spread_deg"],
+        "train_collapse": epoch["train/epoch_road_collapse"],
+        "eval_tilt": metrics["road_tilt_deg"],
+        "eval_collapse": metrics["road_collapse"],
+        "road_share": metrics["median/share/road"],
+    }
+
+
+@pytest.mark.slow
+def test_full_method_keeps_the_road_flat_and_level_over_three_seeds(tmp_path_factory):
+    """Issue 29: the full method's road collapsed (tilted 25 degrees, far in the centre and near at the
+    sides) on some CPUs and seeds. Every seed must keep a flat road within the collapse threshold
+    (3 degrees) of the true one. Measured (docs/results.md): with the road-plane loss, seeds 0-2 ended
+    these runs at 0.63-0.76 degrees of tilt (held-out: 0.65-0.99), a bend of 2.2-2.9 degrees and the road's
+    part of the median-scaled abs_rel at 0.023-0.037; with the earlier loss (``road_loss="normal"``) seed 0
+    had collapsed: 11.2 degrees, a bend of 37.6 degrees, the road's part 0.383."""
+    root = tmp_path_factory.mktemp("depth-short")
+    for seed in (0, 1, 2):
+        got = short_full_run(root, seed)
+        assert got["train_collapse"] == 0 and got["eval_collapse"] == 0, (seed, got)
+        assert got["train_spread"] < 8.0 and got["road_share"] < 0.08, (seed, got)

@@ -101,6 +101,16 @@ class MetricScale:
     of travel (the chord between the previous and the next camera centre, from the refined poses) and
     best fits the road, relative to the camera height (:func:`unrender.methods.depth.losses.road_plane_loss`).
     The car drives on the road, so the road is flat under it and contains its motion."""
+    object_reach: Literal["pixels", "scale"] = "pixels"
+    """What the object-height loss moves: ``pixels``, the depth of every pixel of each kept object (and the
+    metric scale); ``scale``, only the model's one metric scale (the objects' depth is detached), so the
+    objects cannot become metric on their own while the rest of the scene is not."""
+    camera_source: Literal["depth", "footprint"] = "footprint"
+    """How a frame's objects imply the camera height that sets the camera-height target: ``depth``, the road
+    plane's height times the objects' scale (metric depth ``f_y H / h`` over their predicted depth);
+    ``footprint``, through the road plane's normal at the footprint of each vehicle (pedestrians stand on
+    the sidewalk, a kerb above the road; :func:`unrender.methods.depth.scale.footprint_camera_height`: no
+    predicted depth enters)."""
     camera_freeze_epochs: int = 2
     """The camera-height target is neither updated nor used during the first epochs (while the
     road plane is still being levelled, the heights it implies are too low)."""

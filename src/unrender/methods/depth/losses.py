@@ -12,7 +12,8 @@ weight grows as the object weight decays and which moves only the model's one me
 target is the camera height implied by the object scales, the median over each epoch's frames (see
 :func:`update_camera_target`). A road-plane loss (:func:`road_plane_loss`) pulls every road pixel
 onto the plane that contains the direction of travel of the refined poses and best fits the road
-(:func:`unrender.methods.depth.scale.plane_containing`); that plane also gives the camera height.
+(:func:`unrender.methods.depth.scale.plane_containing`). The camera-height target comes from the
+vehicles' footprints on the road plane the depth implies (``scale.camera_source``).
 """
 
 from __future__ import annotations
@@ -24,7 +25,15 @@ from ...geometry import depth_to_points
 from ...render import inverse_warp
 from .config import DepthConfig
 from .model import DepthModel
-from .scale import abnormal_objects, horizon_row, mask_extents, object_scales, plane_containing, plane_from_point_map
+from .scale import (
+    abnormal_objects,
+    footprint_camera_height,
+    horizon_row,
+    mask_extents,
+    object_scales,
+    plane_containing,
+    plane_from_point_map,
+)
 
 __all__ = [
     "ssim_dissimilarity",
@@ -109,27 +118,22 @@ def scale_weights(epoch: int, cfg: DepthConfig) -> tuple[float, float]:
     return s.object_weight * frac, s.camera_weight * (1 - frac)
 
 
-def frame_geometry(
-    depth: torch.Tensor, batch: dict[str, torch.Tensor], cfg: DepthConfig, travel: torch.Tensor | None = None
-) -> dict[str, torch.Tensor]:
+def frame_geometry(depth: torch.Tensor, batch: dict[str, torch.Tensor], cfg: DepthConfig) -> dict[str, torch.Tensor]:
     """Road plane, object extents, the abnormal-object filter and the object scales of each frame.
 
     Args:
-        depth: ``(B, 1, H, W)`` predicted depth; batch: ``K``, ``masks``, ``labels``, ``road``;
-        travel: ``(B, 3)`` directions of travel (training): the road plane is then the one that
-        contains it (:func:`plane_containing`, no gradient); without it, the free fit of
-        :func:`plane_from_point_map` (evaluation: the plane the prediction alone implies).
+        depth: ``(B, 1, H, W)`` predicted depth; batch: ``K``, ``masks``, ``labels``, ``road``.
 
     Returns:
-        ``points (B, H, W, 3)``, ``road (B, H, W)`` (road pixels with a depth), ``plane``,
-        ``horizon (B,)``, ``extents``, ``prior (B, M)``, ``keep (B, M)`` and the
-        :func:`object_scales` outputs.
+        ``points (B, H, W, 3)``, ``road (B, H, W)`` (road pixels with a depth), ``plane`` (the road plane
+        the depth implies, :func:`plane_from_point_map`), ``horizon (B,)``, ``extents``, ``prior (B, M)``,
+        ``keep (B, M)`` and the :func:`object_scales` outputs.
     """
     s = cfg.scale
     K = batch["K"].to(depth.dtype)
     road = batch["road"][:, 0] & (depth[:, 0] > 0)
     points = depth_to_points(depth, K)
-    plane = plane_from_point_map(points, road) if travel is None else plane_containing(points, road, travel)
+    plane = plane_from_point_map(points, road)
     horizon = horizon_row(plane["normal"].detach(), K)
     ext = mask_extents(batch["masks"])
     prior, _ = prior_heights(batch["labels"], cfg)
@@ -367,8 +371,7 @@ def depth_losses(model: torch.nn.Module, batch: dict[str, torch.Tensor], cfg: De
         epoch = int(core.steps - 1) // steps_per_epoch if model.training else 0
         boundary = model.training and int(core.steps) % steps_per_epoch == 0
         w_obj, w_cam = scale_weights(epoch, cfg)
-        plane_loss = cfg.scale.road_loss == "plane"
-        geo = frame_geometry(depths[0], batch, cfg, travel=travel_direction(poses) if plane_loss else None)
+        geo = frame_geometry(depths[0], batch, cfg)
         keep = geo["keep"]
         # per-pixel object-height loss at every scale: |D_p h / f_y - H_prior| over each kept mask
         ratio = (geo["extents"]["height"] / K[:, 1, 1, None]).to(tgt.dtype)  # h / f_y  (B, M)
@@ -376,11 +379,19 @@ def depth_losses(model: torch.nn.Module, batch: dict[str, torch.Tensor], cfg: De
         area = masks.flatten(2).sum(-1).clamp(min=1)
         obj = 0.0
         for d in depths.values():
+            if cfg.scale.object_reach == "scale":  # the same values; the gradient reaches only the metric scale
+                d = d.detach() * torch.exp(core.log_scale - core.log_scale.detach())
             err = (d * ratio[:, :, None, None] - torch.nan_to_num(geo["prior"])[:, :, None, None]).abs()
             per_obj = (err * masks).flatten(2).sum(-1) / area  # (B, M)
             obj = obj + per_obj.sum(1) / keep.sum(1).clamp(min=1)
         terms["object_height"] = (obj / n).mean()
-        implied = geo["plane"]["height"].detach() * geo["frame_scale"]
+        if cfg.scale.camera_source == "footprint":
+            # vehicles stand on the road; pedestrians on the sidewalk, a kerb above it
+            on_road = keep & (batch["labels"] == 0)
+            implied = footprint_camera_height(batch["masks"], geo["extents"], geo["metric_depth"], K,
+                                              geo["plane"]["normal"].detach(), on_road)  # fmt: skip
+        else:
+            implied = geo["plane"]["height"].detach() * geo["frame_scale"]
         terms["camera_height_implied"] = torch.nan_to_num(implied.nanmean()).detach()
         terms["objects_kept"] = keep.float().sum(1).mean()
         weighted["object_height"] = w_obj * terms["object_height"]
@@ -391,17 +402,16 @@ def depth_losses(model: torch.nn.Module, batch: dict[str, torch.Tensor], cfg: De
         if target > 0 and epoch >= cfg.scale.camera_freeze_epochs and torch.isfinite(plane_h).any():
             terms["camera_height"] = camera_height_loss(plane_h, target, core.log_scale)
             weighted["camera_height"] = w_cam * terms["camera_height"]
-        if cfg.scale.road_weight > 0 and plane_loss:
-            terms["road_plane"] = road_plane_loss(geo["points"], geo["road"], geo["plane"])
+        if cfg.scale.road_weight > 0 and cfg.scale.road_loss == "plane":
+            along = plane_containing(geo["points"], geo["road"], travel_direction(poses))
+            terms["road_plane"] = road_plane_loss(geo["points"], geo["road"], along)
             weighted["road_plane"] = cfg.scale.road_weight * terms["road_plane"]
         elif cfg.scale.road_weight > 0:
             terms["road_travel"] = road_travel_loss(geo["plane"]["normal"], poses)
             weighted["road_travel"] = cfg.scale.road_weight * terms["road_travel"]
         terms["camera_target"] = target.detach()
         terms["metric_scale"] = core.log_scale.detach().exp()
-        with torch.no_grad():  # the plane the prediction alone implies (what evaluation measures)
-            free = plane_from_point_map(geo["points"], geo["road"])
-        diag = road_diagnostics(free, depths[0], poses, batch)
+        diag = road_diagnostics(geo["plane"], depths[0], poses, batch)
         if boundary and torch.is_grad_enabled():
             diag.update(road_gradients(weighted, out["disp"][0], batch["road"][:, 0]))
         terms.update(diag)
@@ -411,7 +421,9 @@ def depth_losses(model: torch.nn.Module, batch: dict[str, torch.Tensor], cfg: De
     return {"loss": total, **{k: v.detach() if isinstance(v, torch.Tensor) else v for k, v in terms.items()}}
 
 
-def road_gradients(weighted: dict[str, torch.Tensor], disp: torch.Tensor, road: torch.Tensor) -> dict[str, torch.Tensor]:
+def road_gradients(
+    weighted: dict[str, torch.Tensor], disp: torch.Tensor, road: torch.Tensor
+) -> dict[str, torch.Tensor]:
     """Which loss moves the road: each weighted term's gradient on the full-resolution disparity of the
     road pixels, as ``grad_road_<term>`` (its L2 norm over the batch's road pixels) and ``push_road_<term>``
     (the mean of the descent direction ``-grad`` over them: > 0 pulls the road nearer, < 0 pushes it away).

@@ -12,7 +12,9 @@ Plain functions on tensors:
   travel), a robust line fit in the cross-section along it;
 * :func:`horizon_row` — where the plane's vanishing line crosses the image's centre column;
 * :func:`abnormal_objects` — the filter applied before any object is used;
-* :func:`object_scales` — per-object and per-frame scale ``D / D_hat``.
+* :func:`object_scales` — per-object and per-frame scale ``D / D_hat``;
+* :func:`footprint_camera_height` — the camera height each object implies through the road plane's
+  normal alone (no predicted depth).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ __all__ = [
     "horizon_row",
     "abnormal_objects",
     "object_scales",
+    "footprint_camera_height",
 ]
 
 # ring order of the 8 neighbours (dy, dx), so consecutive cross products all point the same way
@@ -318,3 +321,42 @@ def object_scales(
     nan = torch.full_like(metric, float("nan"))
     scale = torch.where(keep & torch.isfinite(pred) & (pred > 0), metric / pred, nan)
     return {"metric_depth": metric, "pred_depth": pred, "scale": scale, "frame_scale": scale.nanmean(1)}
+
+
+def footprint_camera_height(
+    masks: torch.Tensor, extents: dict[str, torch.Tensor], fy_height_px: torch.Tensor, K: torch.Tensor,
+    normal: torch.Tensor, keep: torch.Tensor,
+) -> torch.Tensor:  # fmt: skip
+    """The camera height each frame's objects imply through the road plane: an upright object of metric
+    depth ``D = f_y H / h`` stands on the road where the ray ``r`` through the bottom centre of its mask
+    meets it, so the camera is ``D (-n . r)`` above the road (``r = K^-1 (u, v_bottom, 1)``, ``n`` the
+    road's unit normal towards up). Only the plane's orientation enters, not the predicted depth of the
+    road or of the object (which moving objects get wrong).
+
+    Args:
+        masks: ``(B, M, H, W)`` bool; extents: :func:`mask_extents` of them; fy_height_px: ``(B, M)``
+        metric depths ``f_y H / h``; K: ``(B, 3, 3)``; normal: ``(B, 3)``; keep: ``(B, M)`` bool.
+
+    Returns:
+        ``(B,)``: the median over the frame's kept objects (NaN where none).
+
+    Example:
+        >>> from unrender.geometry import make_intrinsics
+        >>> m = torch.zeros(1, 1, 60, 80, dtype=torch.bool); m[0, 0, 35:45, 38:42] = True  # bottom edge 44.5
+        >>> ext = mask_extents(m)
+        >>> K = make_intrinsics(100.0, 100.0, 40.0, 30.0)[None]  # horizon at row 30 for a level road
+        >>> cam = footprint_camera_height(m, ext, torch.tensor([[10.0]]), K, torch.tensor([[0.0, -1.0, 0.0]]),
+        ...                               torch.tensor([[True]]))
+        >>> round(cam.item(), 3)  # 10 m away, 14.5 rows below the horizon at f = 100: 1.45 m
+        1.45
+    """
+    W = masks.shape[-1]
+    xs = torch.arange(W, device=masks.device, dtype=torch.float32)
+    cols = masks.any(-2).float()  # (B, M, W)
+    u = (cols * xs).sum(-1) / cols.sum(-1).clamp(min=1)
+    fx, fy, cx, cy = K[:, 0, 0, None], K[:, 1, 1, None], K[:, 0, 2, None], K[:, 1, 2, None]
+    # the bottom edge of the mask (pixel centres at integers)
+    ray = torch.stack([(u - cx) / fx, (extents["bottom"] - cy) / fy, torch.ones_like(u)], -1)  # (B, M, 3)
+    cam = fy_height_px * -(ray * normal[:, None, :].to(ray.dtype)).sum(-1)
+    cam = torch.where(keep & torch.isfinite(cam) & (cam > 0), cam, torch.full_like(cam, float("nan")))
+    return cam.nanmedian(1).values
