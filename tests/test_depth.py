@@ -596,9 +596,9 @@ def short_full_run(root, seed: int, **scale) -> dict[str, float]:
 
     cfg = DEPTH.make_config("cpu")
     cfg.data = dataclasses.replace(cfg.data, root=root / "data", antialias=1, num_val=2)
+    out = root / "-".join(["run", str(seed), *map(str, scale.values())])
     cfg.train = dataclasses.replace(cfg.train, max_steps=352, schedule="constant", seed=seed, time_limit_min=0,
-                                    ckpt_every=0, out_dir=root / f"run-{seed}-{'-'.join(map(str, scale.values()))}",
-                                    progress=False, tensorboard=False)  # fmt: skip
+                                    ckpt_every=0, out_dir=out, progress=False, tensorboard=False)  # fmt: skip
     cfg.scale = dataclasses.replace(cfg.scale, **scale)
     metrics = Trainer(DEPTH, cfg).fit()
     log = [json.loads(line) for line in (cfg.train.out_dir / "metrics.jsonl").read_text().splitlines()]
