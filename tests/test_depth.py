@@ -138,6 +138,11 @@ def test_road_plane_loss_flattens_the_collapsed_road():
         return road_diagnostics(plane_from_point_map(pts, road), depth.detach(), poses, batch)
 
     before = diag(bent)
+    # the loss does not move the global scale (the camera-height loss's job): no gradient along it
+    gain = torch.ones((), dtype=torch.float64, requires_grad=True)
+    pts = depth_to_points(bent, K)
+    road_plane_loss(pts * gain, road, plane_containing(pts, road, travel_direction(poses))).backward()
+    assert abs(gain.grad.item()) < 1e-9
     assert before["road_travel_deg"] < 0.01  # the mean normal contains the motion ...
     assert before["road_spread_deg"] > 5 and before["road_abs_rel"] > 0.05  # ... while the road is bent
     depth = bent.clone().requires_grad_(True)
@@ -263,6 +268,9 @@ def test_road_terms_and_the_per_epoch_road_report(tmp_path):
         model.steps.fill_(spe - 1)
         out = depth_losses(model, batch, cfg)  # the epoch's last step
         assert out[f"grad_road_{term}"] > 0 and out["grad_road_photometric"] > 0
+        assert out["push_scale_object_height"] != 0  # what moves the metric scale (the road-plane term does not)
+        if term == "road_plane":
+            assert abs(out["push_scale_road_plane"]) < 1e-6
         assert {"epoch_road_tilt_deg", "epoch_road_spread_deg", "epoch_road_abs_rel", "epoch_road_collapse"} <= set(out)
         assert out["epoch_road_collapse"].item() == float(out["epoch_road_tilt_deg"] > 3.0)
 

@@ -87,8 +87,12 @@ class MetricScale:
     """Initial weight of the per-pixel object-height loss."""
     object_decay: float = 0.5
     """The object-height weight multiplies by this every epoch ..."""
-    object_floor: float = 0.1
-    """... down to this fraction of its initial value."""
+    object_floor: float = 0.0
+    """... down to this fraction of its initial value. 0: the objects stop acting on the depth once the
+    camera-height loss has taken over, and the camera height (the target the vehicles' footprints set)
+    alone holds the metric scale. With a floor (the earlier 0.1) the two pull the one scale against each
+    other: cars that move with the traffic come out farther than the scene, and the floor held the whole
+    scene ~30 % too near (docs/results.md, issue 29)."""
     camera_weight: float = 0.01
     """Camera-height loss weight once the object weight has decayed (grows as it decays)."""
     road_loss: Literal["plane", "normal"] = "plane"

@@ -246,9 +246,15 @@ def road_plane_loss(points: torch.Tensor, road: torch.Tensor, plane: dict[str, t
     ok = torch.isfinite(h) & road.flatten(1).any(1)
     if not ok.any():
         return points.new_zeros(())
-    r = ((points * torch.nan_to_num(n)[:, None, None, :]).sum(-1) + torch.nan_to_num(h)[:, None, None]).abs()
-    r = r / torch.nan_to_num(h, nan=1.0).clamp(min=1e-6)[:, None, None]
-    per_frame = (r * road).flatten(1).sum(1) / road.flatten(1).sum(1).clamp(min=1)
+    count = road.flatten(1).sum(1).clamp(min=1)
+    below = -(points * torch.nan_to_num(n)[:, None, None, :]).sum(-1)  # each point's height under the camera
+    # k = 1 in value; with it the loss does not change when the whole scene scales (its gradient has no
+    # part along the global scale): the road's shape is this loss's business, the scale is not
+    mean = (below * road).flatten(1).sum(1) / count
+    k = mean / mean.detach().where(mean.detach().abs() > 1e-6, torch.ones_like(mean))
+    hk = (torch.nan_to_num(h, nan=1.0).clamp(min=1e-6) * k)[:, None, None]
+    r = (hk - below).abs() / hk
+    per_frame = (r * road).flatten(1).sum(1) / count
     return per_frame[ok].mean()
 
 
@@ -413,7 +419,7 @@ def depth_losses(model: torch.nn.Module, batch: dict[str, torch.Tensor], cfg: De
         terms["metric_scale"] = core.log_scale.detach().exp()
         diag = road_diagnostics(geo["plane"], depths[0], poses, batch)
         if boundary and torch.is_grad_enabled():
-            diag.update(road_gradients(weighted, out["disp"][0], batch["road"][:, 0]))
+            diag.update(road_gradients(weighted, out["disp"][0], batch["road"][:, 0], core.log_scale))
         terms.update(diag)
         if model.training:
             terms.update(_epoch_summary(core, diag, boundary))
@@ -422,11 +428,13 @@ def depth_losses(model: torch.nn.Module, batch: dict[str, torch.Tensor], cfg: De
 
 
 def road_gradients(
-    weighted: dict[str, torch.Tensor], disp: torch.Tensor, road: torch.Tensor
+    weighted: dict[str, torch.Tensor], disp: torch.Tensor, road: torch.Tensor, log_scale: torch.Tensor | None = None
 ) -> dict[str, torch.Tensor]:
-    """Which loss moves the road: each weighted term's gradient on the full-resolution disparity of the
-    road pixels, as ``grad_road_<term>`` (its L2 norm over the batch's road pixels) and ``push_road_<term>``
-    (the mean of the descent direction ``-grad`` over them: > 0 pulls the road nearer, < 0 pushes it away).
+    """Which loss moves the road, and which the metric scale: each weighted term's gradient on the
+    full-resolution disparity of the road pixels, as ``grad_road_<term>`` (its L2 norm over the batch's
+    road pixels) and ``push_road_<term>`` (the mean of the descent direction ``-grad`` over them: > 0
+    pulls the road nearer, < 0 pushes it away); with ``log_scale``, ``push_scale_<term>`` (``-d term /
+    d log_scale``: > 0 makes the whole scene larger).
     """
     out: dict[str, torch.Tensor] = {}
     if not disp.requires_grad or not road.any():
@@ -434,10 +442,12 @@ def road_gradients(
     for name, term in weighted.items():
         if not term.requires_grad:
             continue
-        (g,) = torch.autograd.grad(term, disp, retain_graph=True, allow_unused=True)
-        if g is None:
-            continue
-        g = g[:, 0][road]
-        out[f"grad_road_{name}"] = g.norm()
-        out[f"push_road_{name}"] = -g.mean()
+        wrt = [disp] + ([log_scale] if log_scale is not None else [])
+        g, *gs = torch.autograd.grad(term, wrt, retain_graph=True, allow_unused=True)
+        if g is not None:
+            g = g[:, 0][road]
+            out[f"grad_road_{name}"] = g.norm()
+            out[f"push_road_{name}"] = -g.mean()
+        if gs and gs[0] is not None:
+            out[f"push_scale_{name}"] = -gs[0]
     return out
