@@ -245,6 +245,12 @@ def test_metric_scale_moves_depth_and_motion_together(tmp_path):
         d2 = model.predict_depth(batch["rgb"][:, 1])
     assert torch.allclose(d2, d1 * math.exp(0.7), rtol=1e-5)
     assert b.item() == pytest.approx(a.item(), rel=1e-4)
+    # ... nor its gradient, the alignment's correction of the poses included (which once did not scale)
+    cfg.scale = dataclasses.replace(cfg.scale, object_weight=0.0, camera_weight=0.0, road_weight=0.0)
+    cfg.loss = dataclasses.replace(cfg.loss, smoothness=0.0)
+    loss = depth_losses(model, batch, cfg)["loss"]  # the photometric term alone
+    (g_scale,) = torch.autograd.grad(loss, model.log_scale)
+    assert abs(g_scale.item()) < 1e-5  # 4e-9 here; 0.033 when the correction did not scale
     loss = camera_height_loss(torch.tensor([1.2, float("nan")]), torch.tensor(1.65), model.log_scale)
     assert loss.item() == pytest.approx(0.45, rel=1e-6)
     loss.backward()

@@ -394,7 +394,7 @@ def depth_losses(model: torch.nn.Module, batch: dict[str, torch.Tensor], cfg: De
         if cfg.scale.camera_source == "footprint":
             # vehicles stand on the road; pedestrians on the sidewalk, a kerb above it
             on_road = keep & (batch["labels"] == 0)
-            implied = footprint_camera_height(batch["masks"], geo["extents"], geo["metric_depth"], K,
+            implied = footprint_camera_height(geo["extents"], geo["metric_depth"], K,
                                               geo["plane"]["normal"].detach(), on_road)  # fmt: skip
         else:
             implied = geo["plane"]["height"].detach() * geo["frame_scale"]

@@ -178,8 +178,8 @@ class DepthModel(nn.Module):
         # for the previous and the next frame alike) and depth came out in vertical streaks.
         prev = invert_rigid(self.pose_net(rgb[:, 0], tgt))
         poses = torch.stack([prev, self.pose_net(tgt, rgb[:, 2])], 1)
-        if self.log_scale is not None:
-            poses = make_rigid(poses[..., :3, :3], poses[..., :3, 3] * self.metric_scale())
+        if self.log_scale is not None:  # metric translations; the scale's gradient enters at the end
+            poses = make_rigid(poses[..., :3, :3], poses[..., :3, 3] * self.metric_scale().detach())
         if self.cfg.model.align_iters > 0:
             # direct alignment with the detached depth corrects the poses; the correction is a
             # constant, so the pose net and the depth net still get the photometric gradient.
@@ -193,4 +193,12 @@ class DepthModel(nn.Module):
                                iters=self.cfg.model.align_iters)  # fmt: skip
             correction = fixed.unflatten(0, (2, B)).transpose(0, 1) @ invert_rigid(poses.detach())
             poses = correction @ poses
+        if self.log_scale is not None:
+            # the whole translation, the alignment's correction included, scales with the metric scale
+            # (a factor of 1 in value): scaling depth and motion together warps the same, so the
+            # photometric loss has no gradient on the scale. With the pose net's translation alone
+            # scaled, the correction's part did not follow, and the photometric loss pushed the scale
+            # as hard as the camera-height loss (measured: docs/results.md, issue 29).
+            gain = torch.exp(self.log_scale - self.log_scale.detach())
+            poses = make_rigid(poses[..., :3, :3], poses[..., :3, 3] * gain)
         return {"disp": disp, "src_from_tgt": poses}

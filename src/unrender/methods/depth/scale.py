@@ -48,14 +48,14 @@ def mask_extents(masks: torch.Tensor) -> dict[str, torch.Tensor]:
     Returns:
         ``top``, ``bottom`` (pixel-edge rows: the top edge of the first row and the bottom edge
         of the last row, pixel centres at integers), ``height = bottom - top`` in pixels,
-        ``pixels`` (area) and ``border`` (bool: the mask touches the image border), each ``(..., M)``.
-        Empty masks get height 0.
+        ``centre_u`` (the mean of the columns the mask covers), ``pixels`` (area) and ``border`` (bool:
+        the mask touches the image border), each ``(..., M)``. Empty masks get height 0.
 
     Example:
         >>> m = torch.zeros(1, 5, 4, dtype=torch.bool); m[0, 1:4, 1:3] = True
         >>> e = mask_extents(m)
-        >>> e["top"].item(), e["bottom"].item(), e["height"].item(), bool(e["border"])
-        (0.5, 3.5, 3.0, False)
+        >>> e["top"].item(), e["bottom"].item(), e["height"].item(), e["centre_u"].item(), bool(e["border"])
+        (0.5, 3.5, 3.0, 1.5, False)
     """
     H, W = masks.shape[-2:]
     rows = masks.any(-1)  # (..., M, H)
@@ -68,7 +68,10 @@ def mask_extents(masks: torch.Tensor) -> dict[str, torch.Tensor]:
     border = nonempty & (rows[..., 0] | rows[..., -1] | cols[..., 0] | cols[..., -1])
     top_e, bottom_e = top - 0.5, bottom + 0.5
     height = torch.where(nonempty, bottom_e - top_e, torch.zeros_like(top))
-    return {"top": top_e, "bottom": bottom_e, "height": height, "pixels": masks.flatten(-2).sum(-1), "border": border}
+    xs = torch.arange(W, device=masks.device, dtype=torch.float32)
+    centre_u = (cols * xs).sum(-1) / cols.sum(-1).clamp(min=1)
+    return {"top": top_e, "bottom": bottom_e, "height": height, "centre_u": centre_u,
+            "pixels": masks.flatten(-2).sum(-1), "border": border}  # fmt: skip
 
 
 def object_depth_from_height(fy: torch.Tensor, height_m: torch.Tensor, height_px: torch.Tensor) -> torch.Tensor:
@@ -324,8 +327,8 @@ def object_scales(
 
 
 def footprint_camera_height(
-    masks: torch.Tensor, extents: dict[str, torch.Tensor], fy_height_px: torch.Tensor, K: torch.Tensor,
-    normal: torch.Tensor, keep: torch.Tensor,
+    extents: dict[str, torch.Tensor], fy_height_px: torch.Tensor, K: torch.Tensor, normal: torch.Tensor,
+    keep: torch.Tensor,
 ) -> torch.Tensor:  # fmt: skip
     """The camera height each frame's objects imply through the road plane: an upright object of metric
     depth ``D = f_y H / h`` stands on the road where the ray ``r`` through the bottom centre of its mask
@@ -334,7 +337,7 @@ def footprint_camera_height(
     road or of the object (which moving objects get wrong).
 
     Args:
-        masks: ``(B, M, H, W)`` bool; extents: :func:`mask_extents` of them; fy_height_px: ``(B, M)``
+        extents: :func:`mask_extents` of ``(B, M)`` masks; fy_height_px: ``(B, M)``
         metric depths ``f_y H / h``; K: ``(B, 3, 3)``; normal: ``(B, 3)``; keep: ``(B, M)`` bool.
 
     Returns:
@@ -345,15 +348,12 @@ def footprint_camera_height(
         >>> m = torch.zeros(1, 1, 60, 80, dtype=torch.bool); m[0, 0, 35:45, 38:42] = True  # bottom edge 44.5
         >>> ext = mask_extents(m)
         >>> K = make_intrinsics(100.0, 100.0, 40.0, 30.0)[None]  # horizon at row 30 for a level road
-        >>> cam = footprint_camera_height(m, ext, torch.tensor([[10.0]]), K, torch.tensor([[0.0, -1.0, 0.0]]),
+        >>> cam = footprint_camera_height(ext, torch.tensor([[10.0]]), K, torch.tensor([[0.0, -1.0, 0.0]]),
         ...                               torch.tensor([[True]]))
         >>> round(cam.item(), 3)  # 10 m away, 14.5 rows below the horizon at f = 100: 1.45 m
         1.45
     """
-    W = masks.shape[-1]
-    xs = torch.arange(W, device=masks.device, dtype=torch.float32)
-    cols = masks.any(-2).float()  # (B, M, W)
-    u = (cols * xs).sum(-1) / cols.sum(-1).clamp(min=1)
+    u = extents["centre_u"]
     fx, fy, cx, cy = K[:, 0, 0, None], K[:, 1, 1, None], K[:, 0, 2, None], K[:, 1, 2, None]
     # the bottom edge of the mask (pixel centres at integers)
     ray = torch.stack([(u - cx) / fx, (extents["bottom"] - cy) / fy, torch.ones_like(u)], -1)  # (B, M, 3)
