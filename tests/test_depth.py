@@ -160,6 +160,16 @@ def test_road_plane_loss_flattens_the_collapsed_road():
     # the pull is along the plane's normal only: a flat level road costs nothing
     pts = depth_to_points(true, K)
     assert road_plane_loss(pts, road, plane_containing(pts, road, travel_direction(poses))).item() < 1e-6
+    # a frame without road or without a plane drops out, its gradient included (no NaN from 0 * inf)
+    two = torch.cat([bent, bent]).requires_grad_(True)
+    roads = torch.stack([road[0], torch.zeros_like(road[0])])
+    plane = plane_containing(depth_to_points(two.detach(), K.expand(2, 3, 3)), road.expand(2, -1, -1),
+                             travel_direction(poses.expand(2, -1, -1, -1)))  # fmt: skip
+    plane["normal"][1], plane["height"][1] = float("nan"), float("nan")
+    for r in (roads, road.expand(2, -1, -1)):
+        loss = road_plane_loss(depth_to_points(two, K.expand(2, 3, 3)), r, plane)
+        (g,) = torch.autograd.grad(loss, two)
+        assert torch.isfinite(loss) and torch.isfinite(g).all() and g[1].abs().max() == 0
 
 
 def test_warping_with_true_depth_and_pose_explains_static_pixels(streets):

@@ -249,12 +249,17 @@ def road_plane_loss(points: torch.Tensor, road: torch.Tensor, plane: dict[str, t
     count = road.flatten(1).sum(1).clamp(min=1)
     below = -(points * torch.nan_to_num(n)[:, None, None, :]).sum(-1)  # each point's height under the camera
     # k = 1 in value; with it the loss does not change when the whole scene scales (its gradient has no
-    # part along the global scale): the road's shape is this loss's business, the scale is not
-    mean = (below * road).flatten(1).sum(1) / count
-    k = mean / mean.detach().where(mean.detach().abs() > 1e-6, torch.ones_like(mean))
-    hk = (torch.nan_to_num(h, nan=1.0).clamp(min=1e-6) * k)[:, None, None]
-    r = (hk - below).abs() / hk
-    per_frame = (r * road).flatten(1).sum(1) / count
+    # part along the global scale): the road's shape is this loss's business, the scale is not. Frames
+    # without a plane or a road get k = 1 as a constant and drop out through torch.where, so that no
+    # 0 * inf reaches the gradient (it did: a run stopped on a NaN gradient).
+    mean = torch.where(road, below, 0.0).flatten(1).sum(1) / count
+    ok = ok & (mean.detach().abs() > 1e-6)
+    if not ok.any():
+        return points.new_zeros(())
+    mean = torch.where(ok, mean, 1.0)
+    hk = (torch.where(ok, h, 1.0).clamp(min=1e-6) * mean / mean.detach())[:, None, None]
+    r = torch.where(road & ok[:, None, None], (hk - below).abs() / hk, 0.0)
+    per_frame = r.flatten(1).sum(1) / count
     return per_frame[ok].mean()
 
 
