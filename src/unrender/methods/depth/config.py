@@ -91,8 +91,8 @@ class MetricScale:
     """... down to this fraction of its initial value. 0: the objects stop acting on the depth once the
     camera-height loss has taken over, and the camera height (the target the vehicles' footprints set)
     alone holds the metric scale. With a floor (the earlier 0.1) the two pull the one scale against each
-    other: cars that move with the traffic come out farther than the scene, and the floor held the whole
-    scene ~30 % too near (docs/results.md, issue 29)."""
+    other (cars that move with the traffic come out farther than the scene): a run with the floor at 0.1
+    ended with its scene 30 % too near (median GT/pred 1.44; docs/results.md, issue 29)."""
     camera_weight: float = 0.01
     """Camera-height loss weight once the object weight has decayed (grows as it decays)."""
     road_loss: Literal["plane", "normal"] = "plane"
