@@ -641,9 +641,9 @@ def short_full_run(root, seed: int, **scale) -> dict[str, float]:
 def test_full_method_keeps_the_road_flat_and_level_over_three_seeds(tmp_path_factory):
     """Issue 29: the full method's road collapsed (tilted 25 degrees, far in the centre and near at the
     sides) on some CPUs and seeds. Every seed must keep a flat road within the collapse threshold
-    (3 degrees) of the true one. Measured (docs/results.md): with the road-plane loss, seeds 0-2 ended
-    these runs at 0.63-0.76 degrees of tilt (held-out: 0.65-0.99), a bend of 2.2-2.9 degrees and the road's
-    part of the median-scaled abs_rel at 0.023-0.037; with the earlier loss (``road_loss="normal"``) seed 0
+    (3 degrees) of the true one. Measured (docs/results.md): on the current code seeds 0-2 ended these runs
+    at 0.82-1.38 degrees of tilt (held-out: 0.74-1.15), a bend of 3.2-4.1 degrees and the road's part of the
+    median-scaled abs_rel at 0.017-0.030; with the earlier loss (``road_loss="normal"``) seed 0
     had collapsed: 11.2 degrees, a bend of 37.6 degrees, the road's part 0.383."""
     root = tmp_path_factory.mktemp("depth-short")
     for seed in (0, 1, 2):
