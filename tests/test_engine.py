@@ -120,6 +120,7 @@ def test_non_finite_losses_are_skipped(tmp_path):
     trainer = Trainer(method, tiny_cfg(tmp_path / "a", max_steps=8, ckpt_every=0))
     trainer.fit()
     assert trainer.skipped == 2
+    assert json.loads((tmp_path / "a" / "eval.json").read_text())["skipped_steps"] == 2
     assert all(torch.isfinite(v).all() for v in weights(tmp_path / "a").values())
 
     def always_nan(model, batch, cfg):

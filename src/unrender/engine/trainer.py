@@ -379,7 +379,14 @@ class Trainer:
             metrics = self.evaluate()
             if self.dist.is_main:
                 scalars = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
-                atomic_write_text(self.out_dir / "eval.json", json.dumps({"step": self.step, **scalars}, indent=2))
+                # skipped steps (non-finite loss or gradient, loss spikes) are part of what a result is
+                record = {"step": self.step, "skipped_steps": self.skipped, **scalars}
+                atomic_write_text(self.out_dir / "eval.json", json.dumps(record, indent=2))
+                if self.skipped > 0.01 * max(1, self.step):
+                    tqdm.write(
+                        f"warning: {self.skipped} of {self.step} steps were skipped (a non-finite loss or "
+                        "gradient, or a loss spike); see train/skipped in metrics.jsonl"
+                    )
                 if final_ckpt is not None and metrics.get("images"):  # the pictures go beside the weights
                     for png, title in zip(save_eval_images(final_ckpt, metrics["images"]), metrics["images"],
                                           strict=True):  # fmt: skip
