@@ -243,19 +243,16 @@ def road_plane_loss(points: torch.Tensor, road: torch.Tensor, plane: dict[str, t
         tensor(0.1250)
     """
     n, h = plane["normal"].detach(), plane["height"].detach()
-    ok = torch.isfinite(h) & road.flatten(1).any(1)
-    if not ok.any():
-        return points.new_zeros(())
     count = road.flatten(1).sum(1).clamp(min=1)
     below = -(points * torch.nan_to_num(n)[:, None, None, :]).sum(-1)  # each point's height under the camera
-    # k = 1 in value; with it the loss does not change when the whole scene scales (its gradient has no
-    # part along the global scale): the road's shape is this loss's business, the scale is not. Frames
-    # without a plane or a road get k = 1 as a constant and drop out through torch.where, so that no
-    # 0 * inf reaches the gradient (it did: a run stopped on a NaN gradient).
     mean = torch.where(road, below, 0.0).flatten(1).sum(1) / count
-    ok = ok & (mean.detach().abs() > 1e-6)
+    ok = torch.isfinite(h) & road.flatten(1).any(1) & (mean.detach().abs() > 1e-6)
     if not ok.any():
         return points.new_zeros(())
+    # the plane's height times mean / mean.detach() (1 in value): the loss does not change when the whole
+    # scene scales (no gradient along the global scale; the road's shape is this loss's business, the
+    # scale is not). Frames without a plane or a road get a constant 1 and drop out through torch.where,
+    # so that no 0 * inf reaches the gradient (it did: a run stopped on a NaN gradient).
     mean = torch.where(ok, mean, 1.0)
     hk = (torch.where(ok, h, 1.0).clamp(min=1e-6) * mean / mean.detach())[:, None, None]
     r = torch.where(road & ok[:, None, None], (hk - below).abs() / hk, 0.0)
@@ -391,7 +388,7 @@ def depth_losses(model: torch.nn.Module, batch: dict[str, torch.Tensor], cfg: De
         obj = 0.0
         for d in depths.values():
             if cfg.scale.object_reach == "scale":  # the same values; the gradient reaches only the metric scale
-                d = d.detach() * torch.exp(core.log_scale - core.log_scale.detach())
+                d = d.detach() * core.scale_gain()
             err = (d * ratio[:, :, None, None] - torch.nan_to_num(geo["prior"])[:, :, None, None]).abs()
             per_obj = (err * masks).flatten(2).sum(-1) / area  # (B, M)
             obj = obj + per_obj.sum(1) / keep.sum(1).clamp(min=1)

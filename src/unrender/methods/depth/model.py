@@ -163,6 +163,11 @@ class DepthModel(nn.Module):
         """The learned global scale of depth and translation (1 without metric-scale training)."""
         return 1.0 if self.log_scale is None else self.log_scale.exp()
 
+    def scale_gain(self) -> torch.Tensor:
+        """1 in value, with the metric scale's gradient: ``x.detach() * scale_gain()`` (or ``x`` computed at a
+        detached scale, times it) scales with the metric scale and moves nothing else."""
+        return torch.exp(self.log_scale - self.log_scale.detach())
+
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor | dict[int, torch.Tensor]]:
         """``rgb (B, 3, 3, H, W)`` (previous, target, next) -> disparities per scale (see :meth:`depth`)
         and the two relative poses ``src_from_tgt (B, 2, 4, 4)`` (translations times the metric scale)."""
@@ -199,6 +204,5 @@ class DepthModel(nn.Module):
             # photometric loss has no gradient on the scale. With the pose net's translation alone
             # scaled, the correction's part did not follow, and the photometric loss pushed the scale
             # as hard as the camera-height loss (measured: docs/results.md, issue 29).
-            gain = torch.exp(self.log_scale - self.log_scale.detach())
-            poses = make_rigid(poses[..., :3, :3], poses[..., :3, 3] * gain)
+            poses = make_rigid(poses[..., :3, :3], poses[..., :3, 3] * self.scale_gain())
         return {"disp": disp, "src_from_tgt": poses}
