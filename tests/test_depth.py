@@ -18,6 +18,7 @@ from unrender.methods.depth.losses import (
     photometric_error,
     road_diagnostics,
     road_plane_loss,
+    scale_weights,
     ssim_dissimilarity,
     travel_direction,
     update_camera_target,
@@ -119,6 +120,16 @@ def test_plane_containing_recovers_a_rolled_road_through_outliers(streets):
     fit = plane_containing(depth_to_points(batch["depth"], batch["K"]), road, travel_direction(batch["src_from_tgt"]))
     assert fit["ok"].all()
     assert ((fit["height"] / batch["camera_height"] - 1).abs() < 0.01).all(), fit["height"]
+
+
+def test_scale_weights_hand_over_from_objects_to_camera_and_relax_the_road_once_levelled():
+    cfg = DEPTH.make_config("cpu")
+    s = cfg.scale
+    first, late = scale_weights(0, cfg), scale_weights(s.camera_freeze_epochs, cfg)
+    assert first == (s.object_weight, 0.0, s.road_weight)
+    assert late[2] == s.road_settled_weight < s.road_weight
+    assert late[0] < first[0] and late[1] > first[1]
+    assert scale_weights(s.camera_freeze_epochs - 1, cfg)[2] == s.road_weight
 
 
 def test_road_plane_loss_flattens_the_collapsed_road():
@@ -256,7 +267,8 @@ def test_metric_scale_moves_depth_and_motion_together(tmp_path):
     assert torch.allclose(d2, d1 * math.exp(0.7), rtol=1e-5)
     assert b.item() == pytest.approx(a.item(), rel=1e-4)
     # ... nor its gradient, the alignment's correction of the poses included (which once did not scale)
-    cfg.scale = dataclasses.replace(cfg.scale, object_weight=0.0, camera_weight=0.0, road_weight=0.0)
+    cfg.scale = dataclasses.replace(cfg.scale, object_weight=0.0, camera_weight=0.0, road_weight=0.0,
+                                    road_settled_weight=0.0)
     cfg.loss = dataclasses.replace(cfg.loss, smoothness=0.0)
     loss = depth_losses(model, batch, cfg)["loss"]  # the photometric term alone
     (g_scale,) = torch.autograd.grad(loss, model.log_scale)

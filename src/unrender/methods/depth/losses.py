@@ -111,11 +111,14 @@ def prior_heights(labels: torch.Tensor, cfg: DepthConfig) -> tuple[torch.Tensor,
     return got[..., 0], got[..., 1]
 
 
-def scale_weights(epoch: int, cfg: DepthConfig) -> tuple[float, float]:
-    """Object-height and camera-height loss weights at ``epoch`` (the first decays, the second grows)."""
+def scale_weights(epoch: int, cfg: DepthConfig) -> tuple[float, float, float]:
+    """Object-height, camera-height and road loss weights at ``epoch``: the first decays, the second grows
+    as it does, the third drops to ``road_settled_weight`` once the road has been levelled (the epochs the
+    camera-height target is frozen for)."""
     s = cfg.scale
     frac = max(s.object_floor, s.object_decay**epoch)
-    return s.object_weight * frac, s.camera_weight * (1 - frac)
+    road = s.road_weight if epoch < s.camera_freeze_epochs else s.road_settled_weight
+    return s.object_weight * frac, s.camera_weight * (1 - frac), road
 
 
 def frame_geometry(depth: torch.Tensor, batch: dict[str, torch.Tensor], cfg: DepthConfig) -> dict[str, torch.Tensor]:
@@ -378,7 +381,7 @@ def depth_losses(model: torch.nn.Module, batch: dict[str, torch.Tensor], cfg: De
             core.steps += 1
         epoch = int(core.steps - 1) // steps_per_epoch if model.training else 0
         boundary = model.training and int(core.steps) % steps_per_epoch == 0
-        w_obj, w_cam = scale_weights(epoch, cfg)
+        w_obj, w_cam, w_road = scale_weights(epoch, cfg)
         geo = frame_geometry(depths[0], batch, cfg)
         keep = geo["keep"]
         # per-pixel object-height loss at every scale: |D_p h / f_y - H_prior| over each kept mask
@@ -410,13 +413,13 @@ def depth_losses(model: torch.nn.Module, batch: dict[str, torch.Tensor], cfg: De
         if target > 0 and epoch >= cfg.scale.camera_freeze_epochs and torch.isfinite(plane_h).any():
             terms["camera_height"] = camera_height_loss(plane_h, target, core.log_scale)
             weighted["camera_height"] = w_cam * terms["camera_height"]
-        if cfg.scale.road_weight > 0 and cfg.scale.road_loss == "plane":
+        if w_road > 0 and cfg.scale.road_loss == "plane":
             along = plane_containing(geo["points"], geo["road"], travel_direction(poses))
             terms["road_plane"] = road_plane_loss(geo["points"], geo["road"], along)
-            weighted["road_plane"] = cfg.scale.road_weight * terms["road_plane"]
-        elif cfg.scale.road_weight > 0:
+            weighted["road_plane"] = w_road * terms["road_plane"]
+        elif w_road > 0:
             terms["road_travel"] = road_travel_loss(geo["plane"]["normal"], poses)
-            weighted["road_travel"] = cfg.scale.road_weight * terms["road_travel"]
+            weighted["road_travel"] = w_road * terms["road_travel"]
         terms["camera_target"] = target.detach()
         terms["metric_scale"] = core.log_scale.detach().exp()
         diag = road_diagnostics(geo["plane"], depths[0], poses, batch)
