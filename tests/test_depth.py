@@ -267,8 +267,9 @@ def test_metric_scale_moves_depth_and_motion_together(tmp_path):
     assert torch.allclose(d2, d1 * math.exp(0.7), rtol=1e-5)
     assert b.item() == pytest.approx(a.item(), rel=1e-4)
     # ... nor its gradient, the alignment's correction of the poses included (which once did not scale)
-    cfg.scale = dataclasses.replace(cfg.scale, object_weight=0.0, camera_weight=0.0, road_weight=0.0,
-                                    road_settled_weight=0.0)
+    cfg.scale = dataclasses.replace(
+        cfg.scale, object_weight=0.0, camera_weight=0.0, road_weight=0.0, road_settled_weight=0.0
+    )
     cfg.loss = dataclasses.replace(cfg.loss, smoothness=0.0)
     loss = depth_losses(model, batch, cfg)["loss"]  # the photometric term alone
     (g_scale,) = torch.autograd.grad(loss, model.log_scale)
