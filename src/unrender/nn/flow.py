@@ -1,0 +1,129 @@
+"""Parameter-free 3D flow: correlate a voxel's feature with a neighbourhood of the next volume's features
+and take the soft-argmax of the correlation as its displacement.
+
+There is no flow network: what is learned is the features (trained so that the soft-argmax of their
+correlation lands on the true displacement). Displacements are in voxels, ordered ``(x, y, z)`` like
+``grid_sample``'s last dim; volumes are ``(..., C, Z, Y, X)`` (see :mod:`unrender.geometry.grids`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ..geometry.checks import check_args
+
+__all__ = ["neighbourhood_offsets", "local_correlation", "soft_argmax_flow"]
+
+
+def neighbourhood_offsets(radius: int, *, device: torch.device | str | None = None) -> torch.Tensor:
+    """The ``K = (2 r + 1)^3`` integer offsets ``(dx, dy, dz)`` of a cubic neighbourhood, ``x`` fastest.
+
+    Example:
+        >>> off = neighbourhood_offsets(1)
+        >>> off.shape, off[0].tolist(), off[13].tolist()
+        (torch.Size([27, 3]), [-1, -1, -1], [0, 0, 0])
+    """
+    if radius < 0:
+        raise ValueError(f"radius: expected >= 0, got {radius}")
+    r = torch.arange(-radius, radius + 1, device=device)
+    dz, dy, dx = torch.meshgrid(r, r, r, indexing="ij")
+    return torch.stack([dx, dy, dz], -1).reshape(-1, 3)
+
+
+def local_correlation(
+    feat0: torch.Tensor, feat1: torch.Tensor, radius: int, *, index: torch.Tensor | None = None, chunk: int = 8192
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Scaled dot products ``<f0(v), f1(v + o)> / sqrt(C)`` of each chosen voxel ``v`` of ``feat0`` with the
+    voxels ``v + o`` of ``feat1``, for every offset ``o`` of :func:`neighbourhood_offsets`.
+
+    Args:
+        feat0, feat1: ``(..., C, Z, Y, X)`` feature volumes on one grid.
+        radius: neighbourhood radius in voxels.
+        index: ``(..., N)`` flat voxel indices (``(z * Y + y) * X + x``) of the voxels to correlate;
+            ``None``: every voxel, ``N = Z Y X``.
+        chunk: voxels correlated at a time (bounds the ``C x K x chunk`` gathered features).
+
+    Returns:
+        ``scores (..., K, N)`` and ``valid (..., K, N)`` (False where ``v + o`` leaves the grid; its score
+        is 0 there).
+
+    Example:
+        >>> f = torch.ones(1, 4, 3, 3, 3)
+        >>> s, ok = local_correlation(f, f, 1)
+        >>> s.shape, bool(ok[0, 13].all()), int(ok[0, :, 0].sum())
+        (torch.Size([1, 27, 27]), True, 8)
+    """
+    batch = check_args(("feat0", feat0, ("C", "Z", "Y", "X")), ("feat1", feat1, ("C", "Z", "Y", "X")))
+    C, Z, Y, X = feat0.shape[-4:]
+    f0 = feat0.expand(*batch, C, Z, Y, X).reshape(-1, C, Z * Y * X)
+    f1 = feat1.expand(*batch, C, Z, Y, X).reshape(-1, C, Z * Y * X)
+    B = f0.shape[0]
+    if index is None:
+        idx = torch.arange(Z * Y * X, device=feat0.device).expand(B, -1)
+    else:
+        if index.dtype not in (torch.int32, torch.int64) or index.shape[:-1] != batch:
+            raise ValueError(f"index: expected integer indices of shape (*{tuple(batch)}, N), got "
+                             f"{tuple(index.shape)} {index.dtype}")  # fmt: skip
+        if index.numel() and (index.min() < 0 or index.max() >= Z * Y * X):
+            raise ValueError(f"index: voxel indices must lie in [0, {Z * Y * X}), got {index.min()}..{index.max()}")
+        idx = index.reshape(B, -1).long()
+    off = neighbourhood_offsets(radius, device=feat0.device)
+    K = off.shape[0]
+    scores, valid = [], []
+    for start in range(0, idx.shape[1], chunk):
+        i = idx[:, start : start + chunk]  # (B, n)
+        n = i.shape[1]
+        z, y, x = i // (Y * X), (i // X) % Y, i % X
+        nx, ny, nz = (c[:, None] + off[None, :, j, None] for j, c in enumerate((x, y, z)))  # (B, K, n)
+        ok = (nx >= 0) & (nx < X) & (ny >= 0) & (ny < Y) & (nz >= 0) & (nz < Z)
+        flat = (nz.clamp(0, Z - 1) * Y + ny.clamp(0, Y - 1)) * X + nx.clamp(0, X - 1)
+        g1 = f1.gather(2, flat.reshape(B, 1, K * n).expand(-1, C, -1)).reshape(B, C, K, n)
+        g0 = f0.gather(2, i[:, None].expand(-1, C, -1))  # (B, C, n)
+        s = torch.einsum("bcn,bckn->bkn", g0, g1) / math.sqrt(C)
+        scores.append(s * ok)
+        valid.append(ok)
+    N = idx.shape[1]
+    return torch.cat(scores, -1).reshape(*batch, K, N), torch.cat(valid, -1).reshape(*batch, K, N)
+
+
+def soft_argmax_flow(
+    feat0: torch.Tensor,
+    feat1: torch.Tensor,
+    radius: int,
+    *,
+    index: torch.Tensor | None = None,
+    temperature: float = 1.0,
+) -> torch.Tensor:
+    """Displacement of each voxel from ``feat0`` to ``feat1``: the softmax-weighted mean of the neighbourhood
+    offsets, weighted by :func:`local_correlation` over ``temperature`` (offsets that leave the grid get no
+    weight). Differentiable in both volumes; no parameters.
+
+    Args:
+        feat0, feat1: ``(..., C, Z, Y, X)``.
+        radius: the largest displacement it can return, in voxels per axis.
+        index: ``(..., N)`` flat voxel indices, or ``None`` for every voxel.
+        temperature: divides the scores; small values approach the hard argmax.
+
+    Returns:
+        ``(..., 3, N)`` displacements ``(dx, dy, dz)`` in voxels for ``index``; ``(..., 3, Z, Y, X)`` without.
+
+    Example:
+        >>> _ = torch.manual_seed(0)
+        >>> f0 = torch.nn.functional.normalize(torch.randn(1, 8, 4, 4, 4), dim=1)  # unit features
+        >>> f1 = torch.roll(f0, 1, dims=-1)  # everything moves one voxel along +x
+        >>> flow = soft_argmax_flow(f0, f1, 1, temperature=0.01)
+        >>> (flow[0, :, 1, 1, 1].round() + 0.0).tolist()  # + 0.0: no -0.0
+        [1.0, 0.0, 0.0]
+    """
+    if temperature <= 0:
+        raise ValueError(f"temperature: expected > 0, got {temperature}")
+    scores, valid = local_correlation(feat0, feat1, radius, index=index)
+    logits = (scores / temperature).masked_fill(~valid, float("-inf"))
+    prob = logits.softmax(-2)  # over the K offsets
+    off = neighbourhood_offsets(radius, device=feat0.device).to(prob.dtype)
+    flow = torch.einsum("...kn,kd->...dn", prob, off)
+    if index is None:
+        flow = flow.reshape(*flow.shape[:-1], *feat0.shape[-3:])
+    return flow
