@@ -8,7 +8,7 @@ from unrender.geometry import depth_to_points, invert_rigid, look_at, make_intri
 from unrender.world import CLASSES, Material, Primitive, Scene, SceneObject, render
 from unrender.world.primitives import KINDS, inside, intersect
 from unrender.world.sample import SynthConfig, make_sample
-from unrender.world.truth import occupancy
+from unrender.world.truth import labels_at, occupancy, scene_flow
 
 F64 = torch.float64
 
@@ -155,6 +155,43 @@ def test_occupancy_matches_point_in_primitive():
     occ2, _ = occupancy(scene, grid, grid_from_world=shift)
     sd2 = scene_sdf(scene.flatten(), grid.centers(dtype=F64).reshape(-1, 3) - torch.tensor([0.2, 0, 0], dtype=F64))
     assert torch.equal(occ2[0].bool().reshape(-1), sd2 <= 0)
+
+
+def test_ground_truth_flow_is_each_objects_rigid_motion():
+    from unrender.world.generators import streets
+
+    lay = streets(np.random.default_rng(3), views=2, H=8, W=8)
+    # points inside every object: a cloud over the street, keep those an object holds at t0
+    g = torch.Generator().manual_seed(0)
+    pts = torch.rand(40000, 3, generator=g, dtype=F64) * torch.tensor([16.0, 2.5, 70.0], dtype=F64)
+    pts -= torch.tensor([8.0, 2.5, 0.0], dtype=F64)
+    t0, t1 = 2.0, 5.0
+    flow, obj = scene_flow(lay.scene, pts, t0, t1)
+    movers = [i for i, o in enumerate(lay.scene.objects, 1) if any(o.velocity) or o.yaw_rate]
+    assert movers and any((obj == i).any() for i in movers)
+    for i in obj.unique().tolist():
+        sel = obj == i
+        if i == 0:
+            assert (flow[sel] == 0).all()  # free space does not move
+            continue
+        o = lay.scene.objects[i - 1]
+        want = torch.tensor(o.velocity, dtype=F64) * (t1 - t0)  # the streets' objects do not turn
+        torch.testing.assert_close(flow[sel], want.expand(int(sel.sum()), 3), atol=1e-9, rtol=0)
+    # the matter is still inside the same object where the flow took it
+    _, obj1 = labels_at(lay.scene, pts + flow, t=t1)
+    inside0 = obj > 0
+    assert (obj1[inside0] == obj[inside0]).float().mean() > 0.99  # (another object may cover it at t1)
+    # a turning object: the flow is its rotation about its moving centre plus the translation
+    car = SceneObject("car", "car", [Primitive("box", (4.0, 1.0, 2.0))], (1.0, 0.0, 3.0), 0.2, (0.3, 0.0, 0.0), 0.1)
+    p = torch.tensor([[2.5, 0.2, 3.5]], dtype=F64)
+    flow, obj = scene_flow(Scene([car]), p, 0.0, 2.0)
+    R = lambda yaw: torch.tensor(  # noqa: E731  (yaw about y, as world_from_object)
+        [[math.cos(yaw), 0, math.sin(yaw)], [0, 1, 0], [-math.sin(yaw), 0, math.cos(yaw)]], dtype=F64
+    )
+    local = R(0.2).T @ (p[0] - torch.tensor([1.0, 0.0, 3.0], dtype=F64))
+    want = R(0.4) @ local + torch.tensor([1.6, 0.0, 3.0], dtype=F64)
+    assert obj.tolist() == [1]
+    torch.testing.assert_close(p[0] + flow[0], want)
 
 
 def test_render_is_deterministic_and_json_round_trips():

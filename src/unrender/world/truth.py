@@ -8,7 +8,16 @@ from ..geometry import BOX_EDGES, VoxelGrid, box_corners, check_args, invert_rig
 from .primitives import KINDS, inside
 from .scene import Scene, class_id
 
-__all__ = ["occupancy", "semantics_at", "object_boxes", "boxes_in_camera", "boxes_2d", "mask_boxes"]
+__all__ = [
+    "occupancy",
+    "semantics_at",
+    "labels_at",
+    "scene_flow",
+    "object_boxes",
+    "boxes_in_camera",
+    "boxes_2d",
+    "mask_boxes",
+]
 
 
 def occupancy(
@@ -51,11 +60,25 @@ def semantics_at(
     Args:
         include: class names to count (default all).
     """
+    return labels_at(scene, points_world, t=t, include=include)[0]
+
+
+def labels_at(
+    scene: Scene, points_world: torch.Tensor, *, t: float = 0.0, include: tuple[str, ...] | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Class id and object ``(Q,)`` long at world points ``(Q, 3)``: those of the first primitive (in scene
+    order) containing the point; the object is its 1-based index in ``scene.objects`` (as in instance
+    images); both 0 where the point is in free space.
+
+    Args:
+        include: class names to count (default all).
+    """
     check_args(("points_world", points_world, ("Q", 3)))
     pts = points_world.double()
     flat = scene.flatten(t)
     keep = None if include is None else torch.tensor([class_id(c) for c in include])
     sem = torch.zeros(len(pts), dtype=torch.long)
+    obj = torch.zeros(len(pts), dtype=torch.long)
     for k, kind in enumerate(KINDS):
         sel = (flat.kind == k).nonzero()[:, 0]
         if keep is not None:
@@ -68,7 +91,39 @@ def semantics_at(
         first = torch.where(ins.any(0), ins.float().argmax(0), -1)
         new = (first >= 0) & (sem == 0)
         sem = torch.where(new, flat.semantic[sel][first.clamp(min=0)], sem)
-    return sem
+        obj = torch.where(new, flat.instance[sel][first.clamp(min=0)], obj)
+    return sem, obj
+
+
+def scene_flow(scene: Scene, points_world: torch.Tensor, t0: float, t1: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where the matter at world points moves between frames ``t0`` and ``t1``: each point inside an object
+    at ``t0`` follows that object's rigid motion, ``world_from_object(t1) @ object_from_world(t0)``.
+
+    Args:
+        points_world: ``(Q, 3)``.
+
+    Returns:
+        ``flow (Q, 3)`` float64 world displacement (0 in free space and on static objects) and
+        ``object (Q,)`` long, the 1-based object containing each point at ``t0`` (0: free space).
+
+    Example:
+        >>> from unrender.world.scene import Material, Primitive, SceneObject
+        >>> car = SceneObject("car", "car", [Primitive("box", (2.0, 1.0, 1.0))], velocity=(0.5, 0.0, 0.0))
+        >>> flow, obj = scene_flow(Scene([car]), torch.tensor([[0.0, 0.0, 0.0], [5.0, 0.0, 0.0]]), 0.0, 2.0)
+        >>> flow.tolist(), obj.tolist()
+        ([[1.0, 0.0, 0.0], [0.0, 0.0, 0.0]], [1, 0])
+    """
+    _, obj = labels_at(scene, points_world, t=t0)
+    pts = points_world.double()
+    flow = torch.zeros_like(pts)
+    for i in obj.unique().tolist():
+        if i == 0:
+            continue
+        o = scene.objects[i - 1]
+        motion = o.world_from_object(t1) @ invert_rigid(o.world_from_object(t0))
+        sel = obj == i
+        flow[sel] = transform_points(motion, pts[sel]) - pts[sel]
+    return flow, obj
 
 
 def object_boxes(scene: Scene, t: float = 0.0) -> dict[str, torch.Tensor]:
