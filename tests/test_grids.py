@@ -218,3 +218,56 @@ def test_grid_bad_shapes_raise():
         warp_volume(torch.zeros(1, 4, 2, 6), GRID, torch.eye(4))
     with pytest.raises(ValueError, match=r"depth: expected shape \(\.\.\., N, 1, H, W\)"):
         carve_depth(GRID, torch.zeros(2, 2, 4, 4, dtype=F64), K, T)
+
+
+def components_reference(mask: torch.Tensor) -> torch.Tensor:
+    """Breadth-first search over 26-neighbours, first voxels in memory order first."""
+    Z, Y, X = mask.shape
+    out = torch.zeros(mask.shape, dtype=torch.long)
+    n = 0
+    for start in mask.nonzero().tolist():
+        if out[tuple(start)]:
+            continue
+        n += 1
+        out[tuple(start)] = n
+        todo = [start]
+        while todo:
+            z, y, x = todo.pop()
+            for dz in (-1, 0, 1):
+                for dy in (-1, 0, 1):
+                    for dx in (-1, 0, 1):
+                        q = (z + dz, y + dy, x + dx)
+                        if 0 <= q[0] < Z and 0 <= q[1] < Y and 0 <= q[2] < X and mask[q] and not out[q]:
+                            out[q] = n
+                            todo.append(list(q))
+    return out
+
+
+def test_connected_components_match_a_search():
+    from unrender.geometry import connected_components
+
+    g = torch.Generator().manual_seed(0)
+    masks = torch.rand(3, 6, 7, 8, generator=g) < 0.1
+    got = connected_components(masks)
+    for b in range(3):
+        assert torch.equal(got[b], components_reference(masks[b]))
+    assert got.max() > 5  # several components
+    assert connected_components(masks[0]).shape == (6, 7, 8)
+    with pytest.raises(ValueError, match="mask"):
+        connected_components(masks.float())
+
+
+def test_boxes_from_components_recover_a_turned_car():
+    from unrender.geometry import box_iou_3d, boxes_from_components, connected_components
+    from unrender.geometry.rotations import yaw_matrix
+
+    grid = VoxelGrid((-6.0, -2.0, -6.0), (6.0, 0.0, 6.0), (96, 16, 96))
+    pts = grid.centers(dtype=F64).reshape(-1, 3)
+    for yaw in (0.0, 0.4, -1.2, 1.5):
+        box = torch.tensor([1.0, -0.75, -0.5, 4.5, 1.5, 1.8, yaw], dtype=F64)
+        local = (pts - box[:3]) @ yaw_matrix(box[6:7].squeeze())  # world -> box frame (R^T p as p @ R)
+        inside = (local.abs() <= box[3:6] / 2).all(-1).reshape(grid.shape)
+        (got,) = boxes_from_components(connected_components(inside), grid)
+        assert box_iou_3d(got[None].float(), box[None].float()).item() > 0.85, (yaw, got)
+        d = (got[6] - yaw + torch.pi / 2) % torch.pi - torch.pi / 2  # a half-turn is the same box
+        assert abs(float(d)) < 0.05, (yaw, got)

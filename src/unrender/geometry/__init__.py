@@ -34,7 +34,15 @@ from .camera import (
     validate_intrinsics,
 )
 from .checks import broadcast_batch, check_args, check_finite, check_same_dtype, check_shape
-from .grids import VoxelGrid, carve_depth, sample_frustum, unproject_to_grid, warp_volume
+from .grids import (
+    VoxelGrid,
+    boxes_from_components,
+    carve_depth,
+    connected_components,
+    sample_frustum,
+    unproject_to_grid,
+    warp_volume,
+)
 from .poses import (
     compose,
     invert_rigid,
@@ -71,6 +79,7 @@ __all__ = [
     "box_iou_3d",
     "box_iou_bev",
     "box_volume",
+    "boxes_from_components",
     "boxes_from_kitti",
     "boxes_to_kitti",
     "broadcast_batch",
@@ -81,6 +90,7 @@ __all__ = [
     "check_same_dtype",
     "check_shape",
     "compose",
+    "connected_components",
     "crop_intrinsics",
     "distort_points",
     "undistort_image",

@@ -11,6 +11,7 @@ cameras are given as ``cam_from_grid``.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass
 
 import torch
@@ -20,7 +21,15 @@ from .camera import pixel_centers, unproject_points, validate_intrinsics
 from .checks import check_args, check_shape
 from .poses import invert_rigid, transform_points, validate_rigid
 
-__all__ = ["VoxelGrid", "unproject_to_grid", "carve_depth", "warp_volume", "sample_frustum"]
+__all__ = [
+    "VoxelGrid",
+    "unproject_to_grid",
+    "carve_depth",
+    "warp_volume",
+    "sample_frustum",
+    "connected_components",
+    "boxes_from_components",
+]
 
 
 @dataclass(frozen=True)
@@ -397,3 +406,98 @@ def sample_frustum(
     xyz = xyz.reshape(-1, D, H, W, 3)
     out = F.grid_sample(vol, xyz, mode=mode, padding_mode="zeros", align_corners=False)
     return out.reshape(*batch, C, D, H, W)
+
+
+def connected_components(mask: torch.Tensor, *, max_iters: int | None = None) -> torch.Tensor:
+    """Label the 26-connected components of a boolean volume.
+
+    Args:
+        mask: ``(..., Z, Y, X)`` bool.
+        max_iters: label-propagation rounds (default: enough for any component, ``Z Y X``; it stops as
+            soon as no label changes, after about the longest path inside a component).
+
+    Returns:
+        ``(..., Z, Y, X)`` long: 0 outside the mask, ``1..n`` per component (per batch element, in the
+        order of each component's first voxel in memory).
+
+    Example:
+        >>> m = torch.zeros(1, 1, 6, dtype=torch.bool); m[..., [0, 1, 4]] = True
+        >>> connected_components(m).flatten().tolist()
+        [1, 1, 0, 0, 2, 0]
+    """
+    check_shape(mask, "mask", (None, None, None), floating=False)
+    if mask.dtype != torch.bool:
+        raise ValueError(f"mask: expected a bool tensor, got {mask.dtype}")
+    shape = mask.shape
+    m = mask.reshape(-1, 1, *shape[-3:])
+    n = m[0, 0].numel()
+    # every voxel starts with its own label (larger first, so the component's first voxel wins)
+    lab = torch.where(m, torch.arange(n, 0, -1, device=mask.device).reshape(1, 1, *shape[-3:]), 0).float()
+    for _ in range(max_iters or n):
+        new = torch.where(m, F.max_pool3d(lab, 3, stride=1, padding=1), 0)
+        if torch.equal(new, lab):
+            break
+        lab = new
+    out = torch.zeros(m.shape, dtype=torch.long, device=mask.device)
+    for b in range(m.shape[0]):  # consecutive ids per element, in order of first voxel
+        ids = lab[b].unique(sorted=True).flip(0)
+        ids = ids[ids > 0]
+        table = torch.zeros(n + 1, dtype=torch.long, device=mask.device)
+        table[ids.long()] = torch.arange(1, len(ids) + 1, device=mask.device)
+        out[b] = table[lab[b].long()]
+    return out.reshape(shape)
+
+
+def boxes_from_components(labels: torch.Tensor, grid: VoxelGrid) -> torch.Tensor:
+    """An upright oriented box ``(cx, cy, cz, sx, sy, sz, yaw)`` around each labelled component of a volume:
+    yaw from the principal axis of its footprint (the x-z plane; length ``sx`` along it), the extents of its
+    voxels (centres plus half a voxel) along the box's own axes.
+
+    Args:
+        labels: ``(Z, Y, X)`` long, 0 = background, ``1..n`` the components (e.g.
+            :func:`connected_components`).
+        grid: the volume's grid; boxes come out in its frame.
+
+    Returns:
+        ``(n, 7)`` boxes, row ``i`` for label ``i + 1`` (zeros for a label with no voxel).
+
+    Example:
+        >>> g = VoxelGrid((0.0, 0.0, 0.0), (4.0, 1.0, 4.0), (4, 1, 4))
+        >>> lab = torch.zeros(4, 1, 4, dtype=torch.long); lab[1, 0, :3] = 1  # voxels x = 0..2 at z = 1
+        >>> boxes_from_components(lab, g)[0].tolist()
+        [1.5, 0.5, 1.5, 3.0, 1.0, 1.0, 0.0]
+    """
+    check_shape(labels, "labels", grid.shape, floating=False, max_batch=0)
+    n = int(labels.max()) if labels.numel() else 0
+    pts = grid.centers(dtype=torch.float64, device=labels.device).reshape(-1, 3)
+    lab = labels.reshape(-1)
+    vs = torch.tensor(grid.voxel_size, dtype=torch.float64, device=labels.device)
+    boxes = torch.zeros(n, 7, dtype=torch.float64, device=labels.device)
+    for i in range(1, n + 1):
+        p = pts[lab == i]
+        if len(p) == 0:
+            continue
+        xz = p[:, [0, 2]] - p[:, [0, 2]].mean(0)
+        if len(p) > 1:
+            _, vec = torch.linalg.eigh(xz.T @ xz)
+            dx, dz = vec[:, -1].tolist()  # the footprint's longest direction
+        else:
+            dx, dz = 1.0, 0.0
+        yaw = math.atan2(-dz, dx) + 0.0  # (no -0.0) yaw_matrix(yaw) @ (1, 0, 0) = (cos yaw, 0, -sin yaw)
+        if yaw > math.pi / 2:
+            yaw -= math.pi  # a box and its half-turn are one box: keep yaw in (-pi/2, pi/2]
+        elif yaw <= -math.pi / 2:
+            yaw += math.pi
+        c, s_ = math.cos(yaw), math.sin(yaw)
+        u = p[:, 0] * c - p[:, 2] * s_  # along the box's x
+        w = p[:, 0] * s_ + p[:, 2] * c  # along the box's z
+        # a voxel's reach along a turned axis: its half-diagonal projected on that axis
+        reach_u = (abs(c) * vs[0] + abs(s_) * vs[2]) / 2
+        reach_w = (abs(s_) * vs[0] + abs(c) * vs[2]) / 2
+        lo = torch.stack([u.min() - reach_u, p[:, 1].min() - vs[1] / 2, w.min() - reach_w])
+        hi = torch.stack([u.max() + reach_u, p[:, 1].max() + vs[1] / 2, w.max() + reach_w])
+        mid, size = (lo + hi) / 2, hi - lo
+        cx = c * mid[0] + s_ * mid[2]  # back from box axes to the grid frame
+        cz = -s_ * mid[0] + c * mid[2]
+        boxes[i - 1] = torch.stack([cx, mid[1], cz, size[0], size[1], size[2], torch.tensor(yaw, dtype=torch.float64)])
+    return boxes
