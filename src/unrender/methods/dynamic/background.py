@@ -1,0 +1,138 @@
+"""Ego-stabilised background subtraction: every frame's voxel memory brought into one anchor frame, the
+per-voxel median (or mean) over time as the background, and what differs from it as moving.
+
+All volumes here are already in the anchor frame (:func:`unrender.geometry.warp_volume` brings them
+there with the known ego-motion) and laid out ``(T, C, Z, Y, X)`` over the ``T`` frames.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+from ...geometry import VoxelGrid, check_args, check_shape, yaw_matrix
+
+__all__ = ["temporal_background", "reliably_seen", "moving_voxels", "points_in_boxes", "centre_surround"]
+
+
+def reliably_seen(seen: torch.Tensor, margin: int) -> torch.Tensor:
+    """Voxels seen whose every neighbour within ``margin`` voxels (a cube) is seen too: the border of what a
+    camera sees is where unprojection smears and warping mixes in empty space.
+
+    Args:
+        seen: ``(..., Z, Y, X)`` bool.
+
+    Example:
+        >>> s = torch.ones(1, 5, 5, dtype=torch.bool); s[0, 0, 0] = False
+        >>> reliably_seen(s, 1)[0].sum().item()  # the corner voxel and its 3 neighbours drop out
+        21
+    """
+    check_shape(seen, "seen", (None, None, None), floating=False)
+    if margin <= 0:
+        return seen.clone()
+    unseen = (~seen).reshape(-1, 1, *seen.shape[-3:]).float()
+    grown = F.max_pool3d(unseen, 2 * margin + 1, stride=1, padding=margin) > 0
+    return ~grown.reshape(seen.shape)
+
+
+def temporal_background(
+    volumes: torch.Tensor, seen: torch.Tensor, *, statistic: Literal["median", "mean"] = "median"
+) -> dict[str, torch.Tensor]:
+    """The background of a voxel: its median (or mean) over the frames that saw it.
+
+    Args:
+        volumes: ``(T, C, Z, Y, X)`` per-frame features in the anchor frame.
+        seen: ``(T, 1, Z, Y, X)`` bool, the frames that saw each voxel.
+        statistic: ``median`` (an object that stays in a voxel for less than half of the frames that see it
+            is not background) or ``mean``.
+
+    Returns:
+        ``background (C, Z, Y, X)``, ``spread (C, Z, Y, X)`` (standard deviation over the seeing frames) and
+        ``count (1, Z, Y, X)`` (frames that saw the voxel); background and spread are 0 where no frame did.
+
+    Example:
+        >>> v = torch.tensor([0.0, 0.0, 1.0, 0.0, 0.0]).reshape(5, 1, 1, 1, 1)  # a car passes at frame 2
+        >>> temporal_background(v, torch.ones_like(v, dtype=torch.bool))["background"].item()
+        0.0
+    """
+    check_args(("volumes", volumes, (None, "Z", "Y", "X")))
+    if seen.shape != (volumes.shape[0], 1, *volumes.shape[-3:]) or seen.dtype != torch.bool:
+        raise ValueError(
+            f"seen: expected a bool tensor of shape {(volumes.shape[0], 1, *volumes.shape[-3:])}, "
+            f"got {tuple(seen.shape)} {seen.dtype}"
+        )
+    if volumes.dim() != 5:
+        raise ValueError(f"volumes: expected (T, C, Z, Y, X), got {tuple(volumes.shape)}")
+    count = seen.sum(0)
+    n = count.clamp(min=1).to(volumes.dtype)
+    mean = torch.where(seen, volumes, 0).sum(0) / n
+    var = torch.where(seen, (volumes - mean) ** 2, 0).sum(0) / n
+    if statistic == "median":
+        background = torch.nan_to_num(torch.where(seen, volumes, float("nan")).nanmedian(0).values)
+    elif statistic == "mean":
+        background = mean
+    else:
+        raise ValueError(f"statistic: expected 'median' or 'mean', got {statistic!r}")
+    background = torch.where(count > 0, background, 0)
+    return {"background": background, "spread": var.sqrt(), "count": count}
+
+
+def moving_voxels(
+    volumes: torch.Tensor, seen: torch.Tensor, background: torch.Tensor, *, threshold: float, margin: int = 1
+) -> torch.Tensor:
+    """Voxels of each frame that differ from the background by more than ``threshold`` (Euclidean over the
+    channels), counted only where the frame sees them reliably (:func:`reliably_seen` with ``margin``).
+
+    Args:
+        volumes: ``(T, C, Z, Y, X)``; seen: ``(T, 1, Z, Y, X)`` bool; background: ``(C, Z, Y, X)``.
+
+    Returns:
+        ``(T, 1, Z, Y, X)`` bool.
+    """
+    check_args(("volumes", volumes, ("C", "Z", "Y", "X")), ("background", background, ("C", "Z", "Y", "X")))
+    diff = (volumes - background).norm(dim=1, keepdim=True)
+    return (diff > threshold) & reliably_seen(seen, margin)
+
+
+def points_in_boxes(points: torch.Tensor, boxes: torch.Tensor, *, grow: float = 0.0) -> torch.Tensor:
+    """Bool ``(M, Q)``: point ``q`` lies in box ``m`` (each box's sizes grown by ``grow`` metres on every side).
+
+    Args:
+        points: ``(Q, 3)``; boxes: ``(M, 7)`` in the same frame.
+
+    Example:
+        >>> b = torch.tensor([[0.0, 0.0, 0.0, 2.0, 1.0, 1.0, 0.0]])
+        >>> points_in_boxes(torch.tensor([[0.9, 0.0, 0.0], [1.2, 0.0, 0.0]]), b).tolist()
+        [[True, False]]
+    """
+    check_args(("points", points, ("Q", 3)), ("boxes", boxes, ("M", 7)))
+    R = yaw_matrix(boxes[:, 6].to(points.dtype))  # (M, 3, 3) world_from_box
+    local = torch.einsum("mji,mqj->mqi", R, points[None] - boxes[:, None, :3].to(points.dtype))
+    half = boxes[:, None, 3:6].to(points.dtype) / 2 + grow
+    return (local.abs() <= half).all(-1)
+
+
+def centre_surround(occupancy: torch.Tensor, grid: VoxelGrid, boxes: torch.Tensor, *, shell: float = 1.0):
+    """Centre-surround contrast of each box on an occupancy volume: mean occupancy inside the box minus that
+    of a shell ``shell`` metres thick around it (an object is full and stands in free space; a piece of a
+    wall or the road is as full around it as inside). Boxes whose shell holds no voxel score their inside.
+
+    Args:
+        occupancy: ``(Z, Y, X)`` in ``[0, 1]``; boxes: ``(M, 7)`` in the grid's frame.
+
+    Returns:
+        ``(M,)`` scores in ``[-1, 1]``.
+    """
+    check_shape(occupancy, "occupancy", grid.shape, max_batch=0)
+    check_shape(boxes, "boxes", (7,), max_batch=1)
+    if len(boxes) == 0:
+        return torch.zeros(0, dtype=occupancy.dtype, device=occupancy.device)
+    pts = grid.centers(dtype=torch.float64, device=occupancy.device).reshape(-1, 3)
+    occ = occupancy.reshape(-1).double()
+    inner = points_in_boxes(pts, boxes.double())
+    outer = points_in_boxes(pts, boxes.double(), grow=shell) & ~inner
+    mean_in = (inner * occ).sum(1) / inner.sum(1).clamp(min=1)
+    mean_out = (outer * occ).sum(1) / outer.sum(1).clamp(min=1)
+    return (mean_in - torch.where(outer.any(1), mean_out, 0)).to(occupancy.dtype)
