@@ -360,3 +360,38 @@ def test_antialiasing_averages_rays_over_the_pixel_and_keeps_the_centre_ray_trut
         render(lay.scene, K, T, 32, 96, antialias=2)
     with pytest.raises(ValueError, match="antialias"):
         SynthConfig(kind="streets", antialias=0)
+
+
+def test_traffic_is_a_rig_of_three_cameras_over_time_with_its_variants():
+    from unrender.world.generators import streets
+    from unrender.world.generators.traffic import RIG_YAWS, traffic
+
+    lay = traffic(np.random.default_rng(5), views=4, H=8, W=12)
+    assert len(lay.cam_from_world) == 12 and lay.times == [float(f) for f in range(4) for _ in RIG_YAWS]
+    centres = -torch.einsum("nji,nj->ni", lay.cam_from_world[:, :3, :3], lay.cam_from_world[:, :3, 3])
+    for f in range(4):  # the rig's cameras share a centre; the side ones look 60 degrees left and right
+        torch.testing.assert_close(centres[3 * f + 1 : 3 * f + 3] - centres[3 * f], torch.zeros(2, 3, dtype=F64))
+        fwd = lay.cam_from_world[3 * f : 3 * f + 3, 2, :3]  # each camera's optical axis in the world
+        assert fwd[1, 0] < -0.8 and fwd[2, 0] > 0.8 and fwd[0, 2] > 0.99
+    # the scene and the front camera are the streets generator's (same draws)
+    ref = streets(np.random.default_rng(5), views=4, H=8, W=12)
+    torch.testing.assert_close(lay.cam_from_world[::3], ref.cam_from_world)
+    assert int(lay.extra["anchor"]) == 2 and lay.grid.contains(centres[6])
+    boxed = [o for o in lay.scene.objects if o.has_box]
+    one = traffic(np.random.default_rng(5), views=4, H=8, W=12, variant="one")
+    assert sum(o.has_box and (any(o.velocity) or o.yaw_rate != 0) for o in one.scene.objects) == 1
+    assert sum(o.has_box for o in one.scene.objects) == len(boxed)
+    empty = traffic(np.random.default_rng(5), views=4, H=8, W=12, variant="empty")
+    assert not any(o.has_box for o in empty.scene.objects) and len(empty.scene.objects) > 5
+
+
+def test_traffic_sample_marks_the_moving_objects():
+    s = make_sample(SynthConfig(kind="traffic-one", views=2, height=12, width=16, seed=1, occupancy=False), 0)
+    assert s["rgb"].shape == (6, 3, 12, 16) and s["boxes_world"].shape[0] == 6
+    assert s["box_moving"].sum() == 1
+    moving = s["box_instance"][s["box_moving"]][0]
+    # the moving object's box moves between the frames; the others stay
+    b = s["boxes_world"]
+    assert np.abs(b[3, s["box_moving"]] - b[0, s["box_moving"]]).max() > 0.1
+    assert np.abs(b[3, ~s["box_moving"]] - b[0, ~s["box_moving"]]).max() < 1e-9
+    assert moving > 0

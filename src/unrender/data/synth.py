@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 from ..io import FolderLock, atomic_path, atomic_write_text
 from ..resources import check_memory
 from ..world.generators import GENERATOR_VERSIONS
+from ..world.generators.traffic import RIG_YAWS
 from ..world.sample import SCHEMA_VERSION, SynthConfig, make_sample
 from ..world.scene import CLASSES
 
@@ -136,8 +137,9 @@ BYTES_PER_PIXEL = 256
 def check_synth_memory(cfg: SynthConfig, workers: int = 1) -> None:
     """Refuse up front (:class:`~unrender.resources.ResourceError`) a dataset whose samples cannot be
     rendered in this machine's memory by ``workers`` processes at once."""
-    need = BYTES_PER_PIXEL * cfg.views * cfg.height * cfg.width * max(1, workers)
-    check_memory(need, f"rendering {cfg.views} views of {cfg.height} x {cfg.width} in {max(1, workers)} process(es)",
+    images = cfg.views * (len(RIG_YAWS) if cfg.kind.startswith("traffic") else 1)
+    need = BYTES_PER_PIXEL * images * cfg.height * cfg.width * max(1, workers)
+    check_memory(need, f"rendering {images} views of {cfg.height} x {cfg.width} in {max(1, workers)} process(es)",
                  hint="lower --height/--width/--views or --workers")  # fmt: skip
 
 

@@ -19,12 +19,12 @@ from ..geometry import project_points, transform_points
 from .generators import GENERATORS
 from .render import check_antialias, render
 from .scene import CLASSES
-from .truth import boxes_2d, boxes_in_camera, mask_boxes, object_boxes, occupancy
+from .truth import boxes_2d, boxes_in_camera, mask_boxes, moves, object_boxes, occupancy
 
 __all__ = ["SynthConfig", "make_sample", "SCHEMA_VERSION"]
 
 SCHEMA_VERSION = 1
-Kind = Literal["rooms", "streets", "objects", "people"]
+Kind = Literal["rooms", "streets", "objects", "people", "traffic", "traffic-one", "traffic-empty"]
 
 
 @dataclass
@@ -35,7 +35,8 @@ class SynthConfig:
     num: int = 100
     """Number of samples."""
     views: int = 4
-    """Cameras per sample (rooms, objects, people) or video frames (streets)."""
+    """Cameras per sample (rooms, objects, people) or video frames (streets; traffic: frames of a rig of 3
+    cameras, so 3 x views images)."""
     height: int = 128
     width: int = 128
     seed: int = 0
@@ -64,7 +65,8 @@ def make_sample(cfg: SynthConfig, index: int) -> dict[str, np.ndarray]:
     * ``K (N, 3, 3)``, ``cam_from_world (N, 4, 4)`` float64; ``time (N,)``
     * ``boxes_world``, ``boxes_cam (N, M, 7)``; ``box_classes``, ``box_track_ids``, ``box_instance (M,)``;
       ``boxes_2d (N, M, 4)`` amodal (projected 3D box) with ``boxes_2d_valid (N, M)``;
-      ``mask_boxes (N, M, 4)`` tight around visible pixels, with ``mask_pixels (N, M)``
+      ``mask_boxes (N, M, 4)`` tight around visible pixels, with ``mask_pixels (N, M)``; ``box_moving (M,)``
+      bool, the object moves during the sample
     * ``occupancy``, ``semantic_voxels (Z, Y, X)`` uint8 in the world frame at the first view's time,
       on the grid in ``meta``
     * people: ``joints_world (17, 3)``, ``joints_cam (N, 17, 3)``, ``joints_2d (N, 17, 2)``
@@ -73,7 +75,7 @@ def make_sample(cfg: SynthConfig, index: int) -> dict[str, np.ndarray]:
     """
     rng = np.random.default_rng([cfg.seed, index, sorted(GENERATORS).index(cfg.kind)])
     lay = GENERATORS[cfg.kind](rng, views=cfg.views, H=cfg.height, W=cfg.width)
-    H, W, N = cfg.height, cfg.width, cfg.views
+    H, W, N = cfg.height, cfg.width, len(lay.times)
     times = torch.tensor(lay.times, dtype=torch.float64)
     parts: dict[str, list[torch.Tensor]] = {}
     for t in sorted(set(lay.times)):
@@ -122,6 +124,7 @@ def make_sample(cfg: SynthConfig, index: int) -> dict[str, np.ndarray]:
         boxes_2d_valid=torch.stack(b2v).numpy(),
         mask_boxes=torch.stack(mb).numpy(),
         mask_pixels=torch.stack(mp).numpy().astype(np.int32),
+        box_moving=np.array([moves(lay.scene.objects[i - 1]) for i in ob["instance"].tolist()], dtype=bool),
     )
     meta = {"schema": SCHEMA_VERSION, "kind": cfg.kind, "index": index, "config": asdict(cfg), "classes": list(CLASSES)}
     if cfg.occupancy and lay.grid is not None:

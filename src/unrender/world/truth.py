@@ -6,9 +6,10 @@ import torch
 
 from ..geometry import BOX_EDGES, VoxelGrid, box_corners, check_args, invert_rigid, project_points, transform_points
 from .primitives import KINDS, inside
-from .scene import Scene, class_id
+from .scene import Scene, SceneObject, class_id
 
 __all__ = [
+    "moves",
     "occupancy",
     "semantics_at",
     "labels_at",
@@ -93,6 +94,11 @@ def labels_at(
         sem = torch.where(new, flat.semantic[sel][first.clamp(min=0)], sem)
         obj = torch.where(new, flat.instance[sel][first.clamp(min=0)], obj)
     return sem, obj
+
+
+def moves(obj: SceneObject) -> bool:
+    """Whether an object moves (a velocity or a yaw rate)."""
+    return any(v != 0 for v in obj.velocity) or obj.yaw_rate != 0
 
 
 def scene_flow(scene: Scene, points_world: torch.Tensor, t0: float, t1: float) -> tuple[torch.Tensor, torch.Tensor]:

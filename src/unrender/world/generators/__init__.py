@@ -22,14 +22,31 @@ from .objects import objects
 from .people import people, skeleton
 from .rooms import rooms
 from .streets import streets
+from .traffic import traffic, traffic_empty, traffic_one
 
 __all__ = [
     "Layout", "GENERATORS", "GENERATOR_VERSIONS", "H36M_JOINTS", "H36M_PARENTS", "CAR_HEIGHT", "PEDESTRIAN_HEIGHT",
-    "EGO_HEIGHT", "PARKING_STRIP", "STREET_FX_OVER_W", "rooms", "streets", "objects", "people", "skeleton",
+    "EGO_HEIGHT", "PARKING_STRIP", "STREET_FX_OVER_W", "rooms", "streets", "objects", "people", "skeleton", "traffic",
 ]  # fmt: skip
 
-GENERATORS = {"rooms": rooms, "streets": streets, "objects": objects, "people": people}
-GENERATOR_VERSIONS = {"rooms": 1, "streets": 7, "objects": 1, "people": 1}
+GENERATORS = {
+    "rooms": rooms,
+    "streets": streets,
+    "objects": objects,
+    "people": people,
+    "traffic": traffic,
+    "traffic-one": traffic_one,
+    "traffic-empty": traffic_empty,
+}
+GENERATOR_VERSIONS = {
+    "rooms": 1,
+    "streets": 7,
+    "objects": 1,
+    "people": 1,
+    "traffic": 1,
+    "traffic-one": 1,
+    "traffic-empty": 1,
+}
 """Bumped when a kind's scenes change; part of a dataset's folder name and index, so a cached
 dataset of an older generator is never read as the current one. streets 2: the ego camera's
 steps accumulate (version 1 placed frame f at f * U(0.9, 1.1) m, so late frames jumped by up to

@@ -82,8 +82,8 @@ def _pedestrian(rng, height: float | None = None):
     return parts, Ht
 
 
-def streets(rng: np.random.Generator, *, views: int, H: int, W: int) -> Layout:
-    """A straight street driven by an ego camera at 1.65 m, ~1 m forward per frame (a video of ``views`` frames)."""
+def street_scene(rng: np.random.Generator, kind: str = "streets") -> tuple[Scene, float]:
+    """A straight street along +z with its traffic; returns the scene and the width of one driving lane."""
     # a parking strip along each kerb and two driving lanes between: the ego camera drives in the
     # right lane (+x, traffic towards +z), clear of parked cars and of oncoming traffic
     road_w, walk_w = _u(rng, 9.5, 11.0), _u(rng, 2.0, 3.5)
@@ -236,7 +236,12 @@ def streets(rng: np.random.Generator, *, views: int, H: int, W: int) -> Layout:
             )
         )
         track += 1
-    scene = Scene(objs, light_dir=(_u(rng, -0.6, 0.6), -1.0, _u(rng, -0.6, 0.2)), ambient=0.4, kind="streets")
+    scene = Scene(objs, light_dir=(_u(rng, -0.6, 0.6), -1.0, _u(rng, -0.6, 0.2)), ambient=0.4, kind=kind)
+    return scene, lane_w
+
+
+def ego_path(rng: np.random.Generator, frames: int, lane_w: float) -> torch.Tensor:
+    """``cam_from_world (frames, 4, 4)`` of an ego camera driving the right lane of :func:`street_scene`."""
     # ego camera: 1.65 m above the road, forward ~1 m per frame; pitch, yaw and roll wander smoothly
     # (each frame keeps 0.8 of the last angle and adds a small step: a few mrad between frames, as a
     # car's heading and suspension move; streets 1-4 drew them independently per frame, a camera
@@ -250,7 +255,7 @@ def streets(rng: np.random.Generator, *, views: int, H: int, W: int) -> Layout:
     z = 0.0
     cruise, drift = _u(rng, 0.85, 1.05), 0.0
     angles = np.zeros(3)
-    for _ in range(views):
+    for _ in range(frames):
         angles = 0.8 * angles + np.array([_u(rng, -0.004, 0.004), _u(rng, -0.006, 0.006), _u(rng, -0.003, 0.003)])
         drift = 0.9 * drift + _u(rng, -0.004, 0.004)
         # pitch (x), yaw (y), roll (z) of the forward-looking camera
@@ -260,13 +265,23 @@ def streets(rng: np.random.Generator, *, views: int, H: int, W: int) -> Layout:
         world_from_cam = make_rigid(R_world_from_cam, centre)
         Rt = world_from_cam[:3, :3].T
         Ts.append(make_rigid(Rt, -Rt @ centre))
-    T = torch.stack(Ts)
+    return torch.stack(Ts)
+
+
+def road_plane_in_cameras(cam_from_world: torch.Tensor) -> torch.Tensor:
+    """The road plane ``n . p + d = 0`` (world: ``n = (0, -1, 0)``, ``d = 0``) in each camera frame, ``(N, 4)``."""
+    n_w = torch.tensor([0.0, -1.0, 0.0], dtype=torch.float64)
+    n_c = cam_from_world[:, :3, :3] @ n_w
+    d_c = -(n_c * cam_from_world[:, :3, 3]).sum(-1)
+    return torch.cat([n_c, d_c[:, None]], -1)
+
+
+def streets(rng: np.random.Generator, *, views: int, H: int, W: int) -> Layout:
+    """A straight street driven by an ego camera at 1.65 m, ~1 m forward per frame (a video of ``views`` frames)."""
+    scene, lane_w = street_scene(rng)
+    T = ego_path(rng, views, lane_w)
     K = _intrinsics(H, W, STREET_FX_OVER_W).expand(views, 3, 3).clone()
     extra = {"camera_height": torch.full((views,), EGO_HEIGHT, dtype=torch.float64)}
-    # the road plane n . p + d = 0 in each camera frame (world: n = (0, -1, 0), d = 0)
-    n_w = torch.tensor([0.0, -1.0, 0.0], dtype=torch.float64)
-    n_c = T[:, :3, :3] @ n_w
-    d_c = -(n_c * T[:, :3, 3]).sum(-1)
-    extra["road_plane_cam"] = torch.cat([n_c, d_c[:, None]], -1)
+    extra["road_plane_cam"] = road_plane_in_cameras(T)
     grid = VoxelGrid((-16.0, -4.0, 0.0), (16.0, 0.2, 48.0), (64, 16, 96))
     return Layout(scene, K, T, [float(f) for f in range(views)], grid, extra)

@@ -1,0 +1,88 @@
+"""Traffic: a street with moving and parked traffic seen over time by a rig of cameras on the ego car -- a
+multi-view, multi-time capture for mapping scenes that move (background subtraction, 3D flow, tracking)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Literal
+
+import numpy as np
+import torch
+
+from ...geometry import VoxelGrid, make_rigid, yaw_matrix
+from ..truth import moves
+from .common import EGO_HEIGHT, STREET_FX_OVER_W, Layout, _intrinsics
+from .streets import ego_path, road_plane_in_cameras, street_scene
+
+RIG_YAWS = (0.0, -1.05, 1.05)
+"""Yaw of each rig camera about the vertical, relative to the ego's forward camera (front, left, right:
+60 degrees to either side; each sees 81 degrees across at the street camera's focal length)."""
+GRID_AHEAD = (-12.0, 20.0)
+"""The voxel grid's reach along the street around the anchor frame's camera, metres (behind, ahead)."""
+
+
+def traffic(
+    rng: np.random.Generator, *, views: int, H: int, W: int, variant: Literal["mixed", "one", "empty"] = "mixed"
+) -> Layout:
+    """``views`` frames of a street (:func:`street_scene`'s traffic) seen by the three cameras of
+    :data:`RIG_YAWS` on an ego car driving it (:func:`ego_path`): ``3 * views`` views, frame-major (view
+    ``i`` is camera ``i % 3`` at frame ``i // 3``).
+
+    ``variant``: ``mixed`` (the street's own parked and moving traffic); ``one`` (exactly one object moves,
+    the first that did, or the first car set driving in the oncoming lane when none did); ``empty``
+    (no cars, pedestrians or cyclists: the clean background).
+
+    The grid is in the world frame (gravity-aligned, the road at ``y = 0``) around the anchor frame's
+    ego position (frame ``views // 2``): 32 m across, :data:`GRID_AHEAD` along the street, from 4 m above
+    the road to 0.5 m below it (the road surface counts as occupied below it), 0.5 m voxels.
+    ``extra["anchor"]`` is the anchor frame.
+    """
+    scene, lane_w = street_scene(rng, kind="traffic")
+    ego = ego_path(rng, views, lane_w)  # the forward camera's cam_from_world per frame
+    objs = list(scene.objects)
+    if variant == "empty":
+        objs = [o for o in objs if not o.has_box]
+    elif variant == "one":
+        movers = [i for i, o in enumerate(objs) if o.has_box and moves(o)]
+        if movers:
+            keep = movers[0]
+        else:
+            keep = next(i for i, o in enumerate(objs) if o.semantic in ("car", "van"))
+            o = objs[keep]
+            objs[keep] = dataclasses.replace(o, position=(-lane_w / 2, 0.0, o.position[2]), yaw=math.pi / 2,
+                                             velocity=(0.0, 0.0, -0.8))  # fmt: skip
+        objs = [
+            o if i == keep or not o.has_box else dataclasses.replace(o, velocity=(0.0, 0.0, 0.0), yaw_rate=0.0)
+            for i, o in enumerate(objs)
+        ]
+    elif variant != "mixed":
+        raise ValueError(f"variant: expected 'mixed', 'one' or 'empty', got {variant!r}")
+    scene = dataclasses.replace(scene, objects=objs, kind="traffic" if variant == "mixed" else f"traffic-{variant}")
+    zero = torch.zeros(3, dtype=torch.float64)
+    rig = torch.stack([make_rigid(yaw_matrix(torch.tensor(y, dtype=torch.float64)).T, zero) for y in RIG_YAWS])
+    # rig[k] = cam_k_from_front
+    T = (rig[None] @ ego[:, None]).reshape(-1, 4, 4)
+    N = len(T)
+    K = _intrinsics(H, W, STREET_FX_OVER_W).expand(N, 3, 3).clone()
+    times = [float(f) for f in range(views) for _ in RIG_YAWS]
+    anchor = views // 2
+    centre = -ego[anchor, :3, :3].T @ ego[anchor, :3, 3]  # the anchor's camera centre in the world
+    x0, z0 = float(centre[0]), float(centre[2])
+    grid = VoxelGrid((x0 - 16.0, -4.0, z0 + GRID_AHEAD[0]), (x0 + 16.0, 0.5, z0 + GRID_AHEAD[1]), (64, 9, 64))
+    extra = {
+        "camera_height": torch.full((N,), EGO_HEIGHT, dtype=torch.float64),
+        "road_plane_cam": road_plane_in_cameras(T),
+        "anchor": torch.tensor(anchor),
+    }
+    return Layout(scene, K, T, times, grid, extra)
+
+
+def traffic_one(rng: np.random.Generator, *, views: int, H: int, W: int) -> Layout:
+    """:func:`traffic` with exactly one moving object."""
+    return traffic(rng, views=views, H=H, W=W, variant="one")
+
+
+def traffic_empty(rng: np.random.Generator, *, views: int, H: int, W: int) -> Layout:
+    """:func:`traffic` with no objects (the clean background)."""
+    return traffic(rng, views=views, H=H, W=W, variant="empty")
