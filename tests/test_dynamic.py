@@ -94,3 +94,43 @@ def test_bad_inputs_are_named():
         temporal_background(vols, torch.ones(3, 1, 2, 2, 2))
     with pytest.raises(ValueError, match="statistic"):
         temporal_background(vols, torch.ones_like(vols, dtype=torch.bool), statistic="mode")
+
+
+@pytest.fixture(scope="module")
+def traffic_item(tmp_path_factory):
+    from unrender.methods.dynamic.config import DynamicData
+    from unrender.methods.dynamic.data import DynamicDataset
+
+    data = DynamicData(variant="one", num_train=1, num_val=1, frames=3, height=24, width=32,
+                       root=tmp_path_factory.mktemp("dyn"))  # fmt: skip
+    ds = DynamicDataset(data, "train", workers=0)
+    return ds[0], ds.grid
+
+
+def test_traffic_items_hold_the_ground_truth_of_motion(traffic_item):
+    from unrender.geometry import depth_to_points, invert_rigid, transform_points
+
+    item, grid = traffic_item
+    T, V = 3, 3
+    assert item["rgb"].shape == (T, V, 3, 24, 32) and item["cam_from_grid"].shape == (T, V, 4, 4)
+    assert item["occ"].shape == (T, 1, *grid.shape) and item["flow"].shape == (T - 1, 3, *grid.shape)
+    assert int(item["anchor"]) == 1 and int(item["box_moving"].sum()) == 1
+    # the anchor's forward camera stands 1.65 m above the grid frame's origin
+    centre = invert_rigid(item["cam_from_grid"][1, 0].double())[:3, 3]
+    torch.testing.assert_close(centre, torch.tensor([0.0, -1.65, 0.0], dtype=torch.float64), atol=1e-6, rtol=0)
+    # depth unprojected with cam_from_grid lands in occupied voxels (where it is inside the grid)
+    pts = depth_to_points(item["depth"][0], item["K"][0])  # (V, H, W, 3) camera frame
+    world = transform_points(invert_rigid(item["cam_from_grid"][0])[:, None], pts)  # (V, 1, 4, 4): per row of W points
+    hit = (item["depth"][0, :, 0] > 0) & grid.contains(world)
+    idx = grid.world_to_index(world[hit]).round().long()
+    occ = item["occ"][0, 0]
+    near = torch.nn.functional.max_pool3d(occ[None, None], 3, stride=1, padding=1)[0, 0]  # half a voxel off
+    assert near[idx[:, 2], idx[:, 1], idx[:, 0]].float().mean() > 0.98
+    # the moving voxels move with the moving box; nothing else moves
+    m = int(item["box_moving"].nonzero()[0])
+    step = item["boxes"][1, m, :3] - item["boxes"][0, m, :3]
+    moving = item["moving"][0, 0]
+    assert moving.sum() > 10  # the one moving object passes through the grid
+    flow = item["flow"][0][:, moving]
+    torch.testing.assert_close(flow, step[:, None].expand_as(flow), atol=1e-5, rtol=0)
+    assert (item["flow"][0][:, ~moving] == 0).all()

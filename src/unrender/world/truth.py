@@ -126,6 +126,8 @@ def scene_flow(scene: Scene, points_world: torch.Tensor, t0: float, t1: float) -
         if i == 0:
             continue
         o = scene.objects[i - 1]
+        if not moves(o):
+            continue  # exactly 0 (the composed transforms would leave 1e-15)
         motion = o.world_from_object(t1) @ invert_rigid(o.world_from_object(t0))
         sel = obj == i
         flow[sel] = transform_points(motion, pts[sel]) - pts[sel]

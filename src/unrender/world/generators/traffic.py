@@ -18,8 +18,18 @@ from .streets import ego_path, road_plane_in_cameras, street_scene
 RIG_YAWS = (0.0, -1.05, 1.05)
 """Yaw of each rig camera about the vertical, relative to the ego's forward camera (front, left, right:
 60 degrees to either side; each sees 81 degrees across at the street camera's focal length)."""
-GRID_AHEAD = (-12.0, 20.0)
-"""The voxel grid's reach along the street around the anchor frame's camera, metres (behind, ahead)."""
+ANCHOR_GRID = VoxelGrid((-16.0, -4.0, -12.0), (16.0, 0.5, 20.0), (64, 9, 64))
+"""The voxel grid in the anchor frame (:func:`anchor_from_world`): 32 m across, 12 m behind to 20 m ahead,
+from 4 m above the road to 0.5 m below it (the road surface counts as occupied below it), 0.5 m voxels."""
+
+
+def anchor_from_world(cam_from_world: torch.Tensor) -> torch.Tensor:
+    """The anchor frame of a traffic sequence: the world (gravity-aligned, y down) moved so that its origin is
+    the road point below the given camera (the anchor frame's forward camera). ``(4, 4)`` float64."""
+    centre = -cam_from_world[:3, :3].T.double() @ cam_from_world[:3, 3].double()
+    out = torch.eye(4, dtype=torch.float64)
+    out[0, 3], out[2, 3] = -centre[0], -centre[2]
+    return out
 
 
 def traffic(
@@ -33,10 +43,8 @@ def traffic(
     the first that did, or the first car set driving in the oncoming lane when none did); ``empty``
     (no cars, pedestrians or cyclists: the clean background).
 
-    The grid is in the world frame (gravity-aligned, the road at ``y = 0``) around the anchor frame's
-    ego position (frame ``views // 2``): 32 m across, :data:`GRID_AHEAD` along the street, from 4 m above
-    the road to 0.5 m below it (the road surface counts as occupied below it), 0.5 m voxels.
-    ``extra["anchor"]`` is the anchor frame.
+    The grid is :data:`ANCHOR_GRID` around the anchor frame's ego position (frame ``views // 2``),
+    expressed in the world frame; ``extra["anchor"]`` is the anchor frame.
     """
     scene, lane_w = street_scene(rng, kind="traffic")
     ego = ego_path(rng, views, lane_w)  # the forward camera's cam_from_world per frame
@@ -56,6 +64,11 @@ def traffic(
             o if i == keep or not o.has_box else dataclasses.replace(o, velocity=(0.0, 0.0, 0.0), yaw_rate=0.0)
             for i, o in enumerate(objs)
         ]
+        # it passes through the grid: 4-14 m ahead of the ego at the anchor frame
+        o, anchor = objs[keep], views // 2
+        ego_z = float(-(ego[anchor, :3, :3].T @ ego[anchor, :3, 3])[2])
+        z = ego_z + float(rng.uniform(4.0, 14.0)) - o.velocity[2] * anchor
+        objs[keep] = dataclasses.replace(o, position=(o.position[0], o.position[1], z))
     elif variant != "mixed":
         raise ValueError(f"variant: expected 'mixed', 'one' or 'empty', got {variant!r}")
     scene = dataclasses.replace(scene, objects=objs, kind="traffic" if variant == "mixed" else f"traffic-{variant}")
@@ -67,9 +80,10 @@ def traffic(
     K = _intrinsics(H, W, STREET_FX_OVER_W).expand(N, 3, 3).clone()
     times = [float(f) for f in range(views) for _ in RIG_YAWS]
     anchor = views // 2
-    centre = -ego[anchor, :3, :3].T @ ego[anchor, :3, 3]  # the anchor's camera centre in the world
-    x0, z0 = float(centre[0]), float(centre[2])
-    grid = VoxelGrid((x0 - 16.0, -4.0, z0 + GRID_AHEAD[0]), (x0 + 16.0, 0.5, z0 + GRID_AHEAD[1]), (64, 9, 64))
+    shift = -anchor_from_world(ego[anchor])[:3, 3]  # the anchor frame's origin in the world
+    g = ANCHOR_GRID
+    lo, hi = (tuple(float(a + b) for a, b in zip(bound, shift, strict=True)) for bound in (g.bounds_min, g.bounds_max))
+    grid = VoxelGrid(lo, hi, g.resolution)  # ANCHOR_GRID, in the world frame
     extra = {
         "camera_height": torch.full((N,), EGO_HEIGHT, dtype=torch.float64),
         "road_plane_cam": road_plane_in_cameras(T),
