@@ -142,7 +142,7 @@ def test_mirror_augmentation_is_the_mirrored_world(tmp_path):
     a mirrored box centre projects to the mirrored pixel."""
     from unrender.geometry import box_corners, project_points, transform_points
     from unrender.methods.mapping.data import mirror_item
-    from unrender.methods.mapping.model import build_memory
+    from unrender.nn.memory import build_memory
 
     cfg = tiny_cfg(tmp_path)
     ds = MappingDataset(cfg, "train", workers=1)

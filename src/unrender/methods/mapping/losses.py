@@ -44,7 +44,7 @@ def surface_colour_target(memory: torch.Tensor, occupied: torch.Tensor) -> tuple
     occupied floor voxels had no colour target and rendered as one prior brown whatever the floor.)
 
     Args:
-        memory: ``(B, 7 + F, Z, Y, X)`` from :func:`~unrender.methods.mapping.model.build_memory`.
+        memory: ``(B, 7 + F, Z, Y, X)`` from :func:`~unrender.nn.memory.build_memory`.
         occupied: ``(B, 1, Z, Y, X)`` boolean, voxels known occupied.
 
     Returns:
