@@ -127,12 +127,25 @@ def centre_surround(occupancy: torch.Tensor, grid: VoxelGrid, boxes: torch.Tenso
     """
     check_shape(occupancy, "occupancy", grid.shape, max_batch=0)
     check_shape(boxes, "boxes", (7,), max_batch=1)
+    out = torch.zeros(len(boxes), dtype=torch.float64)
     if len(boxes) == 0:
-        return torch.zeros(0, dtype=occupancy.dtype, device=occupancy.device)
-    pts = grid.centers(dtype=torch.float64, device=occupancy.device).reshape(-1, 3)
-    occ = occupancy.reshape(-1).double()
-    inner = points_in_boxes(pts, boxes.double())
-    outer = points_in_boxes(pts, boxes.double(), grow=shell) & ~inner
-    mean_in = (inner * occ).sum(1) / inner.sum(1).clamp(min=1)
-    mean_out = (outer * occ).sum(1) / outer.sum(1).clamp(min=1)
-    return (mean_in - torch.where(outer.any(1), mean_out, 0)).to(occupancy.dtype)
+        return out.to(occupancy)
+    b = boxes.double().cpu()
+    occ = occupancy.double().cpu()
+    xs, ys, zs = (c.double() for c in grid.axis_centers(dtype=torch.float64))
+    # each box looks only at the voxels of its grown box's axis-aligned bounds
+    reach = (b[:, 3:6] / 2 + shell).norm(dim=1, keepdim=True)  # a sphere around the grown box
+    lo, hi = b[:, :3] - reach, b[:, :3] + reach
+    for m in range(len(b)):
+        sx, sy, sz = ((c >= lo[m, k]) & (c <= hi[m, k]) for k, c in enumerate((xs, ys, zs)))
+        if not (sx.any() and sy.any() and sz.any()):
+            continue
+        gz, gy, gx = torch.meshgrid(zs[sz], ys[sy], xs[sx], indexing="ij")
+        pts = torch.stack([gx, gy, gz], -1).reshape(-1, 3)
+        o = occ[sz][:, sy][:, :, sx].reshape(-1)
+        inner = points_in_boxes(pts, b[m : m + 1])[0]
+        outer = points_in_boxes(pts, b[m : m + 1], grow=shell)[0] & ~inner
+        mean_in = (o * inner).sum() / inner.sum().clamp(min=1)
+        mean_out = (o * outer).sum() / outer.sum() if outer.any() else 0.0
+        out[m] = mean_in - mean_out
+    return out.to(occupancy)

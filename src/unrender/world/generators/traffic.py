@@ -18,9 +18,12 @@ from .streets import ego_path, road_plane_in_cameras, street_scene
 RIG_YAWS = (0.0, -1.05, 1.05)
 """Yaw of each rig camera about the vertical, relative to the ego's forward camera (front, left, right:
 60 degrees to either side; each sees 81 degrees across at the street camera's focal length)."""
-ANCHOR_GRID = VoxelGrid((-16.0, -4.0, -12.0), (16.0, 0.5, 20.0), (64, 9, 64))
+ANCHOR_GRID = VoxelGrid((-16.0, -4.2, -12.0), (16.0, 0.3, 20.0), (64, 9, 64))
 """The voxel grid in the anchor frame (:func:`anchor_from_world`): 32 m across, 12 m behind to 20 m ahead,
-from 4 m above the road to 0.5 m below it (the road surface counts as occupied below it), 0.5 m voxels."""
+0.5 m voxels, from 4.2 m above the road to 0.3 m below it: the road (y = 0) runs through the bottom layer
+of voxels, whose centres lie 5 cm below it (inside the road, which is occupied below its surface). With the
+road on a face between two layers, its depth points fell into one or the other as the ego moved, and the
+road flickered in and out of the occupancy from frame to frame."""
 
 
 def anchor_from_world(cam_from_world: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,207 @@
+"""Moving objects as 3D boxes, without learning: fuse each frame into the anchor grid, subtract the
+temporal background, cut what is left into connected components and put boxes around them; and the
+baselines they are measured against (random boxes, centre-surround boxes slid over the grid).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+from ...geometry import VoxelGrid, boxes_from_components, check_shape, connected_components, nms_boxes
+from ...metrics.detection import average_precision
+from ...nn.memory import build_memory
+from .background import centre_surround, moving_voxels, temporal_background
+
+__all__ = [
+    "SubtractionConfig",
+    "frame_memories",
+    "subtract_background",
+    "random_proposals",
+    "centre_surround_proposals",
+    "moving_ap",
+    "moving_boxes_in_grid",
+    "CAR_SIZE",
+]
+
+CAR_SIZE = (4.5, 1.6, 1.9)
+"""Length, height and width of the car-sized boxes the baselines propose, metres."""
+
+
+@dataclass
+class SubtractionConfig:
+    signal: Literal["carved", "memory"] = "carved"
+    """What is compared with the background: ``carved`` occupancy (1 where a depth point falls, 0 where a ray
+    passed through, the rest unknown: a voxel a car drives through is free in the other frames, while a
+    static surface is never seen through) or the ``memory`` (occupancy and occupancy x colour, unknown where
+    no view looks: a voxel a surface only sometimes has a depth point in flickers)."""
+    statistic: Literal["median", "mean"] = "median"
+    threshold: float = 0.5
+    """A voxel moves when its signal differs from the background by more (Euclidean over channels)."""
+    margin: int = 0
+    """Voxels within this many voxels of what a frame did not see do not count (:func:`reliably_seen`; carved
+    free space is sparse, so with ``carved`` any margin drops most of what is known)."""
+    above_road: float = 0.2
+    """Only voxels whose centre is at least this high above the road (``y = 0`` of the anchor frame) count:
+    at grazing angles a road voxel's centre projects into a pixel whose ray meets the road metres away, so
+    carving marks the road free in some frames and occupied in others."""
+    min_voxels: int = 4
+    """Components smaller than this are dropped."""
+    shell: float = 1.0
+    """Thickness of the centre-surround shell, metres."""
+
+
+def frame_memories(item: dict[str, torch.Tensor], grid: VoxelGrid) -> dict[str, torch.Tensor]:
+    """Each frame's views fused into the anchor grid (the known ego-motion is in ``cam_from_grid``).
+
+    Args:
+        item: a :class:`~unrender.methods.dynamic.data.DynamicDataset` item (``rgb``, ``depth``, ``K``,
+            ``cam_from_grid``, each ``(T, V, ...)``).
+
+    Returns:
+        ``memory (T, 4, Z, Y, X)``: occupancy and occupancy x colour, averaged over the views that see a voxel,
+        with ``seen (T, 1, Z, Y, X)`` bool; ``carved (T, 1, Z, Y, X)``: 1 where a depth point falls, 0 where
+        a ray passed through (free space), with ``known (T, 1, Z, Y, X)`` bool (one of the two).
+    """
+    out: dict[str, list[torch.Tensor]] = {"memory": [], "seen": [], "carved": [], "known": []}
+    for t in range(item["rgb"].shape[0]):
+        m = build_memory(grid, item["rgb"][t][None], item["depth"][t][None], item["K"][t][None],
+                         item["cam_from_grid"][t][None])[0]  # fmt: skip
+        out["memory"].append(m[:4])
+        out["seen"].append(m[4:5] > 0)
+        out["carved"].append(m[5:6])
+        out["known"].append((m[5:6] + m[6:7]) > 0)
+    return {k: torch.stack(v) for k, v in out.items()}
+
+
+def subtract_background(
+    frames: dict[str, torch.Tensor], grid: VoxelGrid, cfg: SubtractionConfig
+) -> dict[str, list[torch.Tensor]]:
+    """Boxes around what moves, per frame, with two scores each.
+
+    Args:
+        frames: :func:`frame_memories` of a sequence.
+
+    Returns:
+        ``boxes``: per frame ``(n, 7)`` in the grid frame; ``size``: their number of moving voxels (the plain
+        score); ``contrast``: their centre-surround contrast on the frame's occupancy (the rescoring);
+        ``moving``: ``(T, 1, Z, Y, X)`` bool in a one-element list.
+    """
+    if cfg.signal == "carved":
+        volumes, seen = frames["carved"], frames["known"]
+    else:
+        volumes, seen = frames["memory"], frames["seen"]
+    bg = temporal_background(volumes, seen, statistic=cfg.statistic)["background"]
+    moving = moving_voxels(volumes, seen, bg, threshold=cfg.threshold, margin=cfg.margin)
+    _, ys, _ = grid.axis_centers(dtype=volumes.dtype, device=volumes.device)
+    moving &= (ys <= -cfg.above_road)[:, None]  # (Y, 1) against (..., Y, X); y is down
+    out: dict[str, list[torch.Tensor]] = {"boxes": [], "size": [], "contrast": [], "moving": [moving]}
+    labels = connected_components(moving[:, 0])
+    for t in range(len(volumes)):
+        lab = labels[t]
+        counts = torch.bincount(lab.reshape(-1), minlength=int(lab.max()) + 1)[1:]
+        boxes = boxes_from_components(lab, grid)
+        keep = counts >= cfg.min_voxels
+        boxes, counts = boxes[keep].float(), counts[keep].float()
+        out["boxes"].append(boxes)
+        out["size"].append(counts)
+        out["contrast"].append(centre_surround(frames["carved"][t, 0], grid, boxes, shell=cfg.shell))
+    return out
+
+
+def _on_road_boxes(grid: VoxelGrid, xz: torch.Tensor, yaw: torch.Tensor) -> torch.Tensor:
+    L, H, W = CAR_SIZE
+    n = len(xz)
+    return torch.stack([xz[:, 0], torch.full((n,), -H / 2), xz[:, 1], torch.full((n,), L), torch.full((n,), H),
+                        torch.full((n,), W), yaw], 1)  # fmt: skip
+
+
+def random_proposals(grid: VoxelGrid, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` car-sized boxes standing on the road (``y = 0``) at uniform positions and yaws in the grid, with
+    uniform random scores: the floor any proposal method must beat."""
+    lo, hi = torch.tensor(grid.bounds_min), torch.tensor(grid.bounds_max)
+    u = torch.rand(n, 2, generator=generator)
+    xz = lo[[0, 2]] + u * (hi - lo)[[0, 2]]
+    yaw = (torch.rand(n, generator=generator) - 0.5) * torch.pi
+    return _on_road_boxes(grid, xz, yaw), torch.rand(n, generator=generator)
+
+
+def centre_surround_proposals(
+    occupancy: torch.Tensor, grid: VoxelGrid, *, shell: float = 1.0, keep: int = 50
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Car-sized boxes standing on the road at every voxel column, along x and along z, scored by their
+    centre-surround contrast on ``occupancy (Z, Y, X)`` alone (no background): the ``keep`` best after
+    non-maximum suppression. Box filters over the volume (sizes rounded to whole voxels, so the boxes are
+    voxel-aligned) make this one pass instead of a test of every voxel against every box.
+    """
+    check_shape(occupancy, "occupancy", grid.shape, max_batch=0)
+    vx, vy, vz = grid.voxel_size
+    L, H, W = CAR_SIZE
+    _, ys, _ = grid.axis_centers(dtype=torch.float64)
+    rows = (ys < 0) & (ys > -H)  # voxel layers of a car standing on the road
+    if not rows.any():
+        raise ValueError(f"centre_surround_proposals: the grid's y range {grid.bounds_min[1]}..{grid.bounds_max[1]} "
+                         "holds no layer above the road")  # fmt: skip
+    y0, y1 = int(rows.nonzero()[0]), int(rows.nonzero()[-1]) + 1
+    occ = occupancy.double()[None, None]
+    xs, _, zs = grid.axis_centers(dtype=torch.float64)
+    sy = (y1 - y0) * vy
+    cy = float(grid.bounds_min[1] + (y0 + y1) / 2 * vy)
+    boxes, scores = [], []
+    for yaw, (lx, lz) in ((0.0, (L, W)), (torch.pi / 2, (W, L))):
+        kx, kz = max(1, round(lx / vx)), max(1, round(lz / vz))
+        gx, gz, gy = round(shell / vx), round(shell / vz), round(shell / vy)
+
+        # sums over the box (its rows) and over the grown box, at every x, z (odd and even sizes alike)
+        def box_sum(x: torch.Tensor, ky: int, ky0: int, kx_: int, kz_: int) -> torch.Tensor:
+            pad = (kx_ // 2, (kx_ - 1) // 2, 0, 0, kz_ // 2, (kz_ - 1) // 2)
+            v = F.pad(x[:, :, :, ky0 : ky0 + ky], pad)
+            return F.avg_pool3d(v, (kz_, ky, kx_), stride=1, divisor_override=1)[0, 0, :, 0]  # (Z, X)
+
+        ones = torch.ones_like(occ)
+        lo_y, hi_y = max(0, y0 - gy), min(occ.shape[3], y1 + gy)
+        s_in = box_sum(occ, y1 - y0, y0, kx, kz)
+        n_in = box_sum(ones, y1 - y0, y0, kx, kz)
+        s_out = box_sum(occ, hi_y - lo_y, lo_y, kx + 2 * gx, kz + 2 * gz) - s_in
+        n_out = box_sum(ones, hi_y - lo_y, lo_y, kx + 2 * gx, kz + 2 * gz) - n_in
+        score = s_in / n_in.clamp(min=1) - torch.where(n_out > 0, s_out / n_out.clamp(min=1), 0)
+        # the box's centre: an even size puts it on a voxel face, half a voxel towards -x / -z of the column
+        cx = xs - (0.5 * vx if kx % 2 == 0 else 0.0)
+        cz = zs - (0.5 * vz if kz % 2 == 0 else 0.0)
+        gz_, gx_ = torch.meshgrid(cz, cx, indexing="ij")  # (Z, X)
+        size = torch.tensor([kx * vx, sy, kz * vz] if not yaw else [kz * vz, sy, kx * vx], dtype=torch.float64)
+        # (turned a quarter, the box's own x, its length, runs along z)
+        bx = torch.cat([torch.stack([gx_, torch.full_like(gx_, cy), gz_], -1), size.expand(*gx_.shape, 3),
+                        torch.full_like(gx_, yaw)[..., None]], -1)  # fmt: skip
+        boxes.append(bx.reshape(-1, 7))
+        scores.append(score.reshape(-1))
+    boxes_all, scores_all = torch.cat(boxes).float(), torch.cat(scores).float()
+    top = scores_all.topk(min(len(scores_all), 10 * keep)).indices  # NMS is quadratic: the best first
+    boxes_all, scores_all = boxes_all[top], scores_all[top]
+    idx = nms_boxes(boxes_all, scores_all, 0.1)[:keep]
+    return boxes_all[idx], scores_all[idx]
+
+
+def moving_ap(
+    pred_boxes: list[torch.Tensor],
+    pred_scores: list[torch.Tensor],
+    gt_boxes: list[torch.Tensor],
+    *,
+    iou_type: str = "3d",
+) -> dict[str, float]:
+    """Class-agnostic AP@0.25 and AP@0.5 of boxes against the moving objects, over every frame given."""
+    ap = average_precision(pred_boxes, pred_scores, gt_boxes, iou_thresholds=(0.25, 0.5), iou_type=iou_type)
+    return {f"AP{iou_type}@{t}": v for t, v in ap.items()}
+
+
+def moving_boxes_in_grid(item: dict[str, torch.Tensor], grid: VoxelGrid) -> list[torch.Tensor]:
+    """Per frame, the ground-truth boxes of the objects that move and whose centre lies in the grid."""
+    out = []
+    for t in range(item["boxes"].shape[0]):
+        b = item["boxes"][t]
+        keep = item["box_valid"] & item["box_moving"] & grid.contains(b[:, :3])
+        out.append(b[keep])
+    return out
