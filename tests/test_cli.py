@@ -48,7 +48,10 @@ def test_train_then_eval(tmp_path):
     assert "abs_rel" in json.loads(r.stdout[r.stdout.index("{") :])
     r = run("eval", "toy", "--ckpt", str(tmp_path / "r"), "--out", str(tmp_path / "e.json"))
     assert r.returncode == 0, r.stderr
-    assert "abs_rel" in json.loads((tmp_path / "e.json").read_text())
+    got = json.loads((tmp_path / "e.json").read_text())
+    assert "abs_rel" in got
+    # how far the checkpoint's training got goes with every evaluation of it
+    assert got["trained_steps"] == 5 and got["schedule_steps"] == 5 and got["skipped_steps"] == 0
     r = run("eval", "toy", "--ckpt", str(tmp_path / "missing"))
     assert r.returncode == 2 and "no complete checkpoint" in r.stderr
 

@@ -402,6 +402,14 @@ def test_tiny_training_lowers_the_loss_and_checkpoints_reload(tmp_path):
     mean = metrics["unscaled/abs_rel"] + 0.25
     assert f"{mean:.4f} ± {0.5 / math.sqrt(2):.4f}" in row
     assert "| e1 | (e) |" in table and table.count("| yes |") == 1
+    # a run the time limit cut is marked wherever it is quoted
+    done = {"trained_steps": 4000.0, "schedule_steps": 4000.0, "skipped_steps": 3.0}
+    short = {**good, "trained_steps": 3652.0, "schedule_steps": 4000.0, "skipped_steps": 0.0}
+    table = ablation_table({"b0": {**good, **done, "scale_enabled": 0.0}, "e0": {**good, **done}, "e1": short}, "cmd")
+    row = next(line for line in table.splitlines() if line.startswith("| (e) full method"))
+    assert "cut short: e1 (3652 of 4000 steps)" in row
+    assert "| 4000 of 4000 (3) |" in table and "3652 of 4000 (0) **cut short**" in table
+    assert "cut short" not in next(line for line in table.splitlines() if line.startswith("| (b)"))
 
 
 def test_automask_margin_keeps_near_ties_in_the_loss(streets):

@@ -106,6 +106,16 @@ def test_crash_then_resume_gives_identical_weights(tmp_path):
         assert im.format == "PNG" and im.size[0] > 0
 
 
+def test_a_run_the_time_limit_cuts_says_so_in_eval_json(tmp_path):
+    Trainer(TOY, tiny_cfg(tmp_path / "a", max_steps=4, ckpt_every=0)).fit()
+    done = json.loads((tmp_path / "a" / "eval.json").read_text())
+    assert done["step"] == done["max_steps"] == 4 and "stopped_by" not in done
+    cfg = tiny_cfg(tmp_path / "b", max_steps=50, ckpt_every=0, time_limit_min=1e-9)
+    Trainer(TOY, cfg).fit()
+    cut = json.loads((tmp_path / "b" / "eval.json").read_text())
+    assert cut["step"] < cut["max_steps"] == 50 and cut["stopped_by"].startswith("time limit")
+
+
 def test_non_finite_losses_are_skipped(tmp_path):
     calls = {"n": 0}
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 import os
 import sys
 import warnings
@@ -150,6 +151,14 @@ def _evaluate_checkpoint(method, path: Path, device_name: str, data_root: Path |
     with torch.no_grad():
         metrics = method.evaluate(model, cfg, device)
     scalars = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
+    state = Path(ck_path) / "state.json"  # how far its training got (the shipped weights have none)
+    try:
+        st = json.loads(state.read_text()) if state.is_file() else None
+    except (OSError, ValueError):
+        st = None  # the weights loaded; a damaged state file only loses this note
+    if isinstance(st, dict):
+        scalars.update(trained_steps=st.get("step", math.nan), skipped_steps=st.get("skipped", math.nan),
+                       schedule_steps=getattr(getattr(cfg, "train", None), "max_steps", math.nan))  # fmt: skip
     return Path(ck_path), scalars, metrics.get("images", {})
 
 

@@ -380,7 +380,9 @@ class Trainer:
             if self.dist.is_main:
                 scalars = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
                 # skipped steps (non-finite loss or gradient, loss spikes) are part of what a result is
-                record = {"step": self.step, "skipped_steps": self.skipped, **scalars}
+                record = {"step": self.step, "max_steps": tc.max_steps, "skipped_steps": self.skipped, **scalars}
+                if self.step < tc.max_steps:  # only the time limit ends a run early
+                    record["stopped_by"] = f"time limit ({tc.time_limit_min} min)"
                 atomic_write_text(self.out_dir / "eval.json", json.dumps(record, indent=2))
                 if self.skipped > 0.01 * max(1, self.step):
                     tqdm.write(

@@ -204,9 +204,15 @@ def ablation_table(columns: dict[str, dict[str, float]], command: str) -> str:
         std = math.sqrt(sum((x - mean) ** 2 for x in xs) / (len(xs) - 1))
         return f"{mean:.{d}f} ± {std:.{d}f}"
 
-    def collapsed(runs: list[tuple[str, dict[str, float]]]) -> str:
-        bad = [n for n, m in runs if m.get("road_collapse")]
-        return f" **road collapsed: {', '.join(bad)}**" if bad else ""
+    def cut(m: dict[str, float]) -> bool:  # stopped before its schedule's end (the time limit)
+        done, planned = m.get("trained_steps", math.nan), m.get("schedule_steps", math.nan)
+        return not math.isnan(done) and not math.isnan(planned) and done < planned
+
+    def marks(runs: list[tuple[str, dict[str, float]]], mode: str) -> str:
+        bad = [n for n, m in runs if m.get("road_collapse")] if mode == "unscaled" else []
+        short = [f"{n} ({m['trained_steps']:.0f} of {m['schedule_steps']:.0f} steps)" for n, m in runs if cut(m)]
+        return (f" **road collapsed: {', '.join(bad)}**" if bad else "") + (
+            f" **cut short: {', '.join(short)}**" if short else "")  # fmt: skip
 
     head = "| variant | runs | " + " | ".join(_SHOWN + extra) + " |"
     lines = [head, "|---|---|" + "---|" * (len(_SHOWN) + 3)]
@@ -217,21 +223,25 @@ def ablation_table(columns: dict[str, dict[str, float]], command: str) -> str:
         vals = [values(m, mode) for _, m in runs]
         cells = [cell([v[i] for v in vals], d) for i, d in enumerate(digits)]
         names = ", ".join(n for n, _ in runs)
-        mark = collapsed(runs) if mode == "unscaled" else ""
+        mark = marks(runs, mode) if mode in ("unscaled", "median") else ""
         lines.append(f"| {label}{mark} | {names} | " + " | ".join(cells) + " |")
     if any(len(r) > 1 for r in by_kind.values()):
         lines += ["", "Every run: (b) and (e) as above, the road's part of the abs_rel and whether its road collapsed "
                   "(road tilt over 3 degrees).", "",
                   "| run | variant | abs_rel | median GT/pred scale | camera height (m) | road tilt (deg) | "
-                  "road's part of abs_rel | road collapsed |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+                  "road's part of abs_rel | road collapsed | steps trained (skipped) |",
+                  "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
         for label, kind, mode in (("(b)", "base", "median"), ("(e)", "full", "unscaled")):
             for name, m in by_kind.get(kind, []):
                 v = values(m, mode)
                 road = m.get(f"{mode}/share/road", math.nan)
                 fmt = lambda x, d: "" if math.isnan(x) else f"{x:.{d}f}"  # noqa: E731
                 flag = ("yes" if m.get("road_collapse") else "no") if mode == "unscaled" else ""
+                steps = "" if math.isnan(m.get("trained_steps", math.nan)) else (
+                    f"{m['trained_steps']:.0f} of {m['schedule_steps']:.0f} ({m.get('skipped_steps', 0):.0f})"
+                    + (" **cut short**" if cut(m) else ""))  # fmt: skip
                 lines.append(f"| {name} | {label} | {fmt(v[0], 4)} | {fmt(v[-3], 3)} | {fmt(v[-2], 3)} | "
-                             f"{fmt(v[-1], 2)} | {fmt(road, 4)} | {flag} |")  # fmt: skip
+                             f"{fmt(v[-1], 2)} | {fmt(road, 4)} | {flag} | {steps} |")  # fmt: skip
     # where the abs_rel of (b) and (e) comes from (mean over runs)
     picked = (("(b)", "base", "median"), ("(e)", "full", "unscaled"))
     cols = [(lab, by_kind[kind], mode) for lab, kind, mode in picked if kind in by_kind]
