@@ -176,3 +176,30 @@ def test_background_subtraction_boxes_the_moving_car_from_carved_space():
     gt = [b[None].float() for b in movers]
     ap = moving_ap(out["boxes"], out["size"], gt)
     assert ap["AP3d@0.5"] > 0.99, ap
+
+
+def test_moved_volume_and_its_flow_agree_and_train_the_soft_argmax():
+    from unrender.geometry import make_rigid
+    from unrender.methods.dynamic.motion import flow_loss, move_volume, random_rigid_motion
+
+    grid = VoxelGrid((-4.0, -2.0, 0.0), (4.0, 0.0, 8.0), (16, 4, 16))  # 0.5 m voxels
+    g = torch.Generator().manual_seed(0)
+    vol = torch.nn.functional.normalize(torch.randn(1, 32, *grid.shape, generator=g), dim=1)
+    shift = make_rigid(torch.eye(3, dtype=torch.float64), torch.tensor([1.0, 0.0, -0.5], dtype=torch.float64))[None]
+    out = move_volume(vol, grid, shift)
+    want = torch.tensor([2.0, 0.0, -1.0])[:, None, None, None]  # voxels
+    torch.testing.assert_close(out["flow"][0], want.expand(3, *grid.shape))
+    # the moved volume holds each voxel where the flow says (away from what left the grid)
+    want_moved = torch.roll(vol, (-1, 2), (2, 4))[0, :, :-1, :, 2:]  # z - 1 voxel, x + 2 voxels
+    torch.testing.assert_close(out["moved"][0, :, :-1, :, 2:], want_moved, atol=1e-5, rtol=0)
+    assert out["inside"][0, 0, :, :, -2:].logical_not().all() and out["inside"][0, 0, 1:, :, :-2].all()
+    # identity features: the soft-argmax recovers the motion, the loss is ~0
+    loss = flow_loss(vol, out["moved"], out["flow"], out["inside"], radius=2, samples=64, temperature=0.002,
+                     generator=g)  # fmt: skip
+    assert loss["loss"] < 1e-3 and loss["count"] == 64
+    # a turn: the flow at a voxel is where the turn takes its centre
+    turn = random_rigid_motion(2, max_yaw=0.3, max_shift=(1.0, 0.0, 1.0), generator=g)
+    out = move_volume(vol.expand(2, -1, -1, -1, -1), grid, turn)
+    p = grid.centers(dtype=torch.float64)[1, 2, 3]
+    moved = turn[1, :3, :3] @ p + turn[1, :3, 3]
+    torch.testing.assert_close(out["flow"][1, :, 1, 2, 3].double(), (moved - p) / 0.5, atol=1e-5, rtol=0)
