@@ -203,3 +203,55 @@ def test_moved_volume_and_its_flow_agree_and_train_the_soft_argmax():
     p = grid.centers(dtype=torch.float64)[1, 2, 3]
     moved = turn[1, :3, :3] @ p + turn[1, :3, 3]
     torch.testing.assert_close(out["flow"][1, :, 1, 2, 3].double(), (moved - p) / 0.5, atol=1e-5, rtol=0)
+
+
+def test_placement_reproduces_the_object_tensor_and_moves_it_by_a_known_translation():
+    from unrender.geometry import make_rigid
+    from unrender.methods.dynamic.track import place_object
+
+    g = torch.Generator().manual_seed(0)
+    og = VoxelGrid((-2.0, -1.0, -1.0), (2.0, 1.0, 1.0), (8, 4, 4))  # 0.5 m voxels
+    obj = torch.rand(4, *og.shape, generator=g)
+    empty = torch.zeros_like(obj)
+    same = place_object(empty, og, obj, og, torch.eye(4))
+    torch.testing.assert_close(same, obj, atol=1e-6, rtol=0)
+    shift = make_rigid(torch.eye(3), torch.tensor([1.0, 0.0, 0.0]))  # 2 voxels along x
+    moved = place_object(empty, og, obj, og, shift)
+    torch.testing.assert_close(moved[..., 2:], obj[..., :-2], atol=1e-6, rtol=0)
+    assert (moved[..., :2] == 0).all()
+    # the object covers the background by its alpha; the pose gets a gradient
+    t = torch.tensor([0.3, 0.0, 0.0], requires_grad=True)
+    pose = torch.eye(4).index_put((torch.arange(3), torch.full((3,), 3)), t)
+    bg = torch.rand(4, *og.shape, generator=g)
+    out = place_object(bg, og, obj, og, pose)
+    out.sum().backward()
+    assert t.grad is not None and t.grad.abs().sum() > 0
+    full = obj.clone()
+    full[0] = 1.0  # an opaque object hides the background entirely
+    torch.testing.assert_close(place_object(bg, og, full, og, torch.eye(4)), full, atol=1e-6, rtol=0)
+
+
+def test_crop_then_place_puts_the_object_back_where_it_was():
+    from unrender.methods.dynamic.track import box_pose, crop_object, place_object
+
+    vols, static, movers = one_moving_box_sequence()
+    frame = torch.cat([vols[4], vols[4].expand(3, -1, -1, -1) * 0.5])  # alpha and a grey colour
+    box = movers[4].float()
+    box[6] = 0.0  # axis-aligned with the grid, centred on a voxel corner: the object grid's centres match
+    box[:3] = torch.tensor([0.0, -1.0, 6.0])
+    obj, og = crop_object(frame, GRID, box, margin=0.0, softness=0.0)
+    back = place_object(torch.zeros_like(frame), GRID, obj, og, box_pose(box))
+    inside = points_in_boxes(GRID.centers().reshape(-1, 3), box[None])[0].reshape(GRID.shape)
+    torch.testing.assert_close(back[:, inside], frame[:, inside], atol=1e-5, rtol=0)
+    assert (back[:, ~inside].abs() < 1e-5).all()
+
+
+def test_pose_hypotheses_hold_constant_and_zero_velocity_and_a_search_around():
+    from unrender.methods.dynamic.track import box_pose, boxes_at_poses, pose_hypotheses
+
+    box = torch.tensor([1.0, -0.75, 5.0, 4.0, 1.5, 2.0, 0.3])
+    hyp = pose_hypotheses(box, torch.tensor([0.0, 0.0, 1.2]), step=0.5, reach=1)
+    assert hyp.shape == (2 + 8, 7)
+    torch.testing.assert_close(hyp[0, :3], torch.tensor([1.0, -0.75, 6.2]))
+    torch.testing.assert_close(hyp[1], box)
+    torch.testing.assert_close(boxes_at_poses(box, box_pose(hyp)), hyp)
