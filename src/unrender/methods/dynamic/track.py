@@ -9,6 +9,7 @@ colour): premultiplied colour, so that resampling and compositing mix colours by
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 
@@ -23,6 +24,9 @@ __all__ = [
     "render_volume",
     "pose_hypotheses",
     "boxes_at_poses",
+    "TrackConfig",
+    "render_planes",
+    "track",
 ]
 
 
@@ -127,3 +131,75 @@ def boxes_at_poses(box: torch.Tensor, grid_from_obj: torch.Tensor) -> torch.Tens
     """The box ``(7,)`` (sizes kept) at poses ``(n, 4, 4)`` that turn only about y: ``(n, 7)``."""
     yaw = torch.atan2(grid_from_obj[:, 0, 2], grid_from_obj[:, 0, 0])
     return torch.cat([grid_from_obj[:, :3, 3], box[3:6].expand(len(yaw), 3), yaw[:, None]], 1)
+
+
+@dataclass
+class TrackConfig:
+    step: float = 0.5
+    """Spacing of the search grid of positions around the constant-velocity hypothesis, metres."""
+    reach: int = 2
+    """Search positions on each side of it along x and z."""
+    yaw_step: float = 0.0
+    """Also try turning by this much either way (radians; 0: no turns)."""
+    depth_planes: int = 48
+    near: float = 1.0
+    far: float = 40.0
+    """Depth planes of the renders, evenly spaced in disparity between ``near`` and ``far`` metres."""
+
+
+def render_planes(cfg: TrackConfig, device: torch.device | str | None = None) -> torch.Tensor:
+    """``(D,)`` depths evenly spaced in disparity (more planes near the cameras, where a voxel covers more)."""
+    disp = torch.linspace(1 / cfg.near, 1 / cfg.far, cfg.depth_planes, device=device)
+    return 1 / disp
+
+
+def track(
+    background: torch.Tensor,
+    grid: VoxelGrid,
+    obj: torch.Tensor,
+    obj_grid: VoxelGrid,
+    first_box: torch.Tensor,
+    images: torch.Tensor,
+    K: torch.Tensor,
+    cam_from_grid: torch.Tensor,
+    cfg: TrackConfig,
+) -> dict[str, torch.Tensor]:
+    """Follow an object through a sequence by render and compare: at every next frame, place the object tensor
+    at each of :func:`pose_hypotheses` (around its constant-velocity prediction), render the composed scene
+    into that frame's cameras and keep the hypothesis whose render differs least from the images.
+
+    Args:
+        background: ``(4, Z, Y, X)`` premultiplied ``(alpha, colour)`` on ``grid`` (e.g. the temporal median);
+        obj: ``(4, z, y, x)`` on ``obj_grid`` (:func:`crop_object`, background masked out);
+        first_box: ``(7,)`` the object's box in frame 0 (grid frame);
+        images: ``(T, V, 3, H, W)``; K: ``(T, V, 3, 3)``; cam_from_grid: ``(T, V, 4, 4)``.
+
+    Returns:
+        ``boxes (T, 7)`` (frame 0: ``first_box``), ``errors (T,)`` the chosen render's mean absolute error
+        (frame 0: nan) and ``hypotheses (T, n, 7)``, ``hypothesis_errors (T, n)`` for inspection (frame 0: nan).
+    """
+    T, V, _, H, W = images.shape
+    depths = render_planes(cfg, images.device)
+    box = first_box.clone()
+    velocity = torch.zeros(3, dtype=box.dtype, device=box.device)
+    boxes, errors, all_h, all_e = [box], [math.nan], [], []
+    for t in range(1, T):
+        hyp = pose_hypotheses(box, velocity, step=cfg.step, reach=cfg.reach, yaw_step=cfg.yaw_step)
+        err = []
+        for h in hyp:  # one composition at a time bounds the memory to one volume and one set of renders
+            vol = place_object(background, grid, obj, obj_grid, box_pose(h))
+            rgb, _ = render_volume(vol, grid, K[t], cam_from_grid[t], H, W, depths)
+            err.append((rgb - images[t]).abs().mean())
+        err_t = torch.stack(err)
+        best = int(err_t.argmin())
+        velocity = hyp[best, :3] - box[:3]
+        box = hyp[best]
+        boxes.append(box)
+        errors.append(float(err_t[best]))
+        all_h.append(hyp)
+        all_e.append(err_t)
+    n = len(all_h[0]) if all_h else 0
+    hyps = torch.cat([torch.full((1, n, 7), math.nan, dtype=box.dtype), *(h[None] for h in all_h)])
+    hyp_err = torch.cat([torch.full((1, n), math.nan), *(e[None].detach() for e in all_e)])
+    return {"boxes": torch.stack(boxes), "errors": torch.tensor(errors), "hypotheses": hyps,
+            "hypothesis_errors": hyp_err}  # fmt: skip
