@@ -1,11 +1,18 @@
 import pytest
 import torch
 
-from unrender.geometry import VoxelGrid, boxes_from_components, connected_components, warp_volume
+from unrender.geometry import (
+    VoxelGrid,
+    box_pose,
+    boxes_at_poses,
+    boxes_from_components,
+    connected_components,
+    points_in_boxes,
+    warp_volume,
+)
 from unrender.methods.dynamic.background import (
     centre_surround,
     moving_voxels,
-    points_in_boxes,
     reliably_seen,
     temporal_background,
 )
@@ -166,7 +173,8 @@ def test_centre_surround_proposals_score_as_the_box_test_does_and_find_the_free_
 
 
 def test_background_subtraction_boxes_the_moving_car_from_carved_space():
-    from unrender.methods.dynamic.detect import SubtractionConfig, moving_ap, subtract_background
+    from unrender.methods.dynamic.config import SubtractionConfig
+    from unrender.methods.dynamic.detect import moving_ap, subtract_background
 
     vols, static, movers = one_moving_box_sequence()
     # carved: occupied where matter is, free elsewhere (every voxel known)
@@ -232,7 +240,7 @@ def test_placement_reproduces_the_object_tensor_and_moves_it_by_a_known_translat
 
 
 def test_crop_then_place_puts_the_object_back_where_it_was():
-    from unrender.methods.dynamic.track import box_pose, crop_object, place_object
+    from unrender.methods.dynamic.track import crop_object, place_object
 
     vols, static, movers = one_moving_box_sequence()
     frame = torch.cat([vols[4], vols[4].expand(3, -1, -1, -1) * 0.5])  # alpha and a grey colour
@@ -247,7 +255,7 @@ def test_crop_then_place_puts_the_object_back_where_it_was():
 
 
 def test_pose_hypotheses_hold_constant_and_zero_velocity_and_a_search_around():
-    from unrender.methods.dynamic.track import box_pose, boxes_at_poses, pose_hypotheses
+    from unrender.methods.dynamic.track import pose_hypotheses
 
     box = torch.tensor([1.0, -0.75, 5.0, 4.0, 1.5, 2.0, 0.3])
     hyp = pose_hypotheses(box, torch.tensor([0.0, 0.0, 1.2]), step=0.5, reach=1)
@@ -259,9 +267,8 @@ def test_pose_hypotheses_hold_constant_and_zero_velocity_and_a_search_around():
 
 def test_render_and_compare_follows_a_box_moving_at_constant_velocity():
     from unrender.geometry import look_at, make_intrinsics
+    from unrender.methods.dynamic.config import TrackConfig
     from unrender.methods.dynamic.track import (
-        TrackConfig,
-        box_pose,
         crop_object,
         place_object,
         render_planes,

@@ -27,6 +27,7 @@ from __future__ import annotations
 import torch
 
 from .checks import check_args, check_shape
+from .poses import make_rigid
 from .rotations import yaw_matrix
 
 __all__ = [
@@ -39,6 +40,9 @@ __all__ = [
     "nms_boxes",
     "boxes_from_kitti",
     "boxes_to_kitti",
+    "points_in_boxes",
+    "box_pose",
+    "boxes_at_poses",
 ]
 
 _CORNER_SIGNS = (
@@ -289,3 +293,45 @@ def boxes_to_kitti(boxes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, tor
     check_shape(boxes, "boxes", (7,))
     x, y, z, l, h, w, ry = boxes.unbind(-1)
     return torch.stack([h, w, l], -1), torch.stack([x, y + h / 2, z], -1), ry
+
+
+def points_in_boxes(points: torch.Tensor, boxes: torch.Tensor, *, grow: float = 0.0) -> torch.Tensor:
+    """Bool ``(M, Q)``: point ``q`` lies in box ``m`` (each box's sizes grown by ``grow`` metres on every side).
+
+    Args:
+        points: ``(Q, 3)``; boxes: ``(M, 7)`` in the same frame.
+
+    Example:
+        >>> b = torch.tensor([[0.0, 0.0, 0.0, 2.0, 1.0, 1.0, 0.0]])
+        >>> points_in_boxes(torch.tensor([[0.9, 0.0, 0.0], [1.2, 0.0, 0.0]]), b).tolist()
+        [[True, False]]
+    """
+    check_args(("points", points, ("Q", 3)), ("boxes", boxes, ("M", 7)))
+    R = yaw_matrix(boxes[:, 6].to(points.dtype))  # (M, 3, 3) world_from_box
+    local = torch.einsum("mji,mqj->mqi", R, points[None] - boxes[:, None, :3].to(points.dtype))
+    half = boxes[:, None, 3:6].to(points.dtype) / 2 + grow
+    return (local.abs() <= half).all(-1)
+
+
+def box_pose(box: torch.Tensor) -> torch.Tensor:
+    """``frame_from_box (..., 4, 4)`` of boxes ``(..., 7)``: the box's own frame (origin at its centre, turned by
+    its yaw about y) in the frame the boxes are given in.
+
+    Example:
+        >>> box_pose(torch.tensor([1.0, 2.0, 3.0, 4.0, 1.5, 2.0, 0.0]))[:3, 3].tolist()
+        [1.0, 2.0, 3.0]
+    """
+    return make_rigid(yaw_matrix(box[..., 6]), box[..., :3])
+
+
+def boxes_at_poses(box: torch.Tensor, grid_from_obj: torch.Tensor) -> torch.Tensor:
+    """The box ``(7,)`` (sizes kept) at poses ``(n, 4, 4)`` that turn only about y: ``(n, 7)``; the inverse of
+    :func:`box_pose` for such poses.
+
+    Example:
+        >>> box = torch.tensor([1.0, -0.75, 5.0, 4.0, 1.5, 2.0, 0.3])
+        >>> torch.allclose(boxes_at_poses(box, box_pose(box)[None])[0], box)
+        True
+    """
+    yaw = torch.atan2(grid_from_obj[:, 0, 2], grid_from_obj[:, 0, 0])
+    return torch.cat([grid_from_obj[:, :3, 3], box[3:6].expand(len(yaw), 3), yaw[:, None]], 1)

@@ -12,9 +12,9 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from ...geometry import VoxelGrid, check_args, check_shape, yaw_matrix
+from ...geometry import VoxelGrid, check_args, check_shape, points_in_boxes
 
-__all__ = ["temporal_background", "reliably_seen", "moving_voxels", "points_in_boxes", "centre_surround"]
+__all__ = ["temporal_background", "reliably_seen", "moving_voxels", "centre_surround"]
 
 
 def reliably_seen(seen: torch.Tensor, margin: int) -> torch.Tensor:
@@ -94,24 +94,6 @@ def moving_voxels(
     check_args(("volumes", volumes, ("C", "Z", "Y", "X")), ("background", background, ("C", "Z", "Y", "X")))
     diff = (volumes - background).norm(dim=1, keepdim=True)
     return (diff > threshold) & reliably_seen(seen, margin)
-
-
-def points_in_boxes(points: torch.Tensor, boxes: torch.Tensor, *, grow: float = 0.0) -> torch.Tensor:
-    """Bool ``(M, Q)``: point ``q`` lies in box ``m`` (each box's sizes grown by ``grow`` metres on every side).
-
-    Args:
-        points: ``(Q, 3)``; boxes: ``(M, 7)`` in the same frame.
-
-    Example:
-        >>> b = torch.tensor([[0.0, 0.0, 0.0, 2.0, 1.0, 1.0, 0.0]])
-        >>> points_in_boxes(torch.tensor([[0.9, 0.0, 0.0], [1.2, 0.0, 0.0]]), b).tolist()
-        [[True, False]]
-    """
-    check_args(("points", points, ("Q", 3)), ("boxes", boxes, ("M", 7)))
-    R = yaw_matrix(boxes[:, 6].to(points.dtype))  # (M, 3, 3) world_from_box
-    local = torch.einsum("mji,mqj->mqi", R, points[None] - boxes[:, None, :3].to(points.dtype))
-    half = boxes[:, None, 3:6].to(points.dtype) / 2 + grow
-    return (local.abs() <= half).all(-1)
 
 
 def centre_surround(occupancy: torch.Tensor, grid: VoxelGrid, boxes: torch.Tensor, *, shell: float = 1.0):

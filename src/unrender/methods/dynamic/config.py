@@ -1,4 +1,4 @@
-"""Config of dynamic-scene mapping (issue 30): the data so far."""
+"""Config of dynamic-scene mapping (issue 30): the data, background subtraction and tracking."""
 
 from __future__ import annotations
 
@@ -22,3 +22,40 @@ class DynamicData:
     seed: int = 0
     root: Path = Path("runs/data")
     """Datasets are written (once, resumably) under this folder, named by their settings."""
+
+
+@dataclass
+class SubtractionConfig:
+    signal: Literal["carved", "memory"] = "carved"
+    """What is compared with the background: ``carved`` occupancy (1 where a depth point falls, 0 where a ray
+    passed through, the rest unknown: a voxel a car drives through is free in the other frames, while a
+    static surface is never seen through) or the ``memory`` (occupancy and occupancy x colour, unknown where
+    no view looks: a voxel a surface only sometimes has a depth point in flickers)."""
+    statistic: Literal["median", "mean"] = "median"
+    threshold: float = 0.5
+    """A voxel moves when its signal differs from the background by more (Euclidean over channels)."""
+    margin: int = 0
+    """Voxels within this many voxels of what a frame did not see do not count (:func:`reliably_seen`; carved
+    free space is sparse, so with ``carved`` any margin drops most of what is known)."""
+    above_road: float = 0.2
+    """Only voxels whose centre is at least this high above the road (``y = 0`` of the anchor frame) count:
+    at grazing angles a road voxel's centre projects into a pixel whose ray meets the road metres away, so
+    carving marks the road free in some frames and occupied in others."""
+    min_voxels: int = 4
+    """Components smaller than this are dropped."""
+    shell: float = 1.0
+    """Thickness of the centre-surround shell, metres."""
+
+
+@dataclass
+class TrackConfig:
+    step: float = 0.5
+    """Spacing of the search grid of positions around the constant-velocity hypothesis, metres."""
+    reach: int = 2
+    """Search positions on each side of it along x and z."""
+    yaw_step: float = 0.0
+    """Also try turning by this much either way (radians; 0: no turns)."""
+    depth_planes: int = 48
+    near: float = 1.0
+    far: float = 40.0
+    """Depth planes of the renders, evenly spaced in disparity between ``near`` and ``far`` metres."""

@@ -5,9 +5,6 @@ baselines they are measured against (random boxes, centre-surround boxes slid ov
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
-
 import torch
 import torch.nn.functional as F
 
@@ -15,9 +12,9 @@ from ...geometry import VoxelGrid, boxes_from_components, check_shape, connected
 from ...metrics.detection import average_precision
 from ...nn.memory import build_memory
 from .background import centre_surround, moving_voxels, temporal_background
+from .config import SubtractionConfig
 
 __all__ = [
-    "SubtractionConfig",
     "frame_memories",
     "subtract_background",
     "random_proposals",
@@ -29,29 +26,6 @@ __all__ = [
 
 CAR_SIZE = (4.5, 1.6, 1.9)
 """Length, height and width of the car-sized boxes the baselines propose, metres."""
-
-
-@dataclass
-class SubtractionConfig:
-    signal: Literal["carved", "memory"] = "carved"
-    """What is compared with the background: ``carved`` occupancy (1 where a depth point falls, 0 where a ray
-    passed through, the rest unknown: a voxel a car drives through is free in the other frames, while a
-    static surface is never seen through) or the ``memory`` (occupancy and occupancy x colour, unknown where
-    no view looks: a voxel a surface only sometimes has a depth point in flickers)."""
-    statistic: Literal["median", "mean"] = "median"
-    threshold: float = 0.5
-    """A voxel moves when its signal differs from the background by more (Euclidean over channels)."""
-    margin: int = 0
-    """Voxels within this many voxels of what a frame did not see do not count (:func:`reliably_seen`; carved
-    free space is sparse, so with ``carved`` any margin drops most of what is known)."""
-    above_road: float = 0.2
-    """Only voxels whose centre is at least this high above the road (``y = 0`` of the anchor frame) count:
-    at grazing angles a road voxel's centre projects into a pixel whose ray meets the road metres away, so
-    carving marks the road free in some frames and occupied in others."""
-    min_voxels: int = 4
-    """Components smaller than this are dropped."""
-    shell: float = 1.0
-    """Thickness of the centre-surround shell, metres."""
 
 
 def frame_memories(item: dict[str, torch.Tensor], grid: VoxelGrid) -> dict[str, torch.Tensor]:
@@ -66,20 +40,13 @@ def frame_memories(item: dict[str, torch.Tensor], grid: VoxelGrid) -> dict[str, 
         with ``seen (T, 1, Z, Y, X)`` bool; ``carved (T, 1, Z, Y, X)``: 1 where a depth point falls, 0 where
         a ray passed through (free space), with ``known (T, 1, Z, Y, X)`` bool (one of the two).
     """
-    out: dict[str, list[torch.Tensor]] = {"memory": [], "seen": [], "carved": [], "known": []}
-    for t in range(item["rgb"].shape[0]):
-        m = build_memory(grid, item["rgb"][t][None], item["depth"][t][None], item["K"][t][None],
-                         item["cam_from_grid"][t][None])[0]  # fmt: skip
-        out["memory"].append(m[:4])
-        out["seen"].append(m[4:5] > 0)
-        out["carved"].append(m[5:6])
-        out["known"].append((m[5:6] + m[6:7]) > 0)
-    return {k: torch.stack(v) for k, v in out.items()}
+    m = build_memory(grid, item["rgb"], item["depth"], item["K"], item["cam_from_grid"])  # the frames as a batch
+    return {"memory": m[:, :4], "seen": m[:, 4:5] > 0, "carved": m[:, 5:6], "known": (m[:, 5:6] + m[:, 6:7]) > 0}
 
 
 def subtract_background(
     frames: dict[str, torch.Tensor], grid: VoxelGrid, cfg: SubtractionConfig
-) -> dict[str, list[torch.Tensor]]:
+) -> dict[str, list[torch.Tensor] | torch.Tensor]:
     """Boxes around what moves, per frame, with two scores each.
 
     Args:
@@ -88,7 +55,7 @@ def subtract_background(
     Returns:
         ``boxes``: per frame ``(n, 7)`` in the grid frame; ``size``: their number of moving voxels (the plain
         score); ``contrast``: their centre-surround contrast on the frame's occupancy (the rescoring);
-        ``moving``: ``(T, 1, Z, Y, X)`` bool in a one-element list.
+        ``moving``: ``(T, 1, Z, Y, X)`` bool, the voxels found moving.
     """
     if cfg.signal == "carved":
         volumes, seen = frames["carved"], frames["known"]
@@ -98,7 +65,7 @@ def subtract_background(
     moving = moving_voxels(volumes, seen, bg, threshold=cfg.threshold, margin=cfg.margin)
     _, ys, _ = grid.axis_centers(dtype=volumes.dtype, device=volumes.device)
     moving &= (ys <= -cfg.above_road)[:, None]  # (Y, 1) against (..., Y, X); y is down
-    out: dict[str, list[torch.Tensor]] = {"boxes": [], "size": [], "contrast": [], "moving": [moving]}
+    out: dict[str, list[torch.Tensor]] = {"boxes": [], "size": [], "contrast": []}
     labels = connected_components(moving[:, 0])
     for t in range(len(volumes)):
         lab = labels[t]
@@ -109,10 +76,11 @@ def subtract_background(
         out["boxes"].append(boxes)
         out["size"].append(counts)
         out["contrast"].append(centre_surround(frames["carved"][t, 0], grid, boxes, shell=cfg.shell))
-    return out
+    return {**out, "moving": moving}
 
 
-def _on_road_boxes(grid: VoxelGrid, xz: torch.Tensor, yaw: torch.Tensor) -> torch.Tensor:
+def _on_road_boxes(xz: torch.Tensor, yaw: torch.Tensor) -> torch.Tensor:
+    """Car-sized boxes standing on the road (``y = 0``) at ground positions ``xz (n, 2)`` and yaws ``(n,)``."""
     L, H, W = CAR_SIZE
     n = len(xz)
     return torch.stack([xz[:, 0], torch.full((n,), -H / 2), xz[:, 1], torch.full((n,), L), torch.full((n,), H),
@@ -126,7 +94,16 @@ def random_proposals(grid: VoxelGrid, n: int, generator: torch.Generator) -> tup
     u = torch.rand(n, 2, generator=generator)
     xz = lo[[0, 2]] + u * (hi - lo)[[0, 2]]
     yaw = (torch.rand(n, generator=generator) - 0.5) * torch.pi
-    return _on_road_boxes(grid, xz, yaw), torch.rand(n, generator=generator)
+    return _on_road_boxes(xz, yaw), torch.rand(n, generator=generator)
+
+
+def _box_sums(occ: torch.Tensor, y0: int, y1: int, kx: int, kz: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sums of ``occ (1, 1, Z, Y, X)`` and voxel counts over boxes of rows ``y0:y1`` and ``kz x kx`` voxels, one
+    box at every ``(z, x)`` (an even size reaches half a voxel further towards -x / -z), ``(Z, X)`` each."""
+    pad = (kx // 2, (kx - 1) // 2, 0, 0, kz // 2, (kz - 1) // 2)
+    both = torch.cat([occ, torch.ones_like(occ)], 1)[:, :, :, y0:y1]
+    sums = F.avg_pool3d(F.pad(both, pad), (kz, y1 - y0, kx), stride=1, divisor_override=1)[0, :, :, 0]
+    return sums[0], sums[1]
 
 
 def centre_surround_proposals(
@@ -154,19 +131,10 @@ def centre_surround_proposals(
     for yaw, (lx, lz) in ((0.0, (L, W)), (torch.pi / 2, (W, L))):
         kx, kz = max(1, round(lx / vx)), max(1, round(lz / vz))
         gx, gz, gy = round(shell / vx), round(shell / vz), round(shell / vy)
-
-        # sums over the box (its rows) and over the grown box, at every x, z (odd and even sizes alike)
-        def box_sum(x: torch.Tensor, ky: int, ky0: int, kx_: int, kz_: int) -> torch.Tensor:
-            pad = (kx_ // 2, (kx_ - 1) // 2, 0, 0, kz_ // 2, (kz_ - 1) // 2)
-            v = F.pad(x[:, :, :, ky0 : ky0 + ky], pad)
-            return F.avg_pool3d(v, (kz_, ky, kx_), stride=1, divisor_override=1)[0, 0, :, 0]  # (Z, X)
-
-        ones = torch.ones_like(occ)
         lo_y, hi_y = max(0, y0 - gy), min(occ.shape[3], y1 + gy)
-        s_in = box_sum(occ, y1 - y0, y0, kx, kz)
-        n_in = box_sum(ones, y1 - y0, y0, kx, kz)
-        s_out = box_sum(occ, hi_y - lo_y, lo_y, kx + 2 * gx, kz + 2 * gz) - s_in
-        n_out = box_sum(ones, hi_y - lo_y, lo_y, kx + 2 * gx, kz + 2 * gz) - n_in
+        s_in, n_in = _box_sums(occ, y0, y1, kx, kz)
+        s_all, n_all = _box_sums(occ, lo_y, hi_y, kx + 2 * gx, kz + 2 * gz)
+        s_out, n_out = s_all - s_in, n_all - n_in
         score = s_in / n_in.clamp(min=1) - torch.where(n_out > 0, s_out / n_out.clamp(min=1), 0)
         # the box's centre: an even size puts it on a voxel face, half a voxel towards -x / -z of the column
         cx = xs - (0.5 * vx if kx % 2 == 0 else 0.0)

@@ -9,30 +9,22 @@ colour): premultiplied colour, so that resampling and compositing mix colours by
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 
-from ...geometry import VoxelGrid, make_rigid, sample_frustum, warp_volume, yaw_matrix
+from ...geometry import VoxelGrid, box_pose, invert_rigid, sample_frustum, warp_volume
 from ...render import alpha_composite
+from .config import TrackConfig
 
 __all__ = [
-    "box_pose",
     "object_grid",
     "crop_object",
     "place_object",
     "render_volume",
     "pose_hypotheses",
-    "boxes_at_poses",
-    "TrackConfig",
     "render_planes",
     "track",
 ]
-
-
-def box_pose(box: torch.Tensor) -> torch.Tensor:
-    """``grid_from_obj (..., 4, 4)`` of boxes ``(..., 7)``: the box frame (centre, yaw about y) in the grid."""
-    return make_rigid(yaw_matrix(box[..., 6]), box[..., :3])
 
 
 def object_grid(box: torch.Tensor, voxel: float, margin: float) -> VoxelGrid:
@@ -57,7 +49,7 @@ def crop_object(
         ``(C, z, y, x)`` on the returned object grid (its frame: the box's).
     """
     og = object_grid(box, min(grid.voxel_size), margin)
-    obj = warp_volume(volume[None], grid, torch.linalg.inv(box_pose(box.double())).to(volume.dtype), dst_grid=og)[0]
+    obj = warp_volume(volume[None], grid, invert_rigid(box_pose(box.double())).to(volume.dtype), dst_grid=og)[0]
     pts = og.centers(dtype=volume.dtype, device=volume.device)
     outside = (pts.abs() - box[3:6].to(volume.dtype) / 2).clamp(min=0).norm(dim=-1)  # metres beyond the box
     fade = torch.exp(-((outside / softness) ** 2)) if softness > 0 else (outside == 0).to(volume.dtype)
@@ -125,26 +117,6 @@ def pose_hypotheses(
             h[6] += dyaw
             rows.append(h)
     return torch.stack(rows)
-
-
-def boxes_at_poses(box: torch.Tensor, grid_from_obj: torch.Tensor) -> torch.Tensor:
-    """The box ``(7,)`` (sizes kept) at poses ``(n, 4, 4)`` that turn only about y: ``(n, 7)``."""
-    yaw = torch.atan2(grid_from_obj[:, 0, 2], grid_from_obj[:, 0, 0])
-    return torch.cat([grid_from_obj[:, :3, 3], box[3:6].expand(len(yaw), 3), yaw[:, None]], 1)
-
-
-@dataclass
-class TrackConfig:
-    step: float = 0.5
-    """Spacing of the search grid of positions around the constant-velocity hypothesis, metres."""
-    reach: int = 2
-    """Search positions on each side of it along x and z."""
-    yaw_step: float = 0.0
-    """Also try turning by this much either way (radians; 0: no turns)."""
-    depth_planes: int = 48
-    near: float = 1.0
-    far: float = 40.0
-    """Depth planes of the renders, evenly spaced in disparity between ``near`` and ``far`` metres."""
 
 
 def render_planes(cfg: TrackConfig, device: torch.device | str | None = None) -> torch.Tensor:
