@@ -158,7 +158,7 @@ def _evaluate_checkpoint(method, path: Path, device_name: str, data_root: Path |
         st = None  # the weights loaded; a damaged state file only loses this note
     if isinstance(st, dict):
         scalars.update(trained_steps=st.get("step", math.nan), skipped_steps=st.get("skipped", math.nan),
-                       schedule_steps=getattr(getattr(cfg, "train", None), "max_steps", math.nan))  # fmt: skip
+                       schedule_steps=cfg.train.max_steps)  # fmt: skip
     return Path(ck_path), scalars, metrics.get("images", {})
 
 

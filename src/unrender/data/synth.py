@@ -31,8 +31,7 @@ from tqdm.auto import tqdm
 
 from ..io import FolderLock, atomic_path, atomic_write_text
 from ..resources import check_memory
-from ..world.generators import GENERATOR_VERSIONS
-from ..world.generators.traffic import RIG_YAWS
+from ..world.generators import GENERATOR_VERSIONS, IMAGES_PER_VIEW
 from ..world.sample import SCHEMA_VERSION, SynthConfig, make_sample
 from ..world.scene import CLASSES
 
@@ -137,7 +136,7 @@ BYTES_PER_PIXEL = 256
 def check_synth_memory(cfg: SynthConfig, workers: int = 1) -> None:
     """Refuse up front (:class:`~unrender.resources.ResourceError`) a dataset whose samples cannot be
     rendered in this machine's memory by ``workers`` processes at once."""
-    images = cfg.views * (len(RIG_YAWS) if cfg.kind.startswith("traffic") else 1)
+    images = cfg.views * IMAGES_PER_VIEW.get(cfg.kind, 1)
     need = BYTES_PER_PIXEL * images * cfg.height * cfg.width * max(1, workers)
     check_memory(need, f"rendering {images} views of {cfg.height} x {cfg.width} in {max(1, workers)} process(es)",
                  hint="lower --height/--width/--views or --workers")  # fmt: skip

@@ -19,7 +19,7 @@ from ..geometry import project_points, transform_points
 from .generators import GENERATORS
 from .render import check_antialias, render
 from .scene import CLASSES
-from .truth import boxes_2d, boxes_in_camera, mask_boxes, moves, object_boxes, occupancy
+from .truth import boxes_2d, boxes_in_camera, mask_boxes, object_boxes, occupancy
 
 __all__ = ["SynthConfig", "make_sample", "SCHEMA_VERSION"]
 
@@ -124,7 +124,7 @@ def make_sample(cfg: SynthConfig, index: int) -> dict[str, np.ndarray]:
         boxes_2d_valid=torch.stack(b2v).numpy(),
         mask_boxes=torch.stack(mb).numpy(),
         mask_pixels=torch.stack(mp).numpy().astype(np.int32),
-        box_moving=np.array([moves(lay.scene.objects[i - 1]) for i in ob["instance"].tolist()], dtype=bool),
+        box_moving=np.array([lay.scene.objects[i - 1].moves for i in ob["instance"].tolist()], dtype=bool),
     )
     meta = {"schema": SCHEMA_VERSION, "kind": cfg.kind, "index": index, "config": asdict(cfg), "classes": list(CLASSES)}
     if cfg.occupancy and lay.grid is not None:

@@ -102,6 +102,11 @@ class SceneObject:
         _tuples(self, "position", "velocity")
         class_id(self.semantic)
 
+    @property
+    def moves(self) -> bool:
+        """Whether the object moves (a velocity or a yaw rate)."""
+        return any(v != 0 for v in self.velocity) or self.yaw_rate != 0
+
     def pose_at(self, t: float) -> tuple[torch.Tensor, torch.Tensor]:
         """``(position (3,), yaw ())`` at frame ``t`` (float64)."""
         pos = torch.tensor(self.position, dtype=torch.float64) + t * torch.tensor(self.velocity, dtype=torch.float64)

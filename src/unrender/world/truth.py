@@ -6,10 +6,9 @@ import torch
 
 from ..geometry import BOX_EDGES, VoxelGrid, box_corners, check_args, invert_rigid, project_points, transform_points
 from .primitives import KINDS, inside
-from .scene import Scene, SceneObject, class_id
+from .scene import Scene, class_id
 
 __all__ = [
-    "moves",
     "occupancy",
     "semantics_at",
     "labels_at",
@@ -96,11 +95,6 @@ def labels_at(
     return sem, obj
 
 
-def moves(obj: SceneObject) -> bool:
-    """Whether an object moves (a velocity or a yaw rate)."""
-    return any(v != 0 for v in obj.velocity) or obj.yaw_rate != 0
-
-
 def scene_flow(scene: Scene, points_world: torch.Tensor, t0: float, t1: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Where the matter at world points moves between frames ``t0`` and ``t1``: each point inside an object
     at ``t0`` follows that object's rigid motion, ``world_from_object(t1) @ object_from_world(t0)``.
@@ -126,7 +120,7 @@ def scene_flow(scene: Scene, points_world: torch.Tensor, t0: float, t1: float) -
         if i == 0:
             continue
         o = scene.objects[i - 1]
-        if not moves(o):
+        if not o.moves:
             continue  # exactly 0 (the composed transforms would leave 1e-15)
         motion = o.world_from_object(t1) @ invert_rigid(o.world_from_object(t0))
         sel = obj == i

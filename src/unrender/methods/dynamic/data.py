@@ -13,7 +13,7 @@ from ...data.synth import split_dataset
 from ...geometry import invert_rigid, transform_points
 from ...world import Scene
 from ...world.generators.traffic import ANCHOR_GRID, RIG_YAWS, anchor_from_world
-from ...world.truth import labels_at, moves, scene_flow
+from ...world.truth import labels_at, scene_flow
 from .config import DynamicData
 
 __all__ = ["DynamicDataset", "MAX_BOXES", "sequence_truth"]
@@ -31,7 +31,7 @@ def sequence_truth(scene: Scene, grid_from_world: torch.Tensor, frames: int) -> 
     """
     g = ANCHOR_GRID
     pts = transform_points(invert_rigid(grid_from_world), g.centers(dtype=torch.float64).reshape(-1, 3))
-    movers = torch.tensor([0] + [moves(o) for o in scene.objects], dtype=torch.bool)  # by 1-based object index
+    movers = torch.tensor([0] + [o.moves for o in scene.objects], dtype=torch.bool)  # by 1-based object index
     R = grid_from_world[:3, :3]
     occ, moving, flow = [], [], []
     for t in range(frames):

@@ -22,11 +22,12 @@ from .objects import objects
 from .people import people, skeleton
 from .rooms import rooms
 from .streets import streets
-from .traffic import traffic, traffic_empty, traffic_one
+from .traffic import RIG_YAWS, traffic, traffic_empty, traffic_one
 
 __all__ = [
     "Layout", "GENERATORS", "GENERATOR_VERSIONS", "H36M_JOINTS", "H36M_PARENTS", "CAR_HEIGHT", "PEDESTRIAN_HEIGHT",
     "EGO_HEIGHT", "PARKING_STRIP", "STREET_FX_OVER_W", "rooms", "streets", "objects", "people", "skeleton", "traffic",
+    "IMAGES_PER_VIEW",
 ]  # fmt: skip
 
 GENERATORS = {
@@ -38,6 +39,8 @@ GENERATORS = {
     "traffic-one": traffic_one,
     "traffic-empty": traffic_empty,
 }
+IMAGES_PER_VIEW = {"traffic": len(RIG_YAWS), "traffic-one": len(RIG_YAWS), "traffic-empty": len(RIG_YAWS)}
+"""Images a sample has per unit of ``views`` (1 where a kind is missing: one camera per view or frame)."""
 GENERATOR_VERSIONS = {
     "rooms": 1,
     "streets": 7,

@@ -11,7 +11,6 @@ import numpy as np
 import torch
 
 from ...geometry import VoxelGrid, make_rigid, yaw_matrix
-from ..truth import moves
 from .common import EGO_HEIGHT, STREET_FX_OVER_W, Layout, _intrinsics
 from .streets import ego_path, road_plane_in_cameras, street_scene
 
@@ -55,7 +54,7 @@ def traffic(
     if variant == "empty":
         objs = [o for o in objs if not o.has_box]
     elif variant == "one":
-        movers = [i for i, o in enumerate(objs) if o.has_box and moves(o)]
+        movers = [i for i, o in enumerate(objs) if o.has_box and o.moves]
         if movers:
             keep = movers[0]
         else:
