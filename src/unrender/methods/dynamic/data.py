@@ -35,12 +35,13 @@ def sequence_truth(scene: Scene, grid_from_world: torch.Tensor, frames: int) -> 
     R = grid_from_world[:3, :3]
     occ, moving, flow = [], [], []
     for t in range(frames):
-        sem, obj = labels_at(scene, pts, t=float(t))
-        occ.append((sem > 0).reshape(1, *g.shape))
-        moving.append(movers[obj].reshape(1, *g.shape))
-        if t + 1 < frames:
-            f, _ = scene_flow(scene, pts, float(t), float(t + 1))
+        if t + 1 < frames:  # the flow's point labels are the frame's: one inside-test per frame
+            f, obj = scene_flow(scene, pts, float(t), float(t + 1))
             flow.append((f @ R.T).T.reshape(3, *g.shape))  # a displacement turns with the frame, no shift
+        else:
+            _, obj = labels_at(scene, pts, t=float(t))
+        occ.append((obj > 0).reshape(1, *g.shape))  # occupied: inside some object
+        moving.append(movers[obj].reshape(1, *g.shape))
     return {"occ": torch.stack(occ).float(), "moving": torch.stack(moving), "flow": torch.stack(flow).float()}
 
 
