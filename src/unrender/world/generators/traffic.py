@@ -50,6 +50,8 @@ def traffic(
     """
     scene, lane_w = street_scene(rng, kind="traffic")
     ego = ego_path(rng, views, lane_w)  # the forward camera's cam_from_world per frame
+    anchor = views // 2
+    anchor_frame = anchor_from_world(ego[anchor])  # its origin: the road below the anchor's camera
     objs = list(scene.objects)
     if variant == "empty":
         objs = [o for o in objs if not o.has_box]
@@ -67,9 +69,8 @@ def traffic(
             for i, o in enumerate(objs)
         ]
         # it passes through the grid: 4-14 m ahead of the ego at the anchor frame
-        o, anchor = objs[keep], views // 2
-        ego_z = float(-(ego[anchor, :3, :3].T @ ego[anchor, :3, 3])[2])
-        z = ego_z + float(rng.uniform(4.0, 14.0)) - o.velocity[2] * anchor
+        o = objs[keep]
+        z = float(-anchor_frame[2, 3]) + float(rng.uniform(4.0, 14.0)) - o.velocity[2] * anchor
         objs[keep] = dataclasses.replace(o, position=(o.position[0], o.position[1], z))
     elif variant != "mixed":
         raise ValueError(f"variant: expected 'mixed', 'one' or 'empty', got {variant!r}")
@@ -81,8 +82,7 @@ def traffic(
     N = len(T)
     K = _intrinsics(H, W, STREET_FX_OVER_W).expand(N, 3, 3).clone()
     times = [float(f) for f in range(views) for _ in RIG_YAWS]
-    anchor = views // 2
-    shift = -anchor_from_world(ego[anchor])[:3, 3]  # the anchor frame's origin in the world
+    shift = -anchor_frame[:3, 3]  # the anchor frame's origin in the world
     g = ANCHOR_GRID
     lo, hi = (tuple(float(a + b) for a, b in zip(bound, shift, strict=True)) for bound in (g.bounds_min, g.bounds_max))
     grid = VoxelGrid(lo, hi, g.resolution)  # ANCHOR_GRID, in the world frame
