@@ -346,6 +346,32 @@ def test_camera_target_update_rules():
     assert model.camera_target.item() == pytest.approx(2.0)
 
 
+def test_camera_snap_sets_the_scale_to_the_target_at_each_epoch_end(tmp_path):
+    from unrender.methods.depth.model import DepthModel
+
+    cfg = DEPTH.make_config("tiny")
+    cfg.scale = dataclasses.replace(cfg.scale, camera_freeze_epochs=1, camera_momentum=0.5, camera_snap=True)
+    model = DepthModel(cfg)
+    spe = 2
+
+    def epoch(implied, planes, e):
+        for v, p in zip(implied, planes, strict=True):
+            model.steps += 1
+            update_camera_target(model, torch.tensor([v]), e, spe, torch.tensor([p]))
+
+    epoch([1.0, 1.0], [5.0, 5.0], 0)  # frozen: the scale stays
+    assert model.log_scale.item() == 0
+    epoch([1.5, 1.5], [2.0, float("nan")], 1)  # target 1.5, median plane height 2.0 at scale 1
+    assert model.log_scale.exp().item() == pytest.approx(0.75)
+    epoch([2.5, 2.5], [1.0, 3.0], 2)  # target 2.0 (momentum 0.5), median plane height 2.0
+    assert model.log_scale.exp().item() == pytest.approx(1.0)
+    # the ring survives a save and reload; weights saved without it (the shipped ones) still load
+    state = model.state_dict()
+    assert "plane_values" in state
+    del state["plane_values"]
+    DepthModel(cfg).load_state_dict(state, strict=True)
+
+
 # --- the method ----------------------------------------------------------------------------------
 def test_tiny_training_lowers_the_loss_and_checkpoints_reload(tmp_path):
     cfg = make_cfg(tmp_path)

@@ -153,32 +153,46 @@ def frame_geometry(depth: torch.Tensor, batch: dict[str, torch.Tensor], cfg: Dep
 
 
 @torch.no_grad()
-def update_camera_target(model: DepthModel, implied: torch.Tensor, epoch: int, steps_per_epoch: int) -> None:
-    """Collect this step's implied camera heights; at an epoch boundary, update the target.
+def update_camera_target(model: DepthModel, implied: torch.Tensor, epoch: int, steps_per_epoch: int,
+                         plane_heights: torch.Tensor | None = None) -> None:  # fmt: skip
+    """Collect this step's implied camera heights (and road-plane heights); at an epoch boundary, update
+    the target (and, with ``camera_snap``, the metric scale).
 
     The epoch's value is the median over its frames (a frame whose only object has a wrong depth
     can imply a camera height off by 10x; a mean would follow it). The target is neither updated
     nor used during the first ``camera_freeze_epochs`` epochs; after that the epoch's value enters
     with momentum, unless it jumps by more than ``camera_max_jump``x.
+
+    ``plane_heights (B,)`` are the frames' road-plane heights at metric scale 1 (the predicted plane's
+    height over the metric scale it was predicted with; NaN: no plane). With ``scale.camera_snap`` the
+    metric scale is set at each boundary so that their median over the epoch equals the new target.
     """
     s = model.cfg.scale
-    vals = implied[torch.isfinite(implied)].to(model.camera_values)
     n = len(model.camera_values)
-    slots = (model.camera_count + torch.arange(len(vals), device=vals.device)) % n
-    model.camera_values[slots] = vals
-    model.camera_count += len(vals)
-    if int(model.steps) % steps_per_epoch != 0 or model.camera_count == 0:
+    for ring, new in ((model.camera_values, implied), (model.plane_values, plane_heights)):
+        if new is None:
+            continue
+        vals = new[torch.isfinite(new)].to(ring)
+        start = int(torch.isfinite(ring).sum())  # each ring fills from 0 in an epoch; past n it wraps
+        ring[(start + torch.arange(len(vals), device=vals.device)) % n] = vals
+    model.camera_count += int(torch.isfinite(implied).sum())
+    if int(model.steps) % steps_per_epoch != 0:
         return
-    new = model.camera_values[: min(int(model.camera_count), n)].quantile(0.5)
+    got = model.camera_values[torch.isfinite(model.camera_values)]
+    planes = model.plane_values[torch.isfinite(model.plane_values)]
     model.camera_values.fill_(float("nan"))
+    model.plane_values.fill_(float("nan"))
     model.camera_count.zero_()
-    if epoch < s.camera_freeze_epochs:
+    if epoch < s.camera_freeze_epochs or len(got) == 0:
         return
+    new = got.quantile(0.5)
     t = model.camera_target
     if t <= 0:
         t.copy_(new)
     elif 1 / s.camera_max_jump <= new / t <= s.camera_max_jump:
         t.copy_(s.camera_momentum * t + (1 - s.camera_momentum) * new)
+    if s.camera_snap and len(planes) and model.log_scale is not None:
+        model.log_scale.copy_((t / planes.quantile(0.5)).log().to(model.log_scale))
 
 
 def camera_height_loss(plane_height: torch.Tensor, target: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
@@ -406,10 +420,10 @@ def depth_losses(model: torch.nn.Module, batch: dict[str, torch.Tensor], cfg: De
         terms["camera_height_implied"] = torch.nan_to_num(implied.nanmean()).detach()
         terms["objects_kept"] = keep.float().sum(1).mean()
         weighted["object_height"] = w_obj * terms["object_height"]
-        if model.training:
-            update_camera_target(core, implied, epoch, steps_per_epoch)
-        target = core.camera_target.to(tgt.dtype)
         plane_h = geo["plane"]["height"]
+        if model.training:
+            update_camera_target(core, implied, epoch, steps_per_epoch, plane_h.detach() / core.metric_scale().detach())
+        target = core.camera_target.to(tgt.dtype)
         if target > 0 and epoch >= cfg.scale.camera_freeze_epochs and torch.isfinite(plane_h).any():
             terms["camera_height"] = camera_height_loss(plane_h, target, core.log_scale)
             weighted["camera_height"] = w_cam * terms["camera_height"]
