@@ -143,6 +143,37 @@ def test_traffic_items_hold_the_ground_truth_of_motion(traffic_item):
     assert (item["flow"][0][:, ~moving] == 0).all()
 
 
+def test_traffic_items_count_each_box_s_visible_pixels(traffic_item):
+    item, _ = traffic_item
+    px = item["box_pixels"]
+    assert px.shape == (3, 24) and (px[:, ~item["box_valid"]] == 0).all()
+    assert px.sum(1).max() > 0 and (px.sum(1) <= 3 * 24 * 32).all()  # objects show; no pixel counted twice
+
+
+def test_amodal_boxes_grow_a_seen_side_away_from_the_camera_and_stand_on_the_road():
+    from unrender.methods.dynamic.detect import CAR_SIZE, amodal_boxes
+
+    L, H, W = CAR_SIZE
+    camera = torch.tensor([0.0, -1.65, 0.0])
+    # its back seen from behind: 2 m wide along x, 0.5 m deep, 12 m ahead
+    back = torch.tensor([0.0, -0.9, 12.25, 2.0, 1.2, 0.5, 0.0])
+    ped = torch.tensor([-4.0, -0.9, 6.0, 0.5, 1.5, 0.5, 0.0])  # a pedestrian is not grown, but stands
+    # a car's long side seen from the camera at its left (-x): a 4.5 m x 1 m x 0.5 m slab at x = 3..3.5, as
+    # boxes_from_components gives it (its length along the box's own x, turned 90 degrees)
+    side = torch.tensor([3.25, -1.0, 10.0, 4.5, 1.0, 0.5, torch.pi / 2])
+    out = amodal_boxes(torch.stack([side, back, ped]), camera)
+    # the side grows to a car's width away from the camera (towards +x); nothing moves along the car
+    torch.testing.assert_close(out[0, [0, 2]], torch.tensor([3.0 + W / 2, 10.0]), atol=1e-5, rtol=0)
+    torch.testing.assert_close(out[0, [3, 5]], torch.tensor([L, W]))
+    # the back grows to a car's length away from the camera (towards +z)
+    torch.testing.assert_close(out[1, [0, 2, 3, 5]], torch.tensor([0.0, 12.0 + L / 2, 2.0, L]), atol=1e-5, rtol=0)
+    # every box reaches down to the road (y = 0) from the top of what was seen
+    torch.testing.assert_close(out[:, 1] - out[:, 4] / 2, torch.stack([b[1] - b[4] / 2 for b in (side, back, ped)]))
+    torch.testing.assert_close(out[:, 1] + out[:, 4] / 2, torch.zeros(3))
+    torch.testing.assert_close(out[2, [0, 2, 3, 5]], ped[[0, 2, 3, 5]])
+    assert amodal_boxes(torch.zeros(0, 7), camera).shape == (0, 7)
+
+
 def test_centre_surround_matches_the_brute_force_over_every_voxel():
     vols, _, movers = one_moving_box_sequence()
     occ = vols[4, 0]

@@ -364,6 +364,7 @@ def test_antialiasing_averages_rays_over_the_pixel_and_keeps_the_centre_ray_trut
 
 def test_traffic_is_a_rig_of_three_cameras_over_time_with_its_variants():
     from unrender.world.generators import streets
+    from unrender.world.generators.streets import street_scene
     from unrender.world.generators.traffic import RIG_YAWS, traffic
 
     lay = traffic(np.random.default_rng(5), views=4, H=8, W=12)
@@ -377,12 +378,37 @@ def test_traffic_is_a_rig_of_three_cameras_over_time_with_its_variants():
     ref = streets(np.random.default_rng(5), views=4, H=8, W=12)
     torch.testing.assert_close(lay.cam_from_world[::3], ref.cam_from_world)
     assert int(lay.extra["anchor"]) == 2 and lay.grid.contains(centres[6])
-    boxed = [o for o in lay.scene.objects if o.has_box]
+    street, _ = street_scene(np.random.default_rng(5), kind="traffic")
     one = traffic(np.random.default_rng(5), views=4, H=8, W=12, variant="one")
-    assert sum(o.has_box and (any(o.velocity) or o.yaw_rate != 0) for o in one.scene.objects) == 1
-    assert sum(o.has_box for o in one.scene.objects) == len(boxed)
+    assert sum(o.has_box and o.moves for o in one.scene.objects) == 1
+    assert sum(o.has_box for o in one.scene.objects) == sum(o.has_box for o in street.objects)
     empty = traffic(np.random.default_rng(5), views=4, H=8, W=12, variant="empty")
     assert not any(o.has_box for o in empty.scene.objects) and len(empty.scene.objects) > 5
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_mixed_traffic_moves_through_the_grid_without_collisions(seed):
+    from unrender.geometry import box_iou_bev
+    from unrender.world.generators.traffic import traffic
+
+    T = 20
+    lay = traffic(np.random.default_rng(seed), views=T, H=8, W=12)
+    objs = [o for o in lay.scene.objects if o.has_box]
+    movers = [o for o in objs if o.moves]
+    assert movers
+    anchor = int(lay.extra["anchor"])
+    lo, hi = lay.grid.bounds_min[2], lay.grid.bounds_max[2]
+    ego_z = [float(-(lay.cam_from_world[3 * t, :3, :3].T @ lay.cam_from_world[3 * t, :3, 3])[2]) for t in range(T)]
+    for o in movers:  # each is in the grid's depth range at the anchor frame
+        assert lo <= float(o.box_at(anchor)[2]) <= hi, o.name
+    boxes = torch.stack([torch.stack([o.box_at(float(t)) for o in objs]) for t in range(T)])  # (T, n, 7)
+    iou = box_iou_bev(boxes, boxes)
+    iou = iou - torch.diag_embed(torch.diagonal(iou, dim1=-2, dim2=-1))
+    assert (iou == 0).all(), "two objects' boxes overlap"
+    for o in movers:  # the ego's camera never comes within a car length of a car ahead in its lane
+        if o.semantic in ("car", "van") and o.velocity[2] > 0:
+            gaps = [float(o.box_at(float(t))[2] - o.box_at(0.0)[3] / 2) - ego_z[t] for t in range(T)]
+            assert min(gaps) > 1.0, (o.name, gaps)
 
 
 def test_traffic_sample_marks_the_moving_objects():

@@ -89,6 +89,11 @@ class DynamicDataset(Dataset):
         boxes[:, :M, 3:] = bw[:, :M, 3:].float()  # a shift leaves sizes and yaw
         pad = lambda x, fill=0: torch.cat([x[:M], torch.full((MAX_BOXES - M,), fill, dtype=x.dtype)])  # noqa: E731
         rgb = s["rgb"]  # float in [0, 1]
+        # each box's visible pixels per frame, over the rig's views (its instance in the instance images)
+        inst = s["instance"].reshape(T, V, -1).long()
+        ids = s["box_instance"].long()[:M]
+        pixels = torch.zeros(T, MAX_BOXES, dtype=torch.long)
+        pixels[:, :M] = (inst[:, :, None, :] == ids[None, None, :, None]).sum((1, 3))
         return {
             "rgb": rgb.reshape(T, V, *rgb.shape[1:]),
             "depth": s["depth"].float().reshape(T, V, *s["depth"].shape[1:]),
@@ -99,6 +104,7 @@ class DynamicDataset(Dataset):
             "box_moving": pad(s["box_moving"].bool(), False),
             "box_track": pad(s["box_track_ids"].long(), -1),
             "box_classes": pad(s["box_classes"].long(), -1),
+            "box_pixels": pixels,
             "anchor": torch.tensor(anchor),
             **truth,
         }

@@ -21,6 +21,7 @@ __all__ = [
     "centre_surround_proposals",
     "moving_ap",
     "moving_boxes_in_grid",
+    "amodal_boxes",
     "CAR_SIZE",
 ]
 
@@ -165,11 +166,50 @@ def moving_ap(
     return {f"AP{iou_type}@{t}": v for t, v in ap.items()}
 
 
-def moving_boxes_in_grid(item: dict[str, torch.Tensor], grid: VoxelGrid) -> list[torch.Tensor]:
-    """Per frame, the ground-truth boxes of the objects that move and whose centre lies in the grid."""
+def moving_boxes_in_grid(item: dict[str, torch.Tensor], grid: VoxelGrid, min_pixels: int = 1) -> list[torch.Tensor]:
+    """Per frame, the ground-truth boxes of the objects that move, whose centre lies in the grid and which at
+    least ``min_pixels`` pixels of the frame's images show (an object behind the rig or hidden behind
+    another is in the grid but no method can find it: over 8 mixed sequences at 48 x 72, a quarter of the
+    moving objects' frames in the grid showed no pixel)."""
     out = []
     for t in range(item["boxes"].shape[0]):
         b = item["boxes"][t]
-        keep = item["box_valid"] & item["box_moving"] & grid.contains(b[:, :3])
+        keep = item["box_valid"] & item["box_moving"] & grid.contains(b[:, :3]) & (item["box_pixels"][t] >= min_pixels)
         out.append(b[keep])
+    return out
+
+
+def amodal_boxes(boxes: torch.Tensor, camera: torch.Tensor, *, size: tuple[float, float, float] = CAR_SIZE,
+                 min_extent: float = 1.2) -> torch.Tensor:  # fmt: skip
+    """Boxes around the visible voxels of objects grown to whole objects: every box stands on the road (its
+    bottom at ``y = 0``), and a box whose footprint reaches ``min_extent`` metres along one axis (a vehicle's
+    side or back, not a pedestrian) grows to the ``size`` (length, height, width) prior, away from the camera:
+    the surface a camera sees is the near side of the object.
+
+    Args:
+        boxes: ``(n, 7)`` in the grid frame (y down, the road at ``y = 0``); camera: ``(3,)`` its centre.
+
+    Returns:
+        ``(n, 7)``.
+    """
+    out = boxes.clone()
+    if len(boxes) == 0:
+        return out
+    L, H, W = size
+    top = boxes[:, 1] - boxes[:, 4] / 2
+    out[:, 4] = torch.maximum(-top, torch.zeros_like(top))  # from the road up to the top of what was seen
+    out[:, 1] = top / 2
+    c, s_ = torch.cos(boxes[:, 6]), torch.sin(boxes[:, 6])
+    ax = torch.stack([c, torch.zeros_like(c), -s_], -1)  # the box's own x and z axes in the grid
+    az = torch.stack([s_, torch.zeros_like(c), c], -1)
+    big = torch.maximum(boxes[:, 3], boxes[:, 5]) >= min_extent
+    side = boxes[:, 3] >= (L + W) / 2  # a visible extent nearer a car's length than its width: its side
+    want_x = torch.where(side, torch.full_like(c, L), torch.full_like(c, W))
+    want_z = torch.where(side, torch.full_like(c, W), torch.full_like(c, L))
+    to_cam = camera.to(boxes) - boxes[:, :3]
+    for k, axis, want in ((3, ax, want_x), (5, az, want_z)):
+        grow = torch.where(big, (want - boxes[:, k]).clamp(min=0), torch.zeros_like(c))
+        away = -torch.sign((to_cam * axis).sum(-1))  # grow on the side facing away from the camera
+        out[:, :3] += (grow / 2 * away)[:, None] * axis
+        out[:, k] = boxes[:, k] + grow
     return out

@@ -46,7 +46,7 @@ GENERATOR_VERSIONS = {
     "streets": 7,
     "objects": 1,
     "people": 1,
-    "traffic": 1,
+    "traffic": 2,
     "traffic-one": 1,
     "traffic-empty": 1,
 }

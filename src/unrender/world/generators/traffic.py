@@ -10,7 +10,8 @@ from typing import Literal
 import numpy as np
 import torch
 
-from ...geometry import VoxelGrid, make_rigid, yaw_matrix
+from ...geometry import VoxelGrid, box_iou_bev, make_rigid, yaw_matrix
+from ..scene import SceneObject
 from .common import EGO_HEIGHT, STREET_FX_OVER_W, Layout, _intrinsics
 from .streets import ego_path, road_plane_in_cameras, street_scene
 
@@ -32,6 +33,37 @@ def anchor_from_world(cam_from_world: torch.Tensor) -> torch.Tensor:
     out = torch.eye(4, dtype=torch.float64)
     out[0, 3], out[2, 3] = -centre[0], -centre[2]
     return out
+
+
+def _through_the_grid(rng: np.random.Generator, objs: list[SceneObject], anchor_z: float, anchor: int,
+                      frames: int) -> list[SceneObject]:  # fmt: skip
+    """Every moving object of a street moved along its path so that it is in the grid around the anchor frame
+    (``anchor_z``: the anchor's ego position along the street) when the anchor frame is taken; an object whose
+    box would overlap another's at any frame is dropped (the street's parked cars are drawn independently and
+    sometimes overlap; a mover is checked against everything kept before it).
+
+    The street's own traffic starts 6-70 m ahead at frame 0 and mostly never enters the 32 m grid: over 8
+    sequences, 37 of the 537 moving-object frames in the grid were cars, the rest pedestrians and cyclists
+    (issue 30). Cars in the ego's lane (faster than the ego, so the camera never reaches them) are placed
+    12-18 m ahead at the anchor frame, everything else 8 m behind to 16 m ahead.
+    """
+    movers = [i for i, o in enumerate(objs) if o.has_box and o.moves]
+    kept: dict[int, SceneObject] = {}
+    boxes: list[torch.Tensor] = []  # (T, 7) of each kept boxed object
+    for i in [i for i in range(len(objs)) if i not in movers] + movers:  # the parked and standing first
+        o = objs[i]
+        if i in movers:
+            ego_lane_car = o.semantic in ("car", "van") and o.velocity[2] > 0
+            ahead = float(rng.uniform(12.0, 18.0) if ego_lane_car else rng.uniform(-8.0, 16.0))
+            z = anchor_z + ahead - o.velocity[2] * anchor
+            o = dataclasses.replace(o, position=(o.position[0], o.position[1], z))
+        if o.has_box:
+            b = torch.stack([o.box_at(float(t)) for t in range(frames)])
+            if any(bool((box_iou_bev(b[:, None], other[:, None]) > 0).any()) for other in boxes):
+                continue
+            boxes.append(b)
+        kept[i] = o
+    return [kept[i] for i in sorted(kept)]  # the street's order (its instance ids)
 
 
 def traffic(
@@ -72,7 +104,9 @@ def traffic(
         o = objs[keep]
         z = float(-anchor_frame[2, 3]) + float(rng.uniform(4.0, 14.0)) - o.velocity[2] * anchor
         objs[keep] = dataclasses.replace(o, position=(o.position[0], o.position[1], z))
-    elif variant != "mixed":
+    elif variant == "mixed":
+        objs = _through_the_grid(rng, objs, float(-anchor_frame[2, 3]), anchor, views)
+    else:
         raise ValueError(f"variant: expected 'mixed', 'one' or 'empty', got {variant!r}")
     scene = dataclasses.replace(scene, objects=objs, kind="traffic" if variant == "mixed" else f"traffic-{variant}")
     zero = torch.zeros(3, dtype=torch.float64)
