@@ -211,7 +211,7 @@ def test_background_subtraction_boxes_the_moving_car_from_carved_space():
     # carved: occupied where matter is, free elsewhere (every voxel known)
     frames = {"carved": vols, "known": torch.ones_like(vols, dtype=torch.bool)}
     frames.update(memory=vols, seen=frames["known"])
-    out = subtract_background(frames, GRID, SubtractionConfig(above_road=0.0))
+    out = subtract_background(frames, GRID, SubtractionConfig(above_road=0.0, amodal=False))
     gt = [b[None].float() for b in movers]
     ap = moving_ap(out["boxes"], out["size"], gt)
     assert ap["AP3d@0.5"] > 0.99, ap
@@ -333,3 +333,16 @@ def test_render_and_compare_follows_a_box_moving_at_constant_velocity():
     torch.testing.assert_close(out["boxes"][:, :3], want[:, :3], atol=0.26, rtol=0)
     # the chosen hypothesis beats zero velocity (row 1) in every frame after the first two
     assert (out["hypothesis_errors"][2:, 1] > out["errors"][2:]).all()
+
+
+def test_subtraction_scores_above_the_random_proposals_on_a_passing_car(traffic_item):
+    from unrender.methods.dynamic.config import SubtractionConfig
+    from unrender.methods.dynamic.evaluate import evaluate_subtraction
+
+    item, grid = traffic_item
+    res = evaluate_subtraction([item], grid, SubtractionConfig())
+    assert res["frames"] == 3 and res["objects"] == res["objects/vehicles"] + res["objects/people"] > 0
+    for row in ("subtraction/size", "subtraction/contrast", "centre_surround", "random"):
+        assert 0 <= res[f"{row}/AP3d@0.5"] <= res[f"{row}/AP3d@0.25"] <= 1
+    # the one moving object is a car the three frames show: its grown box is found, random boxes miss it
+    assert res["subtraction/size/AP3d@0.25"] > max(0.3, res["random/AP3d@0.25"] + 0.2), res

@@ -45,6 +45,10 @@ class SubtractionConfig:
     """Components smaller than this are dropped."""
     shell: float = 1.0
     """Thickness of the centre-surround shell, metres."""
+    amodal: bool = True
+    """Grow each component's box to a whole object (:func:`unrender.methods.dynamic.detect.amodal_boxes`): a
+    component is the surface the cameras saw, one side of a car. Measured on 8 mixed sequences (48 x 72,
+    moving vehicles, size score): AP3d@0.25 0.17 around the seen voxels, 0.60 grown."""
 
 
 @dataclass
