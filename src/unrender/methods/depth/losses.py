@@ -410,11 +410,15 @@ def depth_losses(model: torch.nn.Module, batch: dict[str, torch.Tensor], cfg: De
             per_obj = (err * masks).flatten(2).sum(-1) / area  # (B, M)
             obj = obj + per_obj.sum(1) / keep.sum(1).clamp(min=1)
         terms["object_height"] = (obj / n).mean()
+        along = None  # the road plane that contains the direction of travel
+        if cfg.scale.road_loss == "plane" or cfg.scale.camera_normal == "travel":
+            along = plane_containing(geo["points"], geo["road"], travel_direction(poses))
         if cfg.scale.camera_source == "footprint":
             # vehicles stand on the road; pedestrians on the sidewalk, a kerb above it
             on_road = keep & (batch["labels"] == 0)
-            implied = footprint_camera_height(geo["extents"], geo["metric_depth"], K,
-                                              geo["plane"]["normal"].detach(), on_road)  # fmt: skip
+            normal = along["normal"] if cfg.scale.camera_normal == "travel" else geo["plane"]["normal"]
+            implied = footprint_camera_height(geo["extents"], geo["metric_depth"], K, normal.detach().to(K.dtype),
+                                              on_road)  # fmt: skip
         else:
             implied = geo["plane"]["height"].detach() * geo["frame_scale"]
         terms["camera_height_implied"] = torch.nan_to_num(implied.nanmean()).detach()
@@ -428,7 +432,6 @@ def depth_losses(model: torch.nn.Module, batch: dict[str, torch.Tensor], cfg: De
             terms["camera_height"] = camera_height_loss(plane_h, target, core.log_scale)
             weighted["camera_height"] = w_cam * terms["camera_height"]
         if w_road > 0 and cfg.scale.road_loss == "plane":
-            along = plane_containing(geo["points"], geo["road"], travel_direction(poses))
             terms["road_plane"] = road_plane_loss(geo["points"], geo["road"], along)
             weighted["road_plane"] = w_road * terms["road_plane"]
         elif w_road > 0:
