@@ -23,7 +23,13 @@ from unrender.methods.depth.losses import (
     travel_direction,
     update_camera_target,
 )
-from unrender.methods.depth.scale import mask_extents, object_depth_from_height, plane_containing, plane_from_point_map
+from unrender.methods.depth.scale import (
+    footprint_camera_height,
+    mask_extents,
+    object_depth_from_height,
+    plane_containing,
+    plane_from_point_map,
+)
 from unrender.render import inverse_warp
 from unrender.world import CLASSES
 
@@ -120,6 +126,28 @@ def test_plane_containing_recovers_a_rolled_road_through_outliers(streets):
     fit = plane_containing(depth_to_points(batch["depth"], batch["K"]), road, travel_direction(batch["src_from_tgt"]))
     assert fit["ok"].all()
     assert ((fit["height"] / batch["camera_height"] - 1).abs() < 0.01).all(), fit["height"]
+
+
+def test_footprints_through_the_travel_plane_ignore_a_pitched_road(streets):
+    """Issue 29: a road fitted 2 degrees pitched (as early in training) biased the camera height the
+    footprints imply; the normal of the road plane that contains the direction of travel does not pitch."""
+    cfg, ds = streets
+    batch = default_collate([ds[i] for i in range(len(ds))])
+    K, depth = batch["K"].double(), batch["depth"].double()
+    H, W = depth.shape[-2:]
+    v = torch.arange(H, dtype=torch.float64)[:, None].expand(H, W)
+    ry = (v - K[:, 1, 2, None, None]) / K[:, 1, 1, None, None]  # (B, H, W)
+    pitch = math.radians(2.0)
+    pitched = 1.65 / (ry + pitch)  # the road y = 1.65 - pitch z (camera frame), along each ray
+    road = batch["road"][:, 0] & (ry + pitch > 0.02)
+    depth = torch.where(road[:, None], pitched[:, None], depth)
+    geo = frame_geometry(depth.float(), batch, cfg)
+    on_road = geo["keep"] & (batch["labels"] == 0)
+    along = plane_containing(geo["points"], geo["road"], travel_direction(batch["src_from_tgt"]))
+    implied = {name: footprint_camera_height(geo["extents"], geo["metric_depth"], batch["K"], n, on_road)
+               for name, n in (("fitted", geo["plane"]["normal"]), ("travel", along["normal"]))}  # fmt: skip
+    err = {k: (v[torch.isfinite(v)].median() / 1.65 - 1).abs().item() for k, v in implied.items()}
+    assert err["travel"] < 0.06 and err["fitted"] > 2 * err["travel"] + 0.05, err
 
 
 def test_scale_weights_hand_over_from_objects_to_camera_and_relax_the_road_once_levelled():
