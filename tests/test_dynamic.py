@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 
@@ -346,3 +348,20 @@ def test_subtraction_scores_above_the_random_proposals_on_a_passing_car(traffic_
         assert 0 <= res[f"{row}/AP3d@0.5"] <= res[f"{row}/AP3d@0.25"] <= 1
     # the one moving object is a car the three frames show: its grown box is found, random boxes miss it
     assert res["subtraction/size/AP3d@0.25"] > max(0.3, res["random/AP3d@0.25"] + 0.2), res
+
+
+def test_flow_scores_split_moving_and_static_surfaces_and_zero_flow_errs_by_the_motion(traffic_item):
+    from unrender.methods.dynamic.detect import frame_memories
+    from unrender.methods.dynamic.evaluate import evaluate_flow, raw_features
+
+    item, grid = traffic_item
+    res = evaluate_flow([item], grid, {"raw": raw_features}, radius=2)
+    surface = frame_memories(item, grid)["carved"][:-1, 0] > 0
+    moving = item["moving"][:-1, 0] & surface
+    assert res["voxels/moving"] == int(moving.sum()) > 0
+    assert res["voxels/static"] == int((surface & ~item["moving"][:-1, 0]).sum())
+    # zero flow is exact on static matter and off by the motion itself on moving matter
+    assert res["zero/epe_static"] == 0
+    want = item["flow"].norm(dim=1)[moving].mean().item()
+    assert res["zero/epe_moving"] == pytest.approx(want, rel=1e-5) and want > 0.2
+    assert all(math.isfinite(res[f"raw/epe_{k}"]) for k in ("moving", "static"))

@@ -1,13 +1,15 @@
 """Scores of dynamic-scene mapping on held-out traffic sequences (issue 30): moving-object detection by
-background subtraction against the proposal baselines."""
+background subtraction against the proposal baselines; 3D flow between consecutive frames against zero
+flow."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 
 from ...geometry import VoxelGrid
+from ...nn.flow import soft_argmax_flow
 from .config import SubtractionConfig
 from .detect import (
     centre_surround_proposals,
@@ -18,7 +20,7 @@ from .detect import (
     subtract_background,
 )
 
-__all__ = ["evaluate_subtraction", "GROUPS"]
+__all__ = ["evaluate_subtraction", "evaluate_flow", "raw_features", "GROUPS"]
 
 GROUPS = {"vehicles": ("car", "van"), "people": ("pedestrian", "cyclist")}
 """Object groups scored on their own besides all moving objects together."""
@@ -74,4 +76,62 @@ def evaluate_subtraction(
             for kind in ("3d", "bev"):
                 for k, v in moving_ap(boxes, scores, gt, iou_type=kind).items():
                     res[f"{key}/{k}"] = v
+    return res
+
+
+def raw_features(memory: torch.Tensor) -> torch.Tensor:
+    """The input memory ``(T, 4, Z, Y, X)`` (occupancy, occupancy x colour) as features: the no-learning
+    baseline of correlation flow (colour centred on the voxel's own occupancy so that two empty voxels do
+    not match better than two surfaces)."""
+    occ, col = memory[:, :1], memory[:, 1:4]
+    return torch.cat([occ, col - 0.5 * occ], 1)
+
+
+def evaluate_flow(
+    items: Iterable[dict[str, torch.Tensor]],
+    grid: VoxelGrid,
+    features: dict[str, Callable[[torch.Tensor], torch.Tensor]],
+    *,
+    radius: int = 3,
+    temperature: float = 1.0,
+) -> dict[str, float]:
+    """3D end-point error (metres) of the flow from each frame to the next, on the voxels where frame ``t``
+    saw a surface (a depth point fell in them), split into those inside a moving object and the rest.
+
+    Each entry of ``features`` maps the frames' memories ``(T, 4, Z, Y, X)`` (:func:`frame_memories`: all in
+    the anchor grid, so the ego-motion is already removed and static matter stays put) to feature volumes
+    ``(T, C, Z, Y, X)``; its flow is :func:`~unrender.nn.flow.soft_argmax_flow` between consecutive frames
+    (``radius`` voxels reach). ``zero`` is the flow that says nothing moves.
+
+    Returns:
+        ``<name>/epe_moving``, ``<name>/epe_static`` per entry and ``zero/...``, and ``voxels/moving``,
+        ``voxels/static`` (how many voxels each mean is over).
+    """
+    vs = torch.tensor(grid.voxel_size)[:, None]
+    err: dict[str, dict[str, list[torch.Tensor]]] = {}
+    counts = {"moving": 0, "static": 0}
+    for item in items:
+        frames = frame_memories(item, grid)
+        surface = frames["carved"][:-1, 0] > 0  # (T - 1, Z, Y, X)
+        moving = item["moving"][:-1, 0] & surface
+        static = ~item["moving"][:-1, 0] & surface
+        true = item["flow"]  # (T - 1, 3, Z, Y, X) metres
+        counts["moving"] += int(moving.sum())
+        counts["static"] += int(static.sum())
+        preds = {"zero": torch.zeros_like(true)}
+        for name, fn in features.items():
+            f = fn(frames["memory"])
+            preds[name] = torch.stack([
+                (soft_argmax_flow(f[t], f[t + 1], radius, temperature=temperature).reshape(3, -1) * vs).reshape(
+                    true.shape[1:]) for t in range(len(true))])  # fmt: skip
+        for name, pred in preds.items():
+            e = (pred - true).norm(dim=1)  # (T - 1, Z, Y, X)
+            err.setdefault(name, {"moving": [], "static": []})
+            err[name]["moving"].append(e[moving])
+            err[name]["static"].append(e[static])
+    res: dict[str, float] = {f"voxels/{k}": float(v) for k, v in counts.items()}
+    for name, parts in err.items():
+        for k, v in parts.items():
+            cat = torch.cat(v)
+            res[f"{name}/epe_{k}"] = float(cat.mean()) if len(cat) else float("nan")
     return res
