@@ -1,3 +1,5 @@
+import dataclasses
+import json
 import math
 
 import pytest
@@ -365,3 +367,56 @@ def test_flow_scores_split_moving_and_static_surfaces_and_zero_flow_errs_by_the_
     want = item["flow"].norm(dim=1)[moving].mean().item()
     assert res["zero/epe_moving"] == pytest.approx(want, rel=1e-5) and want > 0.2
     assert all(math.isfinite(res[f"raw/epe_{k}"]) for k in ("moving", "static"))
+
+
+def test_cameras_moved_back_see_the_world_moved(traffic_item):
+    """The synthetic motion of the flow objective: a frame's views fused with cameras moved by ``M^-1`` are the
+    memory of the world moved by ``M`` (exact: no resampling of the memory)."""
+    from unrender.geometry import make_rigid
+    from unrender.methods.dynamic.config import tiny
+    from unrender.methods.dynamic.model import DynamicNet
+    from unrender.methods.dynamic.motion import rigid_flow
+
+    item, grid = traffic_item
+    net = DynamicNet(tiny())
+    views = {k: item[k][:1] for k in ("rgb", "depth", "K", "cam_from_grid")}  # frame 0 as a batch of one
+    M = make_rigid(torch.eye(3, dtype=torch.float64), torch.tensor([1.0, 0.0, -0.5], dtype=torch.float64))[None]
+    moved = {**views, "cam_from_grid": (views["cam_from_grid"].double() @ torch.linalg.inv(M)[:, None]).float()}
+    a, b = net.memory(views)[0, 5], net.memory(moved)[0, 5]  # carved occupancy
+    flow, inside = rigid_flow(grid, M)
+    torch.testing.assert_close(flow[0, :, 0, 0, 0], torch.tensor([2.0, 0.0, -1.0], dtype=torch.float64))
+    # every surface voxel of the frame, moved 2 voxels along x and -1 along z, is a surface voxel after
+    src = a[:, :, :-2][1:] > 0  # (z >= 1, x < X - 2)
+    dst = b[:, :, 2:][:-1] > 0
+    assert src.sum() > 100
+    assert (src & dst).sum() >= 0.99 * src.sum(), ((src & dst).sum(), src.sum())
+    # voxels at the +x end and the -z end leave the grid
+    assert not inside[0, 0, 0].any() and not inside[0, 0, :, :, -2:].any() and inside[0, 0, 1:, :, :-2].all()
+
+
+def test_tiny_dynamic_training_reports_flow_and_detection_and_reloads(tmp_path):
+    from torch.utils.data import default_collate
+
+    from unrender.engine import Trainer, find_latest_checkpoint, load_checkpoint
+    from unrender.methods import get_method
+
+    method = get_method("dynamic")
+    cfg = method.make_config("tiny")
+    cfg.data = dataclasses.replace(cfg.data, root=tmp_path / "data")
+    cfg.train = dataclasses.replace(cfg.train, out_dir=tmp_path / "run", progress=False, tensorboard=False)
+    Trainer(method, cfg).fit()
+    res = json.loads((tmp_path / "run" / "eval.json").read_text())
+    for k in ("features", "raw", "zero"):
+        assert math.isfinite(res[f"{k}/epe_static"]), k
+    assert res["zero/epe_static"] == 0 and res["voxels/moving"] > 0
+    assert 0 <= res["detect/subtraction/size/AP3d@0.25"] <= 1
+    ck = find_latest_checkpoint(tmp_path / "run")
+    batch = default_collate([method.build_dataset(cfg, "train")[0]])
+    outs = []
+    for _ in range(2):
+        m = method.build_model(cfg)
+        load_checkpoint(ck, m)
+        with torch.no_grad():
+            outs.append(m.eval()(batch))
+    for k in outs[0]:
+        assert torch.equal(outs[0][k], outs[1][k]), k

@@ -14,6 +14,7 @@ __all__ = ["Method", "METHODS", "PLANNED", "get_method", "available_methods", "M
 # name -> module defining ``METHOD``
 METHODS: dict[str, str] = {
     "depth": "unrender.methods.depth",
+    "dynamic": "unrender.methods.dynamic",
     "energy-pose": "unrender.methods.energy.pose",
     "energy-voxels": "unrender.methods.energy.voxels",
     "mapping": "unrender.methods.mapping",

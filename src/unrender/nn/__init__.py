@@ -2,5 +2,13 @@
 
 from .flow import local_correlation, neighbourhood_offsets, soft_argmax_flow
 from .memory import build_memory
+from .volume import FeatureNet3D, conv_block
 
-__all__ = ["build_memory", "local_correlation", "neighbourhood_offsets", "soft_argmax_flow"]
+__all__ = [
+    "FeatureNet3D",
+    "build_memory",
+    "conv_block",
+    "local_correlation",
+    "neighbourhood_offsets",
+    "soft_argmax_flow",
+]

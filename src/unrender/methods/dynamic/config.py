@@ -1,10 +1,13 @@
-"""Config of dynamic-scene mapping (issue 30): the data, background subtraction and tracking."""
+"""Config and presets of dynamic-scene mapping (issue 30): the data, the 3D feature net and its training
+(occupancy and synthetic-motion flow), background subtraction and tracking."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
+
+from ...engine.config import TrainConfig
 
 
 @dataclass
@@ -63,3 +66,70 @@ class TrackConfig:
     near: float = 1.0
     far: float = 40.0
     """Depth planes of the renders, evenly spaced in disparity between ``near`` and ``far`` metres."""
+
+
+@dataclass
+class DynamicModel:
+    channels: tuple[int, ...] = (16, 32)
+    """Feature channels at full and half resolution (a U-Net: the flow needs the full-resolution detail)."""
+    features: int = 16
+    """Channels of the correlation features (unit length per voxel)."""
+
+
+@dataclass
+class FlowTraining:
+    """The synthetic-motion objective: the memory moved by a random rigid motion, the features' soft-argmax
+    correlation trained to land where each occupied voxel went (:func:`~unrender.methods.dynamic.motion.flow_loss`)."""
+
+    weight: float = 1.0
+    """0: features trained by the occupancy objective alone (the ablation)."""
+    radius: int = 3
+    """Correlation reach, voxels per axis (1.5 m at 0.5 m voxels: a car's motion between frames)."""
+    samples: int = 512
+    """Occupied voxels drawn per sample for the loss."""
+    temperature: float = 0.1
+    max_yaw: float = 0.15
+    """Largest synthetic turn about the vertical, radians."""
+    max_shift: tuple[float, float, float] = (1.5, 0.0, 1.5)
+    """Largest synthetic shift along x, y, z, metres."""
+
+
+@dataclass
+class DynamicConfig:
+    data: DynamicData = field(default_factory=DynamicData)
+    model: DynamicModel = field(default_factory=DynamicModel)
+    flow: FlowTraining = field(default_factory=FlowTraining)
+    occupancy_weight: float = 1.0
+    """Weight of the occupancy objective (every voxel's true occupancy from the frame's memory)."""
+    subtraction: SubtractionConfig = field(default_factory=SubtractionConfig)
+    track: TrackConfig = field(default_factory=TrackConfig)
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(out_dir=Path("runs/dynamic")))
+
+
+def tiny() -> DynamicConfig:
+    return DynamicConfig(
+        train=TrainConfig(
+            max_steps=20, batch_size=2, lr=2e-3, ckpt_every=10, log_every=5, out_dir=Path("runs/dynamic-tiny")
+        ),  # fmt: skip
+        data=DynamicData(variant="one", num_train=2, num_val=1, frames=4, height=24, width=32),
+        model=DynamicModel(channels=(8, 16), features=8),
+        flow=FlowTraining(samples=64),
+    )
+
+
+def cpu() -> DynamicConfig:
+    return DynamicConfig(
+        train=TrainConfig(
+            max_steps=1500,
+            batch_size=4,
+            lr=2e-3,
+            warmup_steps=50,
+            ckpt_every=250,
+            out_dir=Path("runs/dynamic"),
+            time_limit_min=28.0,
+        ),  # fmt: skip
+        data=DynamicData(num_train=24, num_val=4),
+    )
+
+
+PRESETS = {"tiny": tiny, "cpu": cpu}

@@ -16,7 +16,7 @@ from ...world.generators.traffic import ANCHOR_GRID, RIG_YAWS, anchor_from_world
 from ...world.truth import labels_at, scene_flow
 from .config import DynamicData
 
-__all__ = ["DynamicDataset", "MAX_BOXES", "sequence_truth"]
+__all__ = ["DynamicDataset", "DynamicFrames", "MAX_BOXES", "sequence_truth"]
 
 MAX_BOXES = 24
 
@@ -108,3 +108,23 @@ class DynamicDataset(Dataset):
             "anchor": torch.tensor(anchor),
             **truth,
         }
+
+
+class DynamicFrames(Dataset):
+    """The frames of :class:`DynamicDataset`'s sequences one at a time (what the feature net trains on): item
+    ``i`` is frame ``i % T`` of sequence ``i // T``, with its views (``rgb (V, 3, H, W)``, ``depth``, ``K``,
+    ``cam_from_grid``) and its true ``occ (1, Z, Y, X)``."""
+
+    def __init__(self, sequences: DynamicDataset):
+        self.sequences = sequences
+        self.frames = sequences.data.frames
+
+    def __len__(self) -> int:
+        return len(self.sequences) * self.frames
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        if not 0 <= i < len(self):
+            raise IndexError(f"DynamicFrames: index {i} out of range for {len(self)} items")
+        item = self.sequences[i // self.frames]
+        t = i % self.frames
+        return {k: item[k][t] for k in ("rgb", "depth", "K", "cam_from_grid", "occ")}

@@ -43,12 +43,13 @@ def frame_memories(item: dict[str, torch.Tensor], grid: VoxelGrid) -> dict[str, 
         ``memory (T, 4, Z, Y, X)``: occupancy and occupancy x colour, averaged over the views that see a voxel,
         with ``seen (T, 1, Z, Y, X)`` bool; ``carved (T, 1, Z, Y, X)``: 1 where a depth point falls, 0 where
         a ray passed through (free space), with ``known (T, 1, Z, Y, X)`` bool (one of the two); ``cameras
-        (T, 3)``: the rig's centre in the grid at each frame.
+        (T, 3)``: the rig's centre in the grid at each frame; ``input (T, 7, Z, Y, X)``: the memory's first 7
+        channels, what the feature net reads.
     """
     m = build_memory(grid, item["rgb"], item["depth"], item["K"], item["cam_from_grid"])  # the frames as a batch
     cameras = invert_rigid(item["cam_from_grid"][:, 0].double())[:, :3, 3].to(m.dtype)  # the rig's centre
     return {"memory": m[:, :4], "seen": m[:, 4:5] > 0, "carved": m[:, 5:6], "known": (m[:, 5:6] + m[:, 6:7]) > 0,
-            "cameras": cameras}  # fmt: skip
+            "cameras": cameras, "input": m[:, :7]}  # fmt: skip
 
 
 def subtract_background(

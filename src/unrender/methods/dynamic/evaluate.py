@@ -10,7 +10,8 @@ import torch
 
 from ...geometry import VoxelGrid
 from ...nn.flow import soft_argmax_flow
-from .config import SubtractionConfig
+from .config import DynamicConfig, SubtractionConfig
+from .data import DynamicDataset
 from .detect import (
     centre_surround_proposals,
     frame_memories,
@@ -20,7 +21,7 @@ from .detect import (
     subtract_background,
 )
 
-__all__ = ["evaluate_subtraction", "evaluate_flow", "raw_features", "GROUPS"]
+__all__ = ["evaluate_dynamic", "evaluate_subtraction", "evaluate_flow", "raw_features", "GROUPS"]
 
 GROUPS = {"vehicles": ("car", "van"), "people": ("pedestrian", "cyclist")}
 """Object groups scored on their own besides all moving objects together."""
@@ -79,18 +80,18 @@ def evaluate_subtraction(
     return res
 
 
-def raw_features(memory: torch.Tensor) -> torch.Tensor:
-    """The input memory ``(T, 4, Z, Y, X)`` (occupancy, occupancy x colour) as features: the no-learning
-    baseline of correlation flow (colour centred on the voxel's own occupancy so that two empty voxels do
-    not match better than two surfaces)."""
-    occ, col = memory[:, :1], memory[:, 1:4]
+def raw_features(frames: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The input memory (occupancy, occupancy x colour) of :func:`frame_memories` as features ``(T, 4, Z, Y,
+    X)``: the no-learning baseline of correlation flow (colour centred on the voxel's own occupancy so that
+    two empty voxels do not match better than two surfaces)."""
+    occ, col = frames["memory"][:, :1], frames["memory"][:, 1:4]
     return torch.cat([occ, col - 0.5 * occ], 1)
 
 
 def evaluate_flow(
     items: Iterable[dict[str, torch.Tensor]],
     grid: VoxelGrid,
-    features: dict[str, Callable[[torch.Tensor], torch.Tensor]],
+    features: dict[str, Callable[[dict[str, torch.Tensor]], torch.Tensor]],
     *,
     radius: int = 3,
     temperature: float = 1.0,
@@ -98,10 +99,10 @@ def evaluate_flow(
     """3D end-point error (metres) of the flow from each frame to the next, on the voxels where frame ``t``
     saw a surface (a depth point fell in them), split into those inside a moving object and the rest.
 
-    Each entry of ``features`` maps the frames' memories ``(T, 4, Z, Y, X)`` (:func:`frame_memories`: all in
-    the anchor grid, so the ego-motion is already removed and static matter stays put) to feature volumes
-    ``(T, C, Z, Y, X)``; its flow is :func:`~unrender.nn.flow.soft_argmax_flow` between consecutive frames
-    (``radius`` voxels reach). ``zero`` is the flow that says nothing moves.
+    Each entry of ``features`` maps the frames' memories (:func:`frame_memories`: all in the anchor grid, so
+    the ego-motion is already removed and static matter stays put) to feature volumes ``(T, C, Z, Y, X)``;
+    its flow is :func:`~unrender.nn.flow.soft_argmax_flow` between consecutive frames (``radius`` voxels
+    reach). ``zero`` is the flow that says nothing moves.
 
     Returns:
         ``<name>/epe_moving``, ``<name>/epe_static`` per entry and ``zero/...``, and ``voxels/moving``,
@@ -120,7 +121,7 @@ def evaluate_flow(
         counts["static"] += int(static.sum())
         preds = {"zero": torch.zeros_like(true)}
         for name, fn in features.items():
-            f = fn(frames["memory"])
+            f = fn(frames)
             preds[name] = torch.stack([
                 (soft_argmax_flow(f[t], f[t + 1], radius, temperature=temperature).reshape(3, -1) * vs).reshape(
                     true.shape[1:]) for t in range(len(true))])  # fmt: skip
@@ -134,4 +135,24 @@ def evaluate_flow(
         for k, v in parts.items():
             cat = torch.cat(v)
             res[f"{name}/epe_{k}"] = float(cat.mean()) if len(cat) else float("nan")
+    return res
+
+
+@torch.no_grad()
+def evaluate_dynamic(model: torch.nn.Module, cfg: DynamicConfig, device: torch.device) -> dict[str, float]:
+    """The trained features' flow (``features/...``) next to zero flow and raw-input correlation, and
+    moving-object AP (``detect/...``: background subtraction and the proposal baselines), on the held-out
+    sequences."""
+    model.eval()
+    seqs = DynamicDataset(cfg.data, "val")
+    items = [seqs[i] for i in range(len(seqs))]
+    core = getattr(model, "module", model)
+
+    def learned(frames: dict[str, torch.Tensor]) -> torch.Tensor:
+        return torch.cat([core.encode(x[None].to(device))["features"].cpu() for x in frames["input"]])
+
+    fc = cfg.flow
+    res = evaluate_flow(items, core.grid, {"features": learned, "raw": raw_features}, radius=fc.radius,
+                        temperature=fc.temperature)  # fmt: skip
+    res.update({f"detect/{k}": v for k, v in evaluate_subtraction(items, core.grid, cfg.subtraction).items()})
     return res

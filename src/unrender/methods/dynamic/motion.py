@@ -11,7 +11,7 @@ import torch
 from ...geometry import VoxelGrid, make_rigid, transform_points, warp_volume, yaw_matrix
 from ...nn.flow import soft_argmax_flow
 
-__all__ = ["random_rigid_motion", "move_volume", "flow_loss"]
+__all__ = ["random_rigid_motion", "rigid_flow", "move_volume", "flow_loss"]
 
 
 def random_rigid_motion(
@@ -27,6 +27,17 @@ def random_rigid_motion(
     return make_rigid(yaw_matrix(yaw), shift)
 
 
+def rigid_flow(grid: VoxelGrid, moved_from_orig: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where each voxel centre of ``grid`` goes under rigid motions ``(B, 4, 4)``: the displacement
+    ``(B, 3, Z, Y, X)`` in voxels ``(dx, dy, dz)`` and ``inside (B, 1, Z, Y, X)`` bool (it lands in the grid)."""
+    pts = grid.centers(dtype=torch.float64, device=moved_from_orig.device)  # (Z, Y, X, 3)
+    B = moved_from_orig.shape[0]
+    new = transform_points(moved_from_orig.double(), pts.reshape(1, -1, 3).expand(B, -1, -1))  # (B, N, 3)
+    vs = torch.tensor(grid.voxel_size, dtype=torch.float64, device=moved_from_orig.device)
+    flow = ((new - pts.reshape(1, -1, 3)) / vs).reshape(B, *grid.shape, 3).permute(0, 4, 1, 2, 3)
+    return flow, grid.contains(new).reshape(B, 1, *grid.shape)
+
+
 def move_volume(volume: torch.Tensor, grid: VoxelGrid, moved_from_orig: torch.Tensor) -> dict[str, torch.Tensor]:
     """A volume moved rigidly, and where each of its voxels went.
 
@@ -39,12 +50,7 @@ def move_volume(volume: torch.Tensor, grid: VoxelGrid, moved_from_orig: torch.Te
         in the grid.
     """
     moved = warp_volume(volume, grid, moved_from_orig.to(volume.dtype))
-    pts = grid.centers(dtype=torch.float64, device=volume.device)  # (Z, Y, X, 3)
-    B = volume.shape[0]
-    new = transform_points(moved_from_orig.double(), pts.reshape(1, -1, 3).expand(B, -1, -1))  # (B, N, 3)
-    vs = torch.tensor(grid.voxel_size, dtype=torch.float64, device=volume.device)
-    flow = ((new - pts.reshape(1, -1, 3)) / vs).reshape(B, *grid.shape, 3).permute(0, 4, 1, 2, 3)
-    inside = grid.contains(new).reshape(B, 1, *grid.shape)
+    flow, inside = rigid_flow(grid, moved_from_orig)
     return {"moved": moved, "flow": flow.to(volume.dtype), "inside": inside}
 
 

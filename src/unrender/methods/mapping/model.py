@@ -10,6 +10,7 @@ from einops import rearrange
 from torch import nn
 
 from ...geometry import camera_rays, sample_frustum
+from ...nn import FeatureNet3D
 from ...nn.memory import build_memory
 from ...render import alpha_composite
 from ...world import CLASSES
@@ -34,57 +35,6 @@ def normalise_memory(memory: torch.Tensor) -> torch.Tensor:
     """
     occ, col = memory[:, :1], memory[:, 1:4]
     return torch.cat([occ, (col - COLOUR_MEAN * occ) / COLOUR_STD, memory[:, 4:]], 1)
-
-
-def _block(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv3d(cin, cout, 3, stride=stride, padding=1, bias=False), nn.GroupNorm(min(8, cout), cout), nn.SiLU()
-    )
-
-
-class FeatureNet3D(nn.Module):
-    """3D encoder to a small bottleneck and one or more decoders back to full resolution.
-
-    Without ``unet`` there are no skip connections: everything a decoder produces passes through
-    the bottleneck (``channels[-1]`` channels at ``1 / 2^(levels-1)`` resolution). With
-    ``decoders > 1`` the decoders share the encoder and bottleneck but not their weights (one for
-    geometry and semantics, one for appearance), so the tasks do not compete for decoder channels.
-    """
-
-    def __init__(self, *, cin: int, channels: tuple[int, ...], unet: bool, decoders: int = 1):
-        super().__init__()
-        self.stem = nn.Sequential(_block(cin, channels[0]), _block(channels[0], channels[0]))
-        self.down = nn.ModuleList(
-            nn.Sequential(_block(a, b, stride=2), _block(b, b))
-            for a, b in zip(channels[:-1], channels[1:], strict=True)
-        )
-        self.decoders = nn.ModuleList(_Decoder(channels, unet) for _ in range(decoders))
-
-    def forward(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
-        """``(B, cin, Z, Y, X)`` -> one ``(B, channels[0], Z, Y, X)`` per decoder, and the bottleneck."""
-        skips = [self.stem(x)]
-        for down in self.down:
-            skips.append(down(skips[-1]))
-        return [dec(skips) for dec in self.decoders], skips[-1]
-
-
-class _Decoder(nn.Module):
-    def __init__(self, channels: tuple[int, ...], unet: bool):
-        super().__init__()
-        self.unet = unet
-        self.up = nn.ModuleList(
-            nn.ConvTranspose3d(b, a, 2, stride=2) for a, b in zip(channels[:-1], channels[1:], strict=True)
-        )
-        self.fuse = nn.ModuleList(_block(2 * a if unet else a, a) for a in channels[:-1])
-
-    def forward(self, skips: list[torch.Tensor]) -> torch.Tensor:
-        h = skips[-1]
-        for i in reversed(range(len(self.up))):
-            h = self.up[i](h)
-            if self.unet:
-                h = torch.cat([h, skips[i]], 1)
-            h = self.fuse[i](h)
-        return h
 
 
 class ViewDecoder(nn.Module):
