@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 
 from ..geometry.checks import check_args
 
@@ -71,6 +72,8 @@ def local_correlation(
         idx = index.reshape(B, -1).long()
     off = neighbourhood_offsets(radius, device=feat0.device)
     K = off.shape[0]
+    if index is None:  # every voxel: one shifted slice of the zero-padded volume per offset (18x the gather)
+        return _dense_correlation(f0.reshape(B, C, Z, Y, X), f1.reshape(B, C, Z, Y, X), radius, off, batch)
     scores, valid = [], []
     for start in range(0, idx.shape[1], chunk):
         i = idx[:, start : start + chunk]  # (B, n)
@@ -86,6 +89,24 @@ def local_correlation(
         valid.append(ok)
     N = idx.shape[1]
     return torch.cat(scores, -1).reshape(*batch, K, N), torch.cat(valid, -1).reshape(*batch, K, N)
+
+
+def _dense_correlation(
+    f0: torch.Tensor, f1: torch.Tensor, radius: int, off: torch.Tensor, batch: torch.Size
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`local_correlation` at every voxel of ``(B, C, Z, Y, X)`` volumes."""
+    B, C, Z, Y, X = f0.shape
+    r = radius
+    pad = F.pad(f1, (r, r, r, r, r, r))
+    scores = torch.stack([
+        (f0 * pad[:, :, r + dz : r + dz + Z, r + dy : r + dy + Y, r + dx : r + dx + X]).sum(1)
+        for dx, dy, dz in off.tolist()], 1) / math.sqrt(C)  # fmt: skip
+    coords = [torch.arange(n, device=f0.device) for n in (X, Y, Z)]
+    inside = [(c[None, :] + off[:, j, None] >= 0) & (c[None, :] + off[:, j, None] < n)
+              for j, (c, n) in enumerate(zip(coords, (X, Y, Z), strict=True))]  # fmt: skip  # (K, n) per axis
+    ok = inside[2][:, :, None, None] & inside[1][:, None, :, None] & inside[0][:, None, None, :]  # (K, Z, Y, X)
+    K = off.shape[0]
+    return scores.reshape(*batch, K, Z * Y * X), ok.reshape(K, -1).expand(*batch, K, Z * Y * X)
 
 
 def soft_argmax_flow(
