@@ -420,3 +420,18 @@ def test_tiny_dynamic_training_reports_flow_and_detection_and_reloads(tmp_path):
             outs.append(m.eval()(batch))
     for k in outs[0]:
         assert torch.equal(outs[0][k], outs[1][k]), k
+
+
+def test_moved_voxels_mark_what_a_wide_enough_gap_finds_free():
+    from unrender.methods.dynamic.background import moved_voxels, voxel_iou
+
+    vols, static, movers = one_moving_box_sequence()  # the car drives its own length (4 m) in 4 frames
+    known = torch.ones_like(vols, dtype=torch.bool)
+    car = [(box_volume(b) > 0) & (static == 0) for b in movers]
+    whole = moved_voxels(vols, known, gap=4, dilation=0)
+    for t in range(len(vols)):
+        assert torch.equal(whole[t, 0], car[t]), t  # nothing static is ever marked
+    # one frame apart, only the car's two ends (1 m each) are free in a neighbouring frame
+    ends = moved_voxels(vols, known, gap=1, dilation=0)
+    assert voxel_iou(ends[4, 0], car[4], torch.ones_like(car[4])) == pytest.approx(0.5, abs=0.01)
+    assert math.isnan(voxel_iou(ends[4, 0] & False, car[4] & False, car[4]))

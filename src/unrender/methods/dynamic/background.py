@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from ...geometry import VoxelGrid, check_args, check_shape, points_in_boxes
 
-__all__ = ["temporal_background", "reliably_seen", "moving_voxels", "centre_surround"]
+__all__ = ["temporal_background", "reliably_seen", "moving_voxels", "centre_surround", "moved_voxels", "voxel_iou"]
 
 
 def reliably_seen(seen: torch.Tensor, margin: int) -> torch.Tensor:
@@ -131,3 +131,46 @@ def centre_surround(occupancy: torch.Tensor, grid: VoxelGrid, boxes: torch.Tenso
         mean_out = (o * outer).sum() / outer.sum() if outer.any() else 0.0
         out[m] = mean_in - mean_out
     return out.to(occupancy)
+
+
+def moved_voxels(carved: torch.Tensor, known: torch.Tensor, *, gap: int = 1, dilation: int = 1) -> torch.Tensor:
+    """Weak labels of moving matter from occupancy changes: a voxel occupied at frame ``t`` whose whole
+    neighbourhood (``dilation`` voxels, a cube) is carved free at ``t + gap`` -- or at ``t - gap`` -- held
+    something that moved away (a surface seen a voxel off, or half in a voxel, is near occupied space in the
+    other frame and does not count).
+
+    Args:
+        carved: ``(T, 1, Z, Y, X)``, 1 where a depth point fell; known: ``(T, 1, Z, Y, X)`` bool, carved
+            occupied or free (:func:`~unrender.methods.dynamic.detect.frame_memories`).
+
+    Returns:
+        ``(T, 1, Z, Y, X)`` bool.
+
+    Example:
+        >>> c = torch.zeros(3, 1, 1, 1, 5); c[0, 0, 0, 0, 1] = 1; c[1, 0, 0, 0, 2] = 1; c[2, 0, 0, 0, 3] = 1
+        >>> moved_voxels(c, torch.ones_like(c, dtype=torch.bool), dilation=0)[:, 0, 0, 0].int().tolist()
+        [[0, 1, 0, 0, 0], [0, 0, 1, 0, 0], [0, 0, 0, 1, 0]]
+    """
+    check_args(("carved", carved, ("T", 1, "Z", "Y", "X")))
+    occ = carved > 0
+    free = known & ~occ
+    if dilation > 0:  # free all around: no occupied voxel within reach
+        near = F.max_pool3d(occ.reshape(-1, 1, *occ.shape[-3:]).float(), 2 * dilation + 1, stride=1,
+                            padding=dilation).reshape(occ.shape) > 0  # fmt: skip
+        unknown = F.max_pool3d((~known).reshape(-1, 1, *known.shape[-3:]).float(), 2 * dilation + 1, stride=1,
+                               padding=dilation).reshape(known.shape) > 0  # fmt: skip
+        free = ~near & ~unknown
+    out = torch.zeros_like(occ)
+    T = len(occ)
+    for t in range(T):
+        for other in (t + gap, t - gap):
+            if 0 <= other < T:
+                out[t] |= occ[t] & free[other]
+    return out
+
+
+def voxel_iou(pred: torch.Tensor, truth: torch.Tensor, counted: torch.Tensor) -> float:
+    """Intersection over union of two bool volumes over the ``counted`` voxels (NaN when neither marks one)."""
+    p, g = pred & counted, truth & counted
+    union = int((p | g).sum())
+    return int((p & g).sum()) / union if union else float("nan")
