@@ -154,7 +154,7 @@ def frame_geometry(depth: torch.Tensor, batch: dict[str, torch.Tensor], cfg: Dep
 
 @torch.no_grad()
 def update_camera_target(model: DepthModel, implied: torch.Tensor, epoch: int, steps_per_epoch: int,
-                         plane_heights: torch.Tensor | None = None) -> None:  # fmt: skip
+                         plane_heights: torch.Tensor | None = None, *, road_level: bool = True) -> None:  # fmt: skip
     """Collect this step's implied camera heights (and road-plane heights); at an epoch boundary, update
     the target (and, with ``camera_snap``, the metric scale).
 
@@ -162,6 +162,11 @@ def update_camera_target(model: DepthModel, implied: torch.Tensor, epoch: int, s
     can imply a camera height off by 10x; a mean would follow it). The target is neither updated
     nor used during the first ``camera_freeze_epochs`` epochs; after that the epoch's value enters
     with momentum, unless it jumps by more than ``camera_max_jump``x.
+
+    ``road_level``: whether the epoch's road lay along the direction of travel (its median angle to it under
+    :data:`ROAD_COLLAPSE_DEG`); an epoch whose did not neither updates the target nor snaps the scale: its
+    footprints went through a road (or a motion) that is wrong (measured: a `tiny` run, whose pose net had
+    seen 6 steps when the target was first set, set it at 6.7 m and the scale 8x).
 
     ``plane_heights (B,)`` are the frames' road-plane heights at metric scale 1 (the predicted plane's
     height over the metric scale it was predicted with; NaN: no plane). With ``scale.camera_snap`` the
@@ -183,7 +188,7 @@ def update_camera_target(model: DepthModel, implied: torch.Tensor, epoch: int, s
     model.camera_values.fill_(float("nan"))
     model.plane_values.fill_(float("nan"))
     model.camera_count.zero_()
-    if epoch < s.camera_freeze_epochs or len(got) == 0:
+    if epoch < s.camera_freeze_epochs or len(got) == 0 or not road_level:
         return
     new = got.quantile(0.5)
     t = model.camera_target
@@ -425,8 +430,15 @@ def depth_losses(model: torch.nn.Module, batch: dict[str, torch.Tensor], cfg: De
         terms["objects_kept"] = keep.float().sum(1).mean()
         weighted["object_height"] = w_obj * terms["object_height"]
         plane_h = geo["plane"]["height"]
+        diag = road_diagnostics(geo["plane"], depths[0], poses, batch)
         if model.training:
-            update_camera_target(core, implied, epoch, steps_per_epoch, plane_h.detach() / core.metric_scale().detach())
+            # the epoch's road must lie along the motion (its median angle to it, this step's included)
+            travel = core.__dict__.get("_road_epoch", {}).get("road_travel_deg", [])
+            if "road_travel_deg" in diag:
+                travel = [*travel, float(diag["road_travel_deg"])]
+            level = bool(travel) and float(torch.tensor(travel).median()) < ROAD_COLLAPSE_DEG
+            update_camera_target(core, implied, epoch, steps_per_epoch, plane_h.detach() / core.metric_scale().detach(),
+                                 road_level=level)  # fmt: skip
         target = core.camera_target.to(tgt.dtype)
         if target > 0 and epoch >= cfg.scale.camera_freeze_epochs and torch.isfinite(plane_h).any():
             terms["camera_height"] = camera_height_loss(plane_h, target, core.log_scale)
@@ -439,7 +451,6 @@ def depth_losses(model: torch.nn.Module, batch: dict[str, torch.Tensor], cfg: De
             weighted["road_travel"] = w_road * terms["road_travel"]
         terms["camera_target"] = target.detach()
         terms["metric_scale"] = core.log_scale.detach().exp()
-        diag = road_diagnostics(geo["plane"], depths[0], poses, batch)
         if boundary and torch.is_grad_enabled():
             diag.update(road_gradients(weighted, out["disp"][0], batch["road"][:, 0], core.log_scale))
         terms.update(diag)
