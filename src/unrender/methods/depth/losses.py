@@ -356,6 +356,15 @@ def _epoch_summary(core: DepthModel, diag: dict[str, torch.Tensor], boundary: bo
     return out
 
 
+def _epoch_road_level(core: DepthModel, diag: dict[str, torch.Tensor]) -> bool:
+    """Whether the epoch's road, this step's included, lay along the motion: the median of the road-travel
+    angles :func:`_epoch_summary` has collected is under :data:`ROAD_COLLAPSE_DEG`."""
+    travel = core.__dict__.get("_road_epoch", {}).get("road_travel_deg", [])
+    if "road_travel_deg" in diag:
+        travel = [*travel, float(diag["road_travel_deg"])]
+    return bool(travel) and float(torch.tensor(travel).median()) < ROAD_COLLAPSE_DEG
+
+
 def _steps_per_epoch(cfg: DepthConfig) -> int:
     n = cfg.data.num_train * (cfg.data.frames - 2)
     return max(1, n // cfg.train.batch_size)
@@ -432,11 +441,7 @@ def depth_losses(model: torch.nn.Module, batch: dict[str, torch.Tensor], cfg: De
         plane_h = geo["plane"]["height"]
         diag = road_diagnostics(geo["plane"], depths[0], poses, batch)
         if model.training:
-            # the epoch's road must lie along the motion (its median angle to it, this step's included)
-            travel = core.__dict__.get("_road_epoch", {}).get("road_travel_deg", [])
-            if "road_travel_deg" in diag:
-                travel = [*travel, float(diag["road_travel_deg"])]
-            level = bool(travel) and float(torch.tensor(travel).median()) < ROAD_COLLAPSE_DEG
+            level = boundary and _epoch_road_level(core, diag)  # read at the epoch's end only
             update_camera_target(core, implied, epoch, steps_per_epoch, plane_h.detach() / core.metric_scale().detach(),
                                  road_level=level)  # fmt: skip
         target = core.camera_target.to(tgt.dtype)

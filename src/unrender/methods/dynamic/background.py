@@ -153,13 +153,7 @@ def moved_voxels(carved: torch.Tensor, known: torch.Tensor, *, gap: int = 1, dil
     """
     check_args(("carved", carved, ("T", 1, "Z", "Y", "X")))
     occ = carved > 0
-    free = known & ~occ
-    if dilation > 0:  # free all around: no occupied voxel within reach
-        near = F.max_pool3d(occ.reshape(-1, 1, *occ.shape[-3:]).float(), 2 * dilation + 1, stride=1,
-                            padding=dilation).reshape(occ.shape) > 0  # fmt: skip
-        unknown = F.max_pool3d((~known).reshape(-1, 1, *known.shape[-3:]).float(), 2 * dilation + 1, stride=1,
-                               padding=dilation).reshape(known.shape) > 0  # fmt: skip
-        free = ~near & ~unknown
+    free = reliably_seen(known & ~occ, dilation)  # free all around: every voxel within reach carved free
     out = torch.zeros_like(occ)
     T = len(occ)
     for t in range(T):

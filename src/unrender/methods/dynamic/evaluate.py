@@ -20,6 +20,7 @@ from .detect import (
     random_proposals,
     subtract_background,
 )
+from .model import memory_input
 
 __all__ = ["evaluate_dynamic", "evaluate_subtraction", "evaluate_flow", "raw_features", "GROUPS"]
 
@@ -84,8 +85,7 @@ def raw_features(frames: dict[str, torch.Tensor]) -> torch.Tensor:
     """The input memory (occupancy, occupancy x colour) of :func:`frame_memories` as features ``(T, 4, Z, Y,
     X)``: the no-learning baseline of correlation flow (colour centred on the voxel's own occupancy so that
     two empty voxels do not match better than two surfaces)."""
-    occ, col = frames["memory"][:, :1], frames["memory"][:, 1:4]
-    return torch.cat([occ, col - 0.5 * occ], 1)
+    return memory_input(frames["input"])[:, :4]
 
 
 def evaluate_flow(
