@@ -180,14 +180,12 @@ def update_camera_target(model: DepthModel, implied: torch.Tensor, epoch: int, s
         vals = new[torch.isfinite(new)].to(ring)
         start = int(torch.isfinite(ring).sum())  # each ring fills from 0 in an epoch; past n it wraps
         ring[(start + torch.arange(len(vals), device=vals.device)) % n] = vals
-    model.camera_count += int(torch.isfinite(implied).sum())
     if int(model.steps) % steps_per_epoch != 0:
         return
     got = model.camera_values[torch.isfinite(model.camera_values)]
     planes = model.plane_values[torch.isfinite(model.plane_values)]
     model.camera_values.fill_(float("nan"))
     model.plane_values.fill_(float("nan"))
-    model.camera_count.zero_()
     if epoch < s.camera_freeze_epochs or len(got) == 0 or not road_level:
         return
     new = got.quantile(0.5)

@@ -147,14 +147,15 @@ class DepthModel(nn.Module):
         self.log_scale = nn.Parameter(torch.zeros(())) if cfg.scale.enabled else None
         self.register_buffer("camera_target", torch.zeros((), dtype=torch.float64))
         self.register_buffer("camera_values", torch.full((self.CAMERA_VALUES,), float("nan"), dtype=torch.float64))
-        self.register_buffer("camera_count", torch.zeros((), dtype=torch.long))
         # the same frames' road-plane heights at metric scale 1 (their median sets the scale at each
         # epoch's end: ``scale.camera_snap``)
         self.register_buffer("plane_values", torch.full((self.CAMERA_VALUES,), float("nan"), dtype=torch.float64))
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
-        # weights saved before the plane-height ring existed (the shipped ones) load with an empty ring
+        # weights saved before the plane-height ring existed (the shipped ones) load with an empty ring, and
+        # without the count of the camera ring they kept (its finite entries are the count)
         state_dict.setdefault(prefix + "plane_values", self.plane_values.clone())
+        state_dict.pop(prefix + "camera_count", None)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def predict_depth(self, image: torch.Tensor) -> torch.Tensor:
