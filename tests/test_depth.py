@@ -144,10 +144,30 @@ def test_footprints_through_the_travel_plane_ignore_a_pitched_road(streets):
     geo = frame_geometry(depth.float(), batch, cfg)
     on_road = geo["keep"] & (batch["labels"] == 0)
     along = plane_containing(geo["points"], geo["road"], travel_direction(batch["src_from_tgt"]))
-    implied = {name: footprint_camera_height(geo["extents"], geo["metric_depth"], batch["K"], n, on_road)
+    implied = {name: footprint_camera_height(geo["extents"], geo["prior"], batch["K"], n, on_road)
                for name, n in (("fitted", geo["plane"]["normal"]), ("travel", along["normal"]))}  # fmt: skip
     err = {k: (v[torch.isfinite(v)].median() / 1.65 - 1).abs().item() for k, v in implied.items()}
     assert err["travel"] < 0.06 and err["fitted"] > 2 * err["travel"] + 0.05, err
+
+
+def test_the_footprint_rule_reads_the_mask_top_as_the_roof_far_edge():
+    """Issue 29: seen from above its roof, a car's mask ends at the roof's far edge, not above its near
+    ground contact; the rule with the roof depth gives the camera height exactly, without it low. A van
+    taller than the camera shows its near top edge, and the roof depth does not enter."""
+    f, cy, cam = 100.0, 30.0, 1.65
+    K = make_intrinsics(f, f, 40.0, cy, dtype=torch.float64)[None].expand(2, 3, 3)
+    z, roof = 12.0, 2.5
+    heights = torch.tensor([[1.5], [2.1]], dtype=torch.float64)  # a car below the camera, a van above it
+    far = torch.tensor([[z + roof], [z]], dtype=torch.float64)  # the depth of the edge the mask's top is
+    ext = {"bottom": cy + f * cam / torch.full_like(heights, z), "top": cy + f * (cam - heights) / far,
+           "centre_u": torch.full_like(heights, 55.0)}  # fmt: skip
+    n, keep = torch.tensor([[0.0, -1.0, 0.0]], dtype=torch.float64).expand(2, 3), torch.ones(2, 1, dtype=torch.bool)
+    exact = footprint_camera_height(ext, heights, K, n, keep, roof_depth=roof)
+    plain = footprint_camera_height(ext, heights, K, n, keep)
+    assert torch.allclose(exact, torch.full_like(exact, cam), atol=1e-9), exact
+    assert plain[0, 0] < cam - 0.02 and plain[1, 0] == pytest.approx(cam, abs=1e-9), plain
+    hidden = footprint_camera_height(ext, heights, K, n, torch.zeros_like(keep), roof_depth=roof)
+    assert torch.isnan(hidden).all()
 
 
 def test_scale_weights_hand_over_from_objects_to_camera_and_relax_the_road_once_levelled():

@@ -327,36 +327,49 @@ def object_scales(
 
 
 def footprint_camera_height(
-    extents: dict[str, torch.Tensor], fy_height_px: torch.Tensor, K: torch.Tensor, normal: torch.Tensor,
-    keep: torch.Tensor,
+    extents: dict[str, torch.Tensor], prior_height: torch.Tensor, K: torch.Tensor, normal: torch.Tensor,
+    keep: torch.Tensor, *, roof_depth: float | torch.Tensor = 0.0,
 ) -> torch.Tensor:  # fmt: skip
-    """The camera height each frame's objects imply through the road plane: an upright object of metric
-    depth ``D = f_y H / h`` stands on the road where the ray ``r`` through the bottom centre of its mask
-    meets it, so the camera is ``D (-n . r)`` above the road (``r = K^-1 (u, v_bottom, 1)``, ``n`` the
-    road's unit normal towards up). Only the plane's orientation enters, not the predicted depth of the
-    road or of the object (which moving objects get wrong).
+    """The camera height each object implies through the road plane, from its mask's top and bottom
+    edges, its prior height ``H`` and the road's unit normal ``n`` (towards up) alone: no predicted depth
+    (which moving objects get wrong) and no predicted road height enter.
+
+    With ``b = -n . r_bottom`` and ``t = -n . r_top`` (``r = K^-1 (u, v, 1)`` through the mask's bottom
+    and top edge at its centre column: how far below the horizon each edge is, per metre of depth), an
+    upright object whose ground contact is at depth ``z`` has ``b = H_c / z``; its top edge, seen from a
+    camera above it (``t > 0``), is the far edge of its roof, ``roof_depth`` metres behind the contact:
+    ``t = (H_c - H) / (z + roof_depth)``. So ``H_c = b (H + t roof_depth) / (b - t)``. With
+    ``roof_depth = 0`` this is the plain ``D (-n . r_bottom)`` with ``D = f_y H / h``, which reads low for
+    cars below the camera: measured on every second of the 1056 training frames of the depth ``cpu`` preset
+    with the true depth, 1.612 m per object against the true 1.65 m, 1.638 m with ``roof_depth`` 2.5 m
+    (issue 29).
 
     Args:
-        extents: :func:`mask_extents` of ``(B, M)`` masks; fy_height_px: ``(B, M)``
-        metric depths ``f_y H / h``; K: ``(B, 3, 3)``; normal: ``(B, 3)``; keep: ``(B, M)`` bool.
+        extents: :func:`mask_extents` of ``(B, M)`` masks; prior_height: ``(B, M)`` metres; K: ``(B, 3, 3)``;
+        normal: ``(B, 3)``; keep: ``(B, M)`` bool; roof_depth: metres, a float or ``(B, M)``.
 
     Returns:
-        ``(B,)``: the median over the frame's kept objects (NaN where none).
+        ``(B, M)``: each kept object's implied camera height (NaN where not kept or not below the
+        horizon). Pool them per object, not per frame: a frame's median of two objects is their lower one.
 
     Example:
         >>> from unrender.geometry import make_intrinsics
-        >>> m = torch.zeros(1, 1, 60, 80, dtype=torch.bool); m[0, 0, 35:45, 38:42] = True  # bottom edge 44.5
+        >>> m = torch.zeros(1, 1, 60, 80, dtype=torch.bool); m[0, 0, 30:45, 38:42] = True  # rows 29.5-44.5
         >>> ext = mask_extents(m)
         >>> K = make_intrinsics(100.0, 100.0, 40.0, 30.0)[None]  # horizon at row 30 for a level road
-        >>> cam = footprint_camera_height(ext, torch.tensor([[10.0]]), K, torch.tensor([[0.0, -1.0, 0.0]]),
-        ...                               torch.tensor([[True]]))
-        >>> round(cam.item(), 3)  # 10 m away, 14.5 rows below the horizon at f = 100: 1.45 m
+        >>> keep, n = torch.tensor([[True]]), torch.tensor([[0.0, -1.0, 0.0]])
+        >>> cam = footprint_camera_height(ext, torch.tensor([[1.5]]), K, n, keep)
+        >>> round(cam.item(), 3)  # f H / h = 10 m away, 14.5 rows below the horizon at f = 100: 1.45 m
         1.45
     """
     u = extents["centre_u"]
     fx, fy, cx, cy = K[:, 0, 0, None], K[:, 1, 1, None], K[:, 0, 2, None], K[:, 1, 2, None]
-    # the bottom edge of the mask (pixel centres at integers)
-    ray = torch.stack([(u - cx) / fx, (extents["bottom"] - cy) / fy, torch.ones_like(u)], -1)  # (B, M, 3)
-    cam = fy_height_px * -(ray * normal[:, None, :].to(ray.dtype)).sum(-1)
-    cam = torch.where(keep & torch.isfinite(cam) & (cam > 0), cam, torch.full_like(cam, float("nan")))
-    return cam.nanmedian(1).values
+    n = normal[:, None, :].to(u.dtype)
+
+    def below(row: torch.Tensor) -> torch.Tensor:  # -n . r: depth below the camera per metre along z
+        return -(torch.stack([(u - cx) / fx, (row - cy) / fy, torch.ones_like(u)], -1) * n).sum(-1)
+
+    b, t = below(extents["bottom"]), below(extents["top"])
+    cam = b * (prior_height + t.clamp(min=0) * roof_depth) / (b - t)
+    ok = keep & torch.isfinite(cam) & (b > t) & (b > 0)
+    return torch.where(ok, cam, torch.full_like(cam, float("nan")))
