@@ -192,6 +192,13 @@ def test_ground_truth_flow_is_each_objects_rigid_motion():
     want = R(0.4) @ local + torch.tensor([1.6, 0.0, 3.0], dtype=F64)
     assert obj.tolist() == [1]
     torch.testing.assert_close(p[0] + flow[0], want)
+    # an accelerating object: the flow is its displacement v (t1 - t0) + a (t1^2 - t0^2) / 2; JSON keeps it
+    car = SceneObject("car", "car", [Primitive("box", (4.0, 1.0, 2.0))], (1.0, 0.0, 3.0), 0.0, (0.0, 0.0, 1.0),
+                      acceleration=(0.0, 0.0, 0.1))  # fmt: skip
+    assert car.moves and SceneObject("c", "car", car.parts, acceleration=(0.0, 0.0, 0.1)).moves
+    flow, _ = scene_flow(Scene([car]), torch.tensor([[1.0, -0.2, 3.0 + 1.0 * 2 + 0.1 * 2]], dtype=F64), 2.0, 5.0)
+    torch.testing.assert_close(flow[0], torch.tensor([0.0, 0.0, 3.0 + 0.1 * (25 - 4) / 2], dtype=F64))
+    assert Scene.from_json(Scene([car]).to_json()).objects[0].acceleration == (0.0, 0.0, 0.1)
 
 
 def test_render_is_deterministic_and_json_round_trips():
@@ -405,6 +412,10 @@ def test_mixed_traffic_moves_through_the_grid_without_collisions(seed):
     iou = box_iou_bev(boxes, boxes)
     iou = iou - torch.diag_embed(torch.diagonal(iou, dim1=-2, dim2=-1))
     assert (iou == 0).all(), "two objects' boxes overlap"
+    for o in movers:  # speeds change (constant velocity is not exact) but never stop or reverse
+        v0, v1 = o.velocity[2], o.velocity[2] + o.acceleration[2] * T
+        assert v0 * v1 > 0 and 0.5 * abs(v0) <= abs(v1) <= 1.5 * abs(v0), o.name
+    assert any(o.acceleration != (0.0, 0.0, 0.0) for o in movers)
     for o in movers:  # the ego's camera never comes within a car length of a car ahead in its lane
         if o.semantic in ("car", "van") and o.velocity[2] > 0:
             gaps = [float(o.box_at(float(t))[2] - o.box_at(0.0)[3] / 2) - ego_z[t] for t in range(T)]

@@ -3,8 +3,8 @@
 A :class:`Scene` is plain data (JSON round-trips exactly). World frame:
 gravity-aligned with y down, ground at ``y = 0`` unless a generator says
 otherwise. An object's pose at frame ``t`` is its pose at frame 0 moved by
-``velocity * t`` (metres per frame) and turned by ``yaw_rate * t`` (radians per
-frame) about its own vertical axis; articulated motion (people) is stored as one
+``velocity * t + acceleration * t^2 / 2`` (metres per frame, per frame squared) and
+turned by ``yaw_rate * t`` (radians per frame) about its own vertical axis; articulated motion (people) is stored as one
 scene per frame instead.
 """
 
@@ -93,23 +93,27 @@ class SceneObject:
     yaw: float = 0.0
     velocity: tuple[float, float, float] = (0.0, 0.0, 0.0)
     yaw_rate: float = 0.0
+    acceleration: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    """Change of ``velocity`` per frame (metres per frame squared): traffic that speeds up or brakes."""
     track_id: int = 0
     """Stable id across frames (0: untracked stuff such as walls and road)."""
     has_box: bool = False
     """Whether the object gets a 3D/2D box in the ground truth."""
 
     def __post_init__(self) -> None:
-        _tuples(self, "position", "velocity")
+        _tuples(self, "position", "velocity", "acceleration")
         class_id(self.semantic)
 
     @property
     def moves(self) -> bool:
-        """Whether the object moves (a velocity or a yaw rate)."""
-        return any(v != 0 for v in self.velocity) or self.yaw_rate != 0
+        """Whether the object moves (a velocity, an acceleration or a yaw rate)."""
+        return any(v != 0 for v in self.velocity + self.acceleration) or self.yaw_rate != 0
 
     def pose_at(self, t: float) -> tuple[torch.Tensor, torch.Tensor]:
         """``(position (3,), yaw ())`` at frame ``t`` (float64)."""
-        pos = torch.tensor(self.position, dtype=torch.float64) + t * torch.tensor(self.velocity, dtype=torch.float64)
+        f64 = torch.float64
+        pos = (torch.tensor(self.position, dtype=f64) + t * torch.tensor(self.velocity, dtype=f64)
+               + t * t / 2 * torch.tensor(self.acceleration, dtype=f64))  # fmt: skip
         return pos, torch.tensor(self.yaw + t * self.yaw_rate, dtype=torch.float64)
 
     def world_from_object(self, t: float = 0.0) -> torch.Tensor:

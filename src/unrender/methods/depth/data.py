@@ -122,8 +122,9 @@ class DepthDataset(Dataset):
                     "camera_height")  # fmt: skip
             seq = {k: s[k] for k in keep}
             # instances that move in the world (they break the static-scene assumption; evaluation only)
+            motion = lambda o: [*o["velocity"], *o.get("acceleration", []), o.get("yaw_rate", 0)]  # noqa: E731
             moving = {o["track_id"] for o in s["scene_json"]["objects"] if o.get("has_box")
-                      and (any(v != 0 for v in o["velocity"]) or o.get("yaw_rate", 0) != 0)}  # fmt: skip
+                      and any(v != 0 for v in motion(o))}  # fmt: skip
             ids = [int(i) for i, t in zip(s["box_instance"], s["box_track_ids"], strict=True) if int(t) in moving]
             seq["moving_ids"] = torch.tensor(ids, dtype=s["instance"].dtype)
             self._cache[i] = seq

@@ -1,16 +1,18 @@
 """Scores of dynamic-scene mapping on held-out traffic sequences (issue 30): moving-object detection by
 background subtraction against the proposal baselines; 3D flow between consecutive frames against zero
-flow."""
+flow; render-and-compare tracking against constant velocity."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 import torch
 
-from ...geometry import VoxelGrid
+from ...geometry import VoxelGrid, box_iou_3d
 from ...nn.flow import soft_argmax_flow
-from .config import DynamicConfig, SubtractionConfig
+from ...world.scene import class_id
+from .background import temporal_background
+from .config import DynamicConfig, SubtractionConfig, TrackConfig
 from .data import DynamicDataset
 from .detect import (
     centre_surround_proposals,
@@ -21,8 +23,17 @@ from .detect import (
     subtract_background,
 )
 from .model import memory_input
+from .track import crop_object, render_error, render_planes, track
 
-__all__ = ["evaluate_dynamic", "evaluate_subtraction", "evaluate_flow", "raw_features", "GROUPS"]
+__all__ = [
+    "evaluate_dynamic",
+    "evaluate_subtraction",
+    "evaluate_flow",
+    "evaluate_tracking",
+    "tracked_objects",
+    "raw_features",
+    "GROUPS",
+]
 
 GROUPS = {"vehicles": ("car", "van"), "people": ("pedestrian", "cyclist")}
 """Object groups scored on their own besides all moving objects together."""
@@ -135,6 +146,88 @@ def evaluate_flow(
         for k, v in parts.items():
             cat = torch.cat(v)
             res[f"{name}/epe_{k}"] = float(cat.mean()) if len(cat) else float("nan")
+    return res
+
+
+def tracked_objects(
+    item: dict[str, torch.Tensor], grid: VoxelGrid, *, min_pixels: int = 40,
+    classes: Sequence[str] = GROUPS["vehicles"], min_frames: int = 3,
+) -> list[tuple[int, int, int]]:  # fmt: skip
+    """The moving objects to track: ``(box index, first frame, end frame)`` of each moving object of
+    ``classes`` from the first frame its centre is in the grid and ``min_pixels`` pixels show it, up to (not
+    including) the first frame after that whose centre is out of the grid (the background and the renders
+    cover the grid only), when that span has ``min_frames`` frames or more. Frames inside the span in which
+    it is hidden still count: a tracker has to carry it through them."""
+    boxes = item["boxes"]
+    T = boxes.shape[0]
+    ids = torch.tensor([class_id(n) for n in classes])
+    wanted = item["box_valid"] & item["box_moving"] & torch.isin(item["box_classes"], ids)
+    out = []
+    for j in wanted.nonzero()[:, 0].tolist():
+        inside = grid.contains(boxes[:, j, :3])
+        shown = (inside & (item["box_pixels"][:, j] >= min_pixels)).nonzero()
+        if len(shown) == 0:
+            continue
+        start = int(shown[0])
+        gone = (~inside[start:]).nonzero()
+        end = start + int(gone[0]) if len(gone) else T
+        if end - start >= min_frames:
+            out.append((j, start, end))
+    return out
+
+
+@torch.no_grad()
+def evaluate_tracking(
+    items: Iterable[dict[str, torch.Tensor]], grid: VoxelGrid, cfg: TrackConfig, *, min_pixels: int = 40,
+    classes: Sequence[str] = GROUPS["vehicles"], max_objects: int | None = None,
+) -> dict[str, float]:  # fmt: skip
+    """Render-and-compare tracking of every :func:`tracked_objects` object from the frame it appears in: the
+    background is the sequence's temporal median of the memory (:func:`temporal_background`), the object tensor
+    is cut from that frame's memory by its true box (:func:`~unrender.methods.dynamic.track.crop_object`), and
+    the tracker and the constant-velocity baseline both start from its true motion over the first two frames.
+
+    Returns:
+        ``track/mean_iou``, ``track/success`` (share of frames with 3D IoU > 0.5) and the same for
+        ``constant_velocity/``, over every frame after each object's first; ``truth/preferred``: the share of
+        those frames in which the true box renders no worse than the box the tracker kept (whether the score
+        selects the truth: where it does not, better search cannot help); ``tracks``, ``frames`` (how many).
+    """
+    ious: dict[str, list[torch.Tensor]] = {"track": [], "constant_velocity": []}
+    preferred = []
+    n = 0
+    for item in items:
+        objects = tracked_objects(item, grid, min_pixels=min_pixels, classes=classes)
+        if not objects:
+            continue
+        frames = frame_memories(item, grid)
+        background = temporal_background(frames["memory"], frames["seen"])["background"]
+        depths = render_planes(cfg)
+        for j, start, end in objects:
+            if max_objects is not None and n >= max_objects:
+                break
+            n += 1
+            truth = item["boxes"][start:end, j]
+            obj, og = crop_object(frames["memory"][start], grid, truth[0])
+            v0 = truth[1, :3] - truth[0, :3]
+            sl = slice(start, end)
+            out = track(background, grid, obj, og, truth[0], item["rgb"][sl], item["K"][sl], item["cam_from_grid"][sl],
+                        cfg, velocity=v0)  # fmt: skip
+            cv = truth[:1].repeat(len(truth), 1)
+            cv[:, :3] += torch.arange(len(truth), dtype=cv.dtype)[:, None] * v0
+            for name, boxes in (("track", out["boxes"].to(truth)), ("constant_velocity", cv)):
+                ious[name].append(torch.stack([box_iou_3d(boxes[k : k + 1], truth[k : k + 1])[0, 0]
+                                               for k in range(1, len(truth))]))  # fmt: skip
+            for k in range(1, len(truth)):
+                t = start + k
+                err = render_error(background, grid, obj, og, truth[k], item["rgb"][t], item["K"][t],
+                                   item["cam_from_grid"][t], depths)  # fmt: skip
+                preferred.append(bool(err <= out["errors"][k] + 1e-6))
+    res: dict[str, float] = {"tracks": float(n), "frames": float(len(preferred))}
+    for name, v in ious.items():
+        cat = torch.cat(v) if v else torch.zeros(0)
+        res[f"{name}/mean_iou"] = float(cat.mean()) if len(cat) else float("nan")
+        res[f"{name}/success"] = float((cat > 0.5).float().mean()) if len(cat) else float("nan")
+    res["truth/preferred"] = sum(preferred) / len(preferred) if preferred else float("nan")
     return res
 
 

@@ -22,6 +22,7 @@ __all__ = [
     "place_object",
     "render_volume",
     "pose_hypotheses",
+    "render_error",
     "render_planes",
     "track",
 ]
@@ -119,6 +120,17 @@ def pose_hypotheses(
     return torch.stack(rows)
 
 
+def render_error(
+    background: torch.Tensor, grid: VoxelGrid, obj: torch.Tensor, obj_grid: VoxelGrid, box: torch.Tensor,
+    images: torch.Tensor, K: torch.Tensor, cam_from_grid: torch.Tensor, depths: torch.Tensor,
+) -> torch.Tensor:  # fmt: skip
+    """How badly the object placed at ``box`` over the background explains one frame: the mean absolute
+    difference between its render into the frame's cameras and their images ``(V, 3, H, W)`` (scalar)."""
+    vol = place_object(background, grid, obj, obj_grid, box_pose(box))
+    rgb, _ = render_volume(vol, grid, K, cam_from_grid, images.shape[-2], images.shape[-1], depths)
+    return (rgb - images).abs().mean()
+
+
 def render_planes(cfg: TrackConfig, device: torch.device | str | None = None) -> torch.Tensor:
     """``(D,)`` depths evenly spaced in disparity (more planes near the cameras, where a voxel covers more)."""
     disp = torch.linspace(1 / cfg.near, 1 / cfg.far, cfg.depth_planes, device=device)
@@ -135,6 +147,7 @@ def track(
     K: torch.Tensor,
     cam_from_grid: torch.Tensor,
     cfg: TrackConfig,
+    velocity: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """Follow an object through a sequence by render and compare: at every next frame, place the object tensor
     at each of :func:`pose_hypotheses` (around its constant-velocity prediction), render the composed scene
@@ -144,25 +157,23 @@ def track(
         background: ``(4, Z, Y, X)`` premultiplied ``(alpha, colour)`` on ``grid`` (e.g. the temporal median);
         obj: ``(4, z, y, x)`` on ``obj_grid`` (:func:`crop_object`, background masked out);
         first_box: ``(7,)`` the object's box in frame 0 (grid frame);
-        images: ``(T, V, 3, H, W)``; K: ``(T, V, 3, 3)``; cam_from_grid: ``(T, V, 4, 4)``.
+        images: ``(T, V, 3, H, W)``; K: ``(T, V, 3, 3)``; cam_from_grid: ``(T, V, 4, 4)``;
+        velocity: ``(3,)`` metres per frame at frame 0 (e.g. from the box in the first two frames; default 0).
 
     Returns:
         ``boxes (T, 7)`` (frame 0: ``first_box``), ``errors (T,)`` the chosen render's mean absolute error
         (frame 0: nan) and ``hypotheses (T, n, 7)``, ``hypothesis_errors (T, n)`` for inspection (frame 0: nan).
     """
-    T, V, _, H, W = images.shape
+    T = images.shape[0]
     depths = render_planes(cfg, images.device)
     box = first_box.clone()
-    velocity = torch.zeros(3, dtype=box.dtype, device=box.device)
+    velocity = torch.zeros(3, dtype=box.dtype, device=box.device) if velocity is None else velocity.to(box)
     boxes, errors, all_h, all_e = [box], [math.nan], [], []
     for t in range(1, T):
         hyp = pose_hypotheses(box, velocity, step=cfg.step, reach=cfg.reach, yaw_step=cfg.yaw_step)
-        err = []
-        for h in hyp:  # one composition at a time bounds the memory to one volume and one set of renders
-            vol = place_object(background, grid, obj, obj_grid, box_pose(h))
-            rgb, _ = render_volume(vol, grid, K[t], cam_from_grid[t], H, W, depths)
-            err.append((rgb - images[t]).abs().mean())
-        err_t = torch.stack(err)
+        # one composition at a time bounds the memory to one volume and one set of renders
+        err_t = torch.stack([render_error(background, grid, obj, obj_grid, h, images[t], K[t], cam_from_grid[t], depths)
+                             for h in hyp])  # fmt: skip
         best = int(err_t.argmin())
         velocity = hyp[best, :3] - box[:3]
         box = hyp[best]

@@ -46,8 +46,8 @@ GENERATOR_VERSIONS = {
     "streets": 7,
     "objects": 1,
     "people": 1,
-    "traffic": 2,
-    "traffic-one": 1,
+    "traffic": 3,
+    "traffic-one": 2,
     "traffic-empty": 1,
 }
 """Bumped when a kind's scenes change; part of a dataset's folder name and index, so a cached
@@ -59,4 +59,6 @@ strip along each kerb, the ego in the right lane, cars ahead in it no slower tha
 streets 4: car and van bodies carry value noise instead of one flat colour. streets 5: the camera's
 pitch, yaw and roll wander smoothly instead of jumping independently every frame. streets 6: the
 ego speed is a cruise speed per video (0.85-1.05 m per frame) drifting slowly, instead of a step
-drawn independently every frame. streets 7: brighter, finer car paint noise; reflecting glass."""
+drawn independently every frame. streets 7: brighter, finer car paint noise; reflecting glass. traffic 3,
+traffic-one 2: movers speed up or brake (up to half their speed over a sequence) instead of keeping one
+velocity."""

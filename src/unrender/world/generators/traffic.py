@@ -55,7 +55,8 @@ def _through_the_grid(rng: np.random.Generator, objs: list[SceneObject], anchor_
         if i in movers:
             ego_lane_car = o.semantic in ("car", "van") and o.velocity[2] > 0
             ahead = float(rng.uniform(12.0, 18.0) if ego_lane_car else rng.uniform(-8.0, 16.0))
-            z = anchor_z + ahead - o.velocity[2] * anchor
+            o = _speed_change(rng, o, frames, brakes=not ego_lane_car)
+            z = anchor_z + ahead - o.velocity[2] * anchor - o.acceleration[2] * anchor**2 / 2
             o = dataclasses.replace(o, position=(o.position[0], o.position[1], z))
         if o.has_box:
             b = torch.stack([o.box_at(float(t)) for t in range(frames)])
@@ -64,6 +65,20 @@ def _through_the_grid(rng: np.random.Generator, objs: list[SceneObject], anchor_
             boxes.append(b)
         kept[i] = o
     return [kept[i] for i in sorted(kept)]  # the street's order (its instance ids)
+
+
+SPEED_CHANGE = 0.5
+"""Largest change of a mover's speed over a sequence, as a fraction of its speed (a constant acceleration along
+its velocity): with none, a box extrapolated at its first two frames' velocity was exact in every frame, and
+tracking had nothing to beat (issue 30)."""
+
+
+def _speed_change(rng: np.random.Generator, o: SceneObject, frames: int, *, brakes: bool) -> SceneObject:
+    """``o`` speeding up (or, with ``brakes``, possibly slowing down) by up to :data:`SPEED_CHANGE` of its
+    speed over ``frames`` frames; it never stops or reverses. Cars in the ego's lane only speed up: the ego
+    camera must never reach them."""
+    u = float(rng.uniform(-SPEED_CHANGE if brakes else 0.0, SPEED_CHANGE))
+    return dataclasses.replace(o, acceleration=tuple(u * v / frames for v in o.velocity))
 
 
 def traffic(
@@ -101,8 +116,9 @@ def traffic(
             for i, o in enumerate(objs)
         ]
         # it passes through the grid: 4-14 m ahead of the ego at the anchor frame
-        o = objs[keep]
+        o = _speed_change(rng, objs[keep], views, brakes=True)
         z = float(-anchor_frame[2, 3]) + float(rng.uniform(4.0, 14.0)) - o.velocity[2] * anchor
+        z -= o.acceleration[2] * anchor**2 / 2
         objs[keep] = dataclasses.replace(o, position=(o.position[0], o.position[1], z))
     elif variant == "mixed":
         objs = _through_the_grid(rng, objs, float(-anchor_frame[2, 3]), anchor, views)
