@@ -410,6 +410,7 @@ def test_tiny_dynamic_training_reports_flow_and_detection_and_reloads(tmp_path):
         assert math.isfinite(res[f"{k}/epe_static"]), k
     assert res["zero/epe_static"] == 0 and res["voxels/moving"] > 0
     assert 0 <= res["detect/subtraction/size/AP3d@0.25"] <= 1
+    assert res["tracking/tracks"] >= 0 and "tracking/constant_velocity/mean_iou" in res
     ck = find_latest_checkpoint(tmp_path / "run")
     batch = default_collate([method.build_dataset(cfg, "train")[0]])
     outs = []
@@ -437,7 +438,8 @@ def test_moved_voxels_mark_what_a_wide_enough_gap_finds_free():
     assert math.isnan(voxel_iou(ends[4, 0] & False, car[4] & False, car[4]))
 
 
-def test_tracking_evaluation_follows_the_moving_car_from_its_first_two_frames(traffic_item):
+@pytest.mark.parametrize("score", ["occupancy", "render"])
+def test_tracking_evaluation_follows_the_moving_car_from_its_first_two_frames(traffic_item, score):
     from unrender.methods.dynamic.config import TrackConfig
     from unrender.methods.dynamic.evaluate import evaluate_tracking, tracked_objects
 
@@ -446,7 +448,7 @@ def test_tracking_evaluation_follows_the_moving_car_from_its_first_two_frames(tr
     assert len(objects) == 1
     j, start, end = objects[0]
     assert bool(item["box_moving"][j]) and 0 <= start < end <= 3 and end - start >= 3
-    res = evaluate_tracking([item], grid, TrackConfig(depth_planes=16), min_pixels=1)
+    res = evaluate_tracking([item], grid, TrackConfig(score=score, depth_planes=16), min_pixels=1)
     assert res["tracks"] == 1 and res["frames"] == end - start - 1
     # constant velocity from the first two boxes is the second box itself; the car's speed changes, so the
     # third box is off (without that, constant velocity was exact and tracking had nothing to beat)

@@ -62,6 +62,18 @@ class TrackConfig:
     """Search positions on each side of it along x and z."""
     yaw_step: float = 0.0
     """Also try turning by this much either way (radians; 0: no turns)."""
+    score: Literal["render", "occupancy"] = "occupancy"
+    """How a pose hypothesis is scored: ``render`` (the composed scene rendered into the cameras against their
+    images) or ``occupancy`` (the object's carved occupancy against the frame's foreground and free space, in
+    3D). Measured on the cpu data's 4 held-out sequences (6 moving vehicles, 73 frames): the render score
+    rendered the true pose no better than the one it kept in 72 of the 73 frames and followed the vehicles at a
+    mean IoU of 0.07; the occupancy score with no motion prior, 0.77 (constant velocity: 0.84)."""
+    free_weight: float = 1.0
+    """Occupancy score: weight of the object's matter in voxels its frame carved free."""
+    smoothness: float = 3.0
+    """Occupancy score: cost per square metre of a hypothesis's shift from the constant-velocity one
+    (relative to the evidence, which lies in [-1, free_weight]). On those 12 training sequences: 0 -> mean IoU
+    0.67, 0.3 -> 0.75, 1 -> 0.82, 3 -> 0.87 (constant velocity: 0.86)."""
     depth_planes: int = 48
     near: float = 1.0
     far: float = 40.0

@@ -23,7 +23,7 @@ from .detect import (
     subtract_background,
 )
 from .model import memory_input
-from .track import crop_object, render_error, render_planes, track
+from .track import crop_object, occupancy_score, render_error, render_planes, track, track_occupancy
 
 __all__ = [
     "evaluate_dynamic",
@@ -181,16 +181,19 @@ def evaluate_tracking(
     items: Iterable[dict[str, torch.Tensor]], grid: VoxelGrid, cfg: TrackConfig, *, min_pixels: int = 40,
     classes: Sequence[str] = GROUPS["vehicles"], max_objects: int | None = None,
 ) -> dict[str, float]:  # fmt: skip
-    """Render-and-compare tracking of every :func:`tracked_objects` object from the frame it appears in: the
-    background is the sequence's temporal median of the memory (:func:`temporal_background`), the object tensor
-    is cut from that frame's memory by its true box (:func:`~unrender.methods.dynamic.track.crop_object`), and
-    the tracker and the constant-velocity baseline both start from its true motion over the first two frames.
+    """Tracking of every :func:`tracked_objects` object from the frame it appears in, by ``cfg.score``:
+    ``render`` (:func:`~unrender.methods.dynamic.track.track`: the background is the sequence's temporal median
+    of the memory, the object tensor is cut from that frame's memory by its true box) or ``occupancy``
+    (:func:`~unrender.methods.dynamic.track.track_occupancy`: the object's carved occupancy cut by its true box,
+    each frame's foreground against the temporal median of the carved occupancy). The tracker and the
+    constant-velocity baseline both start from the object's true motion over its first two frames.
 
     Returns:
         ``track/mean_iou``, ``track/success`` (share of frames with 3D IoU > 0.5) and the same for
         ``constant_velocity/``, over every frame after each object's first; ``truth/preferred``: the share of
-        those frames in which the true box renders no worse than the box the tracker kept (whether the score
-        selects the truth: where it does not, better search cannot help); ``tracks``, ``frames`` (how many).
+        those frames in which the evidence alone (no motion prior) scores the true box no worse than the box
+        the tracker kept (whether the score selects the truth: where it does not, better search cannot help);
+        ``tracks``, ``frames`` (how many).
     """
     ious: dict[str, list[torch.Tensor]] = {"track": [], "constant_velocity": []}
     preferred = []
@@ -200,28 +203,40 @@ def evaluate_tracking(
         if not objects:
             continue
         frames = frame_memories(item, grid)
-        background = temporal_background(frames["memory"], frames["seen"])["background"]
-        depths = render_planes(cfg)
+        if cfg.score == "render":
+            background = temporal_background(frames["memory"], frames["seen"])["background"]
+            depths = render_planes(cfg)
+        else:
+            carved_bg = temporal_background(frames["carved"], frames["known"])["background"][0]
+            occupied = frames["carved"][:, 0] > 0
+            foreground, free = occupied & (carved_bg < 0.5), frames["known"][:, 0] & ~occupied
         for j, start, end in objects:
             if max_objects is not None and n >= max_objects:
                 break
             n += 1
             truth = item["boxes"][start:end, j]
-            obj, og = crop_object(frames["memory"][start], grid, truth[0])
             v0 = truth[1, :3] - truth[0, :3]
             sl = slice(start, end)
-            out = track(background, grid, obj, og, truth[0], item["rgb"][sl], item["K"][sl], item["cam_from_grid"][sl],
-                        cfg, velocity=v0)  # fmt: skip
+            if cfg.score == "render":
+                obj, og = crop_object(frames["memory"][start], grid, truth[0])
+                out = track(background, grid, obj, og, truth[0], item["rgb"][sl], item["K"][sl],
+                            item["cam_from_grid"][sl], cfg, velocity=v0)  # fmt: skip
+            else:
+                obj, og = crop_object(frames["carved"][start], grid, truth[0], softness=0.0)
+                out = track_occupancy(foreground[sl], free[sl], grid, obj, og, truth[0], cfg, velocity=v0)
             cv = truth[:1].repeat(len(truth), 1)
             cv[:, :3] += torch.arange(len(truth), dtype=cv.dtype)[:, None] * v0
             for name, boxes in (("track", out["boxes"].to(truth)), ("constant_velocity", cv)):
                 ious[name].append(torch.stack([box_iou_3d(boxes[k : k + 1], truth[k : k + 1])[0, 0]
                                                for k in range(1, len(truth))]))  # fmt: skip
             for k in range(1, len(truth)):
-                t = start + k
-                err = render_error(background, grid, obj, og, truth[k], item["rgb"][t], item["K"][t],
-                                   item["cam_from_grid"][t], depths)  # fmt: skip
-                preferred.append(bool(err <= out["errors"][k] + 1e-6))
+                t, pair = start + k, torch.stack([out["boxes"][k].to(truth), truth[k]])  # kept, true
+                if cfg.score == "render":
+                    err = [render_error(background, grid, obj, og, b, item["rgb"][t], item["K"][t],
+                                        item["cam_from_grid"][t], depths) for b in pair]  # fmt: skip
+                else:
+                    err = occupancy_score(obj, og, foreground[t], free[t], grid, pair, free_weight=cfg.free_weight)
+                preferred.append(bool(err[1] <= err[0] + 1e-6))
     res: dict[str, float] = {"tracks": float(n), "frames": float(len(preferred))}
     for name, v in ious.items():
         cat = torch.cat(v) if v else torch.zeros(0)
@@ -233,9 +248,9 @@ def evaluate_tracking(
 
 @torch.no_grad()
 def evaluate_dynamic(model: torch.nn.Module, cfg: DynamicConfig, device: torch.device) -> dict[str, float]:
-    """The trained features' flow (``features/...``) next to zero flow and raw-input correlation, and
-    moving-object AP (``detect/...``: background subtraction and the proposal baselines), on the held-out
-    sequences."""
+    """The trained features' flow (``features/...``) next to zero flow and raw-input correlation,
+    moving-object AP (``detect/...``: background subtraction and the proposal baselines) and the tracking of
+    moving vehicles (``tracking/...``: :func:`evaluate_tracking`), on the held-out sequences."""
     model.eval()
     seqs = DynamicDataset(cfg.data, "val")
     items = [seqs[i] for i in range(len(seqs))]
@@ -248,4 +263,5 @@ def evaluate_dynamic(model: torch.nn.Module, cfg: DynamicConfig, device: torch.d
     res = evaluate_flow(items, core.grid, {"features": learned, "raw": raw_features}, radius=fc.radius,
                         temperature=fc.temperature)  # fmt: skip
     res.update({f"detect/{k}": v for k, v in evaluate_subtraction(items, core.grid, cfg.subtraction).items()})
+    res.update({f"tracking/{k}": v for k, v in evaluate_tracking(items, core.grid, cfg.track).items()})
     return res

@@ -9,6 +9,7 @@ colour): premultiplied colour, so that resampling and compositing mix colours by
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 
@@ -24,7 +25,10 @@ __all__ = [
     "pose_hypotheses",
     "render_error",
     "render_planes",
+    "follow",
     "track",
+    "occupancy_score",
+    "track_occupancy",
 ]
 
 
@@ -137,6 +141,41 @@ def render_planes(cfg: TrackConfig, device: torch.device | str | None = None) ->
     return 1 / disp
 
 
+def follow(
+    first_box: torch.Tensor,
+    frames: int,
+    score: Callable[[int, torch.Tensor], torch.Tensor],
+    cfg: TrackConfig,
+    velocity: torch.Tensor | None = None,
+) -> dict[str, torch.Tensor]:
+    """The tracking loop: at every next frame ``t``, score each of :func:`pose_hypotheses` (around the
+    constant-velocity prediction) by ``score(t, hypotheses (n, 7)) -> (n,)`` (lower is better) and keep the
+    best; its motion is the next frame's velocity.
+
+    Returns:
+        ``boxes (T, 7)`` (frame 0: ``first_box``), ``errors (T,)`` the kept hypothesis's score (frame 0: nan)
+        and ``hypotheses (T, n, 7)``, ``hypothesis_errors (T, n)`` for inspection (frame 0: nan).
+    """
+    box = first_box.clone()
+    velocity = torch.zeros(3, dtype=box.dtype, device=box.device) if velocity is None else velocity.to(box)
+    boxes, errors, all_h, all_e = [box], [math.nan], [], []
+    for t in range(1, frames):
+        hyp = pose_hypotheses(box, velocity, step=cfg.step, reach=cfg.reach, yaw_step=cfg.yaw_step)
+        err_t = score(t, hyp).detach().float().cpu()
+        best = int(err_t.argmin())
+        velocity = hyp[best, :3] - box[:3]
+        box = hyp[best]
+        boxes.append(box)
+        errors.append(float(err_t[best]))
+        all_h.append(hyp)
+        all_e.append(err_t)
+    n = len(all_h[0]) if all_h else 0
+    hyps = torch.cat([torch.full((1, n, 7), math.nan, dtype=box.dtype), *(h[None] for h in all_h)])
+    hyp_err = torch.cat([torch.full((1, n), math.nan), *(e[None] for e in all_e)])
+    return {"boxes": torch.stack(boxes), "errors": torch.tensor(errors), "hypotheses": hyps,
+            "hypothesis_errors": hyp_err}  # fmt: skip
+
+
 def track(
     background: torch.Tensor,
     grid: VoxelGrid,
@@ -149,9 +188,9 @@ def track(
     cfg: TrackConfig,
     velocity: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Follow an object through a sequence by render and compare: at every next frame, place the object tensor
-    at each of :func:`pose_hypotheses` (around its constant-velocity prediction), render the composed scene
-    into that frame's cameras and keep the hypothesis whose render differs least from the images.
+    """Follow an object through a sequence by render and compare (:func:`follow`): place the object tensor at
+    each hypothesis, render the composed scene into that frame's cameras and keep the hypothesis whose render
+    differs least from the images (:func:`render_error`).
 
     Args:
         background: ``(4, Z, Y, X)`` premultiplied ``(alpha, colour)`` on ``grid`` (e.g. the temporal median);
@@ -161,28 +200,59 @@ def track(
         velocity: ``(3,)`` metres per frame at frame 0 (e.g. from the box in the first two frames; default 0).
 
     Returns:
-        ``boxes (T, 7)`` (frame 0: ``first_box``), ``errors (T,)`` the chosen render's mean absolute error
-        (frame 0: nan) and ``hypotheses (T, n, 7)``, ``hypothesis_errors (T, n)`` for inspection (frame 0: nan).
+        :func:`follow`'s, with ``errors`` the kept render's mean absolute error.
     """
-    T = images.shape[0]
     depths = render_planes(cfg, images.device)
-    box = first_box.clone()
-    velocity = torch.zeros(3, dtype=box.dtype, device=box.device) if velocity is None else velocity.to(box)
-    boxes, errors, all_h, all_e = [box], [math.nan], [], []
-    for t in range(1, T):
-        hyp = pose_hypotheses(box, velocity, step=cfg.step, reach=cfg.reach, yaw_step=cfg.yaw_step)
-        # one composition at a time bounds the memory to one volume and one set of renders
-        err_t = torch.stack([render_error(background, grid, obj, obj_grid, h, images[t], K[t], cam_from_grid[t], depths)
-                             for h in hyp])  # fmt: skip
-        best = int(err_t.argmin())
-        velocity = hyp[best, :3] - box[:3]
-        box = hyp[best]
-        boxes.append(box)
-        errors.append(float(err_t[best]))
-        all_h.append(hyp)
-        all_e.append(err_t)
-    n = len(all_h[0]) if all_h else 0
-    hyps = torch.cat([torch.full((1, n, 7), math.nan, dtype=box.dtype), *(h[None] for h in all_h)])
-    hyp_err = torch.cat([torch.full((1, n), math.nan), *(e[None].detach() for e in all_e)])
-    return {"boxes": torch.stack(boxes), "errors": torch.tensor(errors), "hypotheses": hyps,
-            "hypothesis_errors": hyp_err}  # fmt: skip
+
+    def score(t: int, hyp: torch.Tensor) -> torch.Tensor:  # one composition at a time: one volume in memory
+        return torch.stack([render_error(background, grid, obj, obj_grid, h, images[t], K[t], cam_from_grid[t],
+                                         depths) for h in hyp])  # fmt: skip
+
+    return follow(first_box, images.shape[0], score, cfg, velocity)
+
+
+def occupancy_score(
+    obj: torch.Tensor, obj_grid: VoxelGrid, foreground: torch.Tensor, free: torch.Tensor, grid: VoxelGrid,
+    hyp: torch.Tensor, *, free_weight: float = 1.0, smoothness: float = 0.0,
+) -> torch.Tensor:  # fmt: skip
+    """How badly the object's occupancy placed at each hypothesis explains one frame's carved evidence:
+    ``(-(a . foreground) + free_weight (a . free)) / sum(a) + smoothness |c - c_0|^2`` with ``a`` the object's
+    occupancy resampled at the hypothesis, ``foreground`` the voxels the frame saw a surface in where the
+    background has none, ``free`` those its rays passed through, and ``c - c_0`` the hypothesis's shift from
+    row 0 (the constant-velocity one) in metres.
+
+    Args:
+        obj: ``(1, z, y, x)`` occupancy on ``obj_grid``; foreground, free: ``(Z, Y, X)`` bool; hyp: ``(n, 7)``.
+
+    Returns:
+        ``(n,)``.
+    """
+    a = warp_volume(obj[None].expand(len(hyp), *obj.shape).contiguous(), obj_grid, box_pose(hyp).to(obj.dtype),
+                    dst_grid=grid)[:, 0]  # fmt: skip
+    mass = a[0].sum().clamp(min=1e-6)
+    ev = -(a * foreground).sum((1, 2, 3)) + free_weight * (a * free).sum((1, 2, 3))
+    return ev / mass + smoothness * ((hyp[:, :3] - hyp[:1, :3]) ** 2).sum(1).to(ev)
+
+
+def track_occupancy(
+    foreground: torch.Tensor,
+    free: torch.Tensor,
+    grid: VoxelGrid,
+    obj: torch.Tensor,
+    obj_grid: VoxelGrid,
+    first_box: torch.Tensor,
+    cfg: TrackConfig,
+    velocity: torch.Tensor | None = None,
+) -> dict[str, torch.Tensor]:
+    """Follow an object by its occupancy in 3D (:func:`follow` with :func:`occupancy_score`): no rendering.
+
+    Args:
+        foreground, free: ``(T, Z, Y, X)`` bool per frame; obj: ``(1, z, y, x)`` the object's occupancy cut
+        from its first frame (:func:`crop_object` of the carved occupancy); first_box, velocity: as :func:`track`.
+    """
+
+    def score(t: int, hyp: torch.Tensor) -> torch.Tensor:
+        return occupancy_score(obj, obj_grid, foreground[t], free[t], grid, hyp, free_weight=cfg.free_weight,
+                               smoothness=cfg.smoothness)  # fmt: skip
+
+    return follow(first_box, foreground.shape[0], score, cfg, velocity)
