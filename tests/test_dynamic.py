@@ -411,6 +411,7 @@ def test_tiny_dynamic_training_reports_flow_and_detection_and_reloads(tmp_path):
     assert res["zero/epe_static"] == 0 and res["voxels/moving"] > 0
     assert 0 <= res["detect/subtraction/size/AP3d@0.25"] <= 1
     assert res["tracking/tracks"] >= 0 and "tracking/constant_velocity/mean_iou" in res
+    assert res["segment/voxels"] > 0 and "segment/net/iou" in res and "segment/weak/iou" in res
     ck = find_latest_checkpoint(tmp_path / "run")
     batch = default_collate([method.build_dataset(cfg, "train")[0]])
     outs = []
@@ -454,3 +455,20 @@ def test_tracking_evaluation_follows_the_moving_car_from_its_first_two_frames(tr
     # third box is off (without that, constant velocity was exact and tracking had nothing to beat)
     assert 0.5 < res["constant_velocity/mean_iou"] < 1 - 1e-3
     assert 0 <= res["track/mean_iou"] <= 1 and 0 <= res["truth/preferred"] <= 1
+
+
+def test_the_segmenter_learns_the_weak_labels_of_moved_voxels(traffic_item):
+    from unrender.methods.dynamic.config import SegmenterConfig
+    from unrender.methods.dynamic.detect import frame_memories
+    from unrender.methods.dynamic.segment import evaluate_segmentation, fit_segmenter, weak_moving_labels
+
+    item, grid = traffic_item
+    cfg = SegmenterConfig(gap=1, steps=60, batch=2, lr=5e-3)
+    weak = weak_moving_labels(frame_memories(item, grid), gap=1, dilation=1)
+    assert weak["labels"].any() and not (weak["labels"] & ~(frame_memories(item, grid)["carved"] > 0)).any()
+    res = evaluate_segmentation([item], grid, None, cfg)
+    assert "net/iou" not in res and 0 < res["weak/iou"] <= 1 and 0 < res["moving"] < res["voxels"]
+    # trained on this sequence's weak labels alone, the net marks the moved voxels as they do
+    model = fit_segmenter([item], grid, cfg, progress=False)
+    scored = evaluate_segmentation([item], grid, model, cfg)
+    assert scored["net/iou"] > 0.5 * scored["weak/iou"], scored

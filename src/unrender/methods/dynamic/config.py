@@ -81,6 +81,23 @@ class TrackConfig:
 
 
 @dataclass
+class SegmenterConfig:
+    """The moving-voxel segmenter (:mod:`unrender.methods.dynamic.segment`), trained at evaluation on the weak
+    labels of the training sequences (occupancy changes; no ground truth of motion) and scored on the held-out
+    ones next to the weak labels themselves."""
+
+    gap: int = 2
+    """Frames between a frame and the neighbours its weak labels and its input compare it with."""
+    dilation: int = 1
+    """A surface counts as moved only when its whole neighbourhood (this many voxels) is free in a neighbour."""
+    channels: tuple[int, ...] = (8, 16)
+    steps: int = 300
+    batch: int = 4
+    lr: float = 2e-3
+    seed: int = 0
+
+
+@dataclass
 class DynamicModel:
     channels: tuple[int, ...] = (16, 32)
     """Feature channels at full and half resolution (a U-Net: the flow needs the full-resolution detail)."""
@@ -115,6 +132,7 @@ class DynamicConfig:
     """Weight of the occupancy objective (every voxel's true occupancy from the frame's memory)."""
     subtraction: SubtractionConfig = field(default_factory=SubtractionConfig)
     track: TrackConfig = field(default_factory=TrackConfig)
+    segment: SegmenterConfig = field(default_factory=SegmenterConfig)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(out_dir=Path("runs/dynamic")))
 
 
@@ -126,6 +144,7 @@ def tiny() -> DynamicConfig:
         data=DynamicData(variant="one", num_train=2, num_val=1, frames=4, height=24, width=32),
         model=DynamicModel(channels=(8, 16), features=8),
         flow=FlowTraining(samples=64),
+        segment=SegmenterConfig(steps=3, batch=2),
     )
 
 

@@ -23,6 +23,7 @@ from .detect import (
     subtract_background,
 )
 from .model import memory_input
+from .segment import evaluate_segmentation, fit_segmenter
 from .track import crop_object, occupancy_score, render_error, render_planes, track, track_occupancy
 
 __all__ = [
@@ -249,8 +250,10 @@ def evaluate_tracking(
 @torch.no_grad()
 def evaluate_dynamic(model: torch.nn.Module, cfg: DynamicConfig, device: torch.device) -> dict[str, float]:
     """The trained features' flow (``features/...``) next to zero flow and raw-input correlation,
-    moving-object AP (``detect/...``: background subtraction and the proposal baselines) and the tracking of
-    moving vehicles (``tracking/...``: :func:`evaluate_tracking`), on the held-out sequences."""
+    moving-object AP (``detect/...``: background subtraction and the proposal baselines), the tracking of
+    moving vehicles (``tracking/...``: :func:`evaluate_tracking`) and the moving-voxel IoU of the weak labels
+    and of a segmenter trained on the training sequences' weak labels (``segment/...``), on the held-out
+    sequences."""
     model.eval()
     seqs = DynamicDataset(cfg.data, "val")
     items = [seqs[i] for i in range(len(seqs))]
@@ -264,4 +267,8 @@ def evaluate_dynamic(model: torch.nn.Module, cfg: DynamicConfig, device: torch.d
                         temperature=fc.temperature)  # fmt: skip
     res.update({f"detect/{k}": v for k, v in evaluate_subtraction(items, core.grid, cfg.subtraction).items()})
     res.update({f"tracking/{k}": v for k, v in evaluate_tracking(items, core.grid, cfg.track).items()})
+    train = DynamicDataset(cfg.data, "train")
+    segmenter = fit_segmenter([train[i] for i in range(len(train))], core.grid, cfg.segment,
+                              progress=cfg.train.progress)  # fmt: skip
+    res.update({f"segment/{k}": v for k, v in evaluate_segmentation(items, core.grid, segmenter, cfg.segment).items()})
     return res
