@@ -412,6 +412,9 @@ def test_tiny_dynamic_training_reports_flow_and_detection_and_reloads(tmp_path):
     assert 0 <= res["detect/subtraction/size/AP3d@0.25"] <= 1
     assert res["tracking/tracks"] >= 0 and "tracking/constant_velocity/mean_iou" in res
     assert res["segment/voxels"] > 0 and "segment/net/iou" in res and "segment/weak/iou" in res
+    table = method.extra["markdown_table"]({"run": res}, "unrender eval dynamic --ckpt run")
+    zero = [line for line in table.splitlines() if line.startswith("| zero flow |")]
+    assert zero == [f"| zero flow | {res['zero/epe_moving']:.3f} | 0.000 |"], table
     ck = find_latest_checkpoint(tmp_path / "run")
     batch = default_collate([method.build_dataset(cfg, "train")[0]])
     outs = []

@@ -7,7 +7,7 @@ from __future__ import annotations
 from ..base import Method
 from .config import PRESETS, DynamicConfig
 from .data import DynamicDataset, DynamicFrames
-from .evaluate import evaluate_dynamic
+from .evaluate import evaluate_dynamic, results_table
 from .losses import dynamic_losses
 from .model import DynamicNet
 
@@ -27,4 +27,5 @@ METHOD = Method(
     build_dataset=build_dataset,
     loss=dynamic_losses,
     evaluate=evaluate_dynamic,
+    extra={"markdown_table": results_table},
 )

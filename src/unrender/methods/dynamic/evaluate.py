@@ -33,6 +33,7 @@ __all__ = [
     "evaluate_tracking",
     "tracked_objects",
     "raw_features",
+    "results_table",
     "GROUPS",
 ]
 
@@ -272,3 +273,54 @@ def evaluate_dynamic(model: torch.nn.Module, cfg: DynamicConfig, device: torch.d
                               progress=cfg.train.progress)  # fmt: skip
     res.update({f"segment/{k}": v for k, v in evaluate_segmentation(items, core.grid, segmenter, cfg.segment).items()})
     return res
+
+
+def _cell(m: dict[str, float], key: str, digits: int = 3) -> str:
+    v = m.get(key)
+    return f"{v:.{digits}f}" if isinstance(v, float) and v == v else ("" if v is None else str(v))
+
+
+def results_table(columns: dict[str, dict[str, float]], command: str) -> str:
+    """``unrender eval dynamic --markdown``: the issue-30 tables from the runs given (the first is the full
+    method; detection, tracking and the weak labels do not depend on the features, and are read from it):
+    moving-object AP, flow end-point error, moving-voxel IoU, tracking, and how far each run trained."""
+    runs = list(columns)
+    first = columns[runs[0]]
+    out = [f"Produced by `{command}`.", ""]
+    det = [("background subtraction, scored by size", "subtraction/size"),
+           ("background subtraction, rescored by centre-surround contrast", "subtraction/contrast"),
+           ("centre-surround proposals only", "centre_surround"), ("random proposals", "random")]  # fmt: skip
+    cols = [(g, k) for g in ("vehicles", None) for k in ("AP3d@0.25", "AP3d@0.5", "APbev@0.25", "APbev@0.5")]
+    head = " | ".join(f"{'vehicles' if g else 'all movers'} {k}" for g, k in cols)
+    out += [f"Moving objects ({_cell(first, 'detect/objects/vehicles', 0)} vehicle and "
+            f"{_cell(first, 'detect/objects', 0)} moving-object boxes over {_cell(first, 'detect/frames', 0)} frames):",
+            "", f"| proposals | {head} |", "|---|" + "---|" * len(cols)]  # fmt: skip
+    for name, key in det:
+        cells = [_cell(first, f"detect/{key}/{g}/{k}" if g else f"detect/{key}/{k}") for g, k in cols]
+        out.append(f"| {name} | {' | '.join(cells)} |")
+    out += ["", f"Flow end-point error, metres ({_cell(first, 'voxels/moving', 0)} moving and "
+            f"{_cell(first, 'voxels/static', 0)} static surface voxels):", "",
+            "| flow | moving voxels | static voxels |", "|---|---|---|"]  # fmt: skip
+    for r in runs:
+        m = columns[r]
+        out.append(
+            f"| learned features, `{r}` | {_cell(m, 'features/epe_moving')} | {_cell(m, 'features/epe_static')} |"
+        )
+    out.append(f"| raw input correlation | {_cell(first, 'raw/epe_moving')} | {_cell(first, 'raw/epe_static')} |")
+    out.append(f"| zero flow | {_cell(first, 'zero/epe_moving')} | {_cell(first, 'zero/epe_static')} |")
+    out += ["", f"Moving voxels ({_cell(first, 'segment/moving', 0)} of {_cell(first, 'segment/voxels', 0)} counted "
+            "surface voxels move):", "", "| moving voxels | IoU |", "|---|---|",
+            f"| weak labels (occupancy changes) | {_cell(first, 'segment/weak/iou')} |",
+            f"| segmenter trained on the weak labels | {_cell(first, 'segment/net/iou')} |"]  # fmt: skip
+    out += ["", f"Tracking ({_cell(first, 'tracking/tracks', 0)} moving vehicles, {_cell(first, 'tracking/frames', 0)} "
+            "frames after their first):", "", "| tracker | mean 3D IoU | frames with IoU > 0.5 |", "|---|---|---|",
+            f"| tracker | {_cell(first, 'tracking/track/mean_iou')} | {_cell(first, 'tracking/track/success')} |",
+            f"| constant velocity | {_cell(first, 'tracking/constant_velocity/mean_iou')} | "
+            f"{_cell(first, 'tracking/constant_velocity/success')} |", "",
+            f"The true box scored no worse than the kept one in {_cell(first, 'tracking/truth/preferred')} of the "
+            "frames.", "", "| run | steps trained (skipped) |", "|---|---|"]  # fmt: skip
+    for r in runs:
+        m = columns[r]
+        out.append(f"| `{r}` | {_cell(m, 'trained_steps', 0)} of {_cell(m, 'schedule_steps', 0)} "
+                   f"({_cell(m, 'skipped_steps', 0)}) |")  # fmt: skip
+    return "\n".join(out) + "\n"
