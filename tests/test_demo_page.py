@@ -73,6 +73,7 @@ def test_demo_page_renders_in_chromium(demo_dir, tmp_path):
         "novel-view synthesis",
         "pose lifting",
         "single-view voxels",
+        "Dynamic scenes",
     )
     for name in systems:
         assert any(name in heading for heading in sections), f"no section for {name}: {list(sections)}"
