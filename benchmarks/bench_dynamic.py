@@ -7,7 +7,9 @@ reference's time over ours (> 1: ours is faster). Also timed: ours on 512 sample
 
 (2) One frame of render-and-compare tracking (``unrender.methods.dynamic.track``): every pose hypothesis
 placed into the background and rendered into the rig's 3 cameras, against rendering the background alone
-that many times (the ratio: what placing the object adds to the renders).
+that many times (the ratio: what placing the object adds to the renders). (3) One frame of the occupancy
+tracker (the default: every hypothesis's object occupancy against the frame's foreground and free space, no
+rendering), against the render-and-compare frame (the ratio: how much cheaper it is).
 
     python benchmarks/bench_dynamic.py [--device cuda] [--channels 16] [--radius 3] [--repeats 5]
 """
@@ -24,7 +26,14 @@ from _timing import median_time
 
 from unrender.geometry import look_at, make_intrinsics
 from unrender.methods.dynamic.config import TrackConfig
-from unrender.methods.dynamic.track import crop_object, pose_hypotheses, render_planes, render_volume, track
+from unrender.methods.dynamic.track import (
+    crop_object,
+    pose_hypotheses,
+    render_planes,
+    render_volume,
+    track,
+    track_occupancy,
+)
 from unrender.nn import local_correlation, neighbourhood_offsets
 from unrender.world.generators.traffic import ANCHOR_GRID
 
@@ -83,6 +92,10 @@ def main() -> None:
     t_render = median_time(lambda: [render_volume(bg, g, K[1], cams[1], H, W, depths) for _ in range(n)],
                            args.repeats, device=dev)  # fmt: skip
 
+    occupied = volume[0] > 0.5
+    fg, free = occupied[None].expand(2, *g.shape), (~occupied)[None].expand(2, *g.shape)
+    t_occ = median_time(lambda: track_occupancy(fg, free, g, obj[:1], og, box, cfg), args.repeats, device=dev)
+
     rows = [
         {"op": f"correlation {g.shape} C={C} r={r}", "ms": 1000 * t_ours, "reference_ms": 1000 * t_ref,
          "ratio": t_ref / t_ours},
@@ -90,6 +103,8 @@ def main() -> None:
          "ratio": t_ref / t_sampled},
         {"op": f"tracking step, {n} hypotheses x {V} views {H}x{W}", "ms": 1000 * t_track,
          "reference_ms": 1000 * t_render, "ratio": t_render / t_track},
+        {"op": f"occupancy tracking step, {n} hypotheses", "ms": 1000 * t_occ, "reference_ms": 1000 * t_track,
+         "ratio": t_track / t_occ},
     ]  # fmt: skip
     print(f"device: {dev}  threads: {torch.get_num_threads()}  (median of {args.repeats} runs)")
     print(f"{'operation':<52}{'ms':>10}{'ref ms':>10}{'ratio':>8}")
