@@ -266,6 +266,9 @@ def evaluate_dynamic(model: torch.nn.Module, cfg: DynamicConfig, device: torch.d
     fc = cfg.flow
     res = evaluate_flow(items, core.grid, {"features": learned, "raw": raw_features}, radius=fc.radius,
                         temperature=fc.temperature)  # fmt: skip
+    sharp = evaluate_flow(items, core.grid, {"features_sharp": learned}, radius=fc.radius,
+                          temperature=fc.sharp_temperature)  # fmt: skip
+    res.update({k: v for k, v in sharp.items() if k.startswith("features_sharp/")})
     res.update({f"detect/{k}": v for k, v in evaluate_subtraction(items, core.grid, cfg.subtraction).items()})
     res.update({f"tracking/{k}": v for k, v in evaluate_tracking(items, core.grid, cfg.track).items()})
     train = DynamicDataset(cfg.data, "train")
@@ -303,9 +306,10 @@ def results_table(columns: dict[str, dict[str, float]], command: str) -> str:
             "| flow | moving voxels | static voxels |", "|---|---|---|"]  # fmt: skip
     for r in runs:
         m = columns[r]
-        out.append(
-            f"| learned features, `{r}` | {_cell(m, 'features/epe_moving')} | {_cell(m, 'features/epe_static')} |"
-        )
+        for key, how in (("features", ""), ("features_sharp", ", sharper soft-argmax")):
+            if f"{key}/epe_moving" in m:
+                out.append(f"| learned features, `{r}`{how} | {_cell(m, f'{key}/epe_moving')} | "
+                           f"{_cell(m, f'{key}/epe_static')} |")  # fmt: skip
     out.append(f"| raw input correlation | {_cell(first, 'raw/epe_moving')} | {_cell(first, 'raw/epe_static')} |")
     out.append(f"| zero flow | {_cell(first, 'zero/epe_moving')} | {_cell(first, 'zero/epe_static')} |")
     out += ["", f"Moving voxels ({_cell(first, 'segment/moving', 0)} of {_cell(first, 'segment/voxels', 0)} counted "
