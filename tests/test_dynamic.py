@@ -219,6 +219,13 @@ def test_background_subtraction_boxes_the_moving_car_from_carved_space():
     gt = [b[None].float() for b in movers]
     ap = moving_ap(out["boxes"], out["size"], gt)
     assert ap["AP3d@0.5"] > 0.99, ap
+    # on features: unit vectors, one direction for matter and another for air, subtract the same way
+    on_features = SubtractionConfig(signal="features", threshold=1.0, above_road=0.0, amodal=False)
+    with pytest.raises(ValueError, match="features"):
+        subtract_background(frames, GRID, on_features)
+    frames["features"] = torch.cat([vols, 1 - vols], 1)
+    out = subtract_background(frames, GRID, on_features)
+    assert moving_ap(out["boxes"], out["size"], gt)["AP3d@0.5"] > 0.99
 
 
 def test_moved_volume_and_its_flow_agree_and_train_the_soft_argmax():
@@ -246,6 +253,39 @@ def test_moved_volume_and_its_flow_agree_and_train_the_soft_argmax():
     p = grid.centers(dtype=torch.float64)[1, 2, 3]
     moved = turn[1, :3, :3] @ p + turn[1, :3, 3]
     torch.testing.assert_close(out["flow"][1, :, 1, 2, 3].double(), (moved - p) / 0.5, atol=1e-5, rtol=0)
+
+
+def test_a_piece_moving_on_its_own_lands_where_its_flow_says_and_leaves_free_space():
+    from unrender.geometry import make_rigid
+    from unrender.methods.dynamic.motion import move_chunk, random_chunks
+
+    grid = VoxelGrid((-4.0, -2.0, 0.0), (4.0, 0.0, 8.0), (16, 4, 16))  # 0.5 m voxels, road at y = 0
+    mem = torch.zeros(1, 7, *grid.shape)
+    mem[:, 4] = 1.0  # every voxel seen
+    mem[:, 6] = 1.0  # free ...
+    box = (slice(6, 8), slice(1, 3), slice(4, 6))  # z, y, x: a 2 x 2 x 2 voxel block above the road
+    mem[(0, slice(None), *box)] = torch.tensor([1.0, 0.2, 0.4, 0.6, 1.0, 1.0, 0.0])[:, None, None, None]
+    surface = mem[:, 5:6] > 0
+    chunk, centre = random_chunks(surface, grid, size=(1.5, 1.5, 1.5), above=0.2)
+    assert chunk[(0, 0, *box)].all() and int(chunk.sum()) > 8  # the block and the air around it
+    assert -1.7 - 1e-6 <= float(centre[0, 1]) <= -0.2  # between its top and the road
+    eye = torch.eye(3, dtype=torch.float64)
+    scene = make_rigid(eye, torch.tensor([0.5, 0.0, 0.0], dtype=torch.float64))[None]  # the street: +1 voxel in x
+    own = make_rigid(eye, torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64))[None]  # the piece: +2 voxels in z
+    # the scene's memory after its own motion (a shift by whole voxels: exact)
+    memory1 = torch.roll(mem, 1, 4)
+    memory1[..., 0] = mem[..., 0]
+    out = move_chunk(mem, memory1, grid, scene, chunk, own)
+    moved = out["moved"][0]
+    z, y, x = box
+    landed = (slice(8, 10), y, slice(5, 7))
+    torch.testing.assert_close(moved[(slice(None), *landed)], mem[(0, slice(None), *box)])
+    assert (moved[(5, *box)] == 0).all() and (moved[(6, *box)] == 1).all()  # where it was (+1 x): seen free
+    flow = out["flow"][0]
+    assert (flow[(slice(None), *box)] == torch.tensor([1.0, 0.0, 2.0])[:, None, None, None]).all()
+    assert (flow[:, 0, 0, 0] == torch.tensor([1.0, 0.0, 0.0])).all()
+    # a street voxel whose new place the piece now covers does not count
+    assert not out["inside"][0, 0, 9, 1, 4] and out["inside"][0, 0, 9, 1, 6 - 1 - 3]
 
 
 def test_placement_reproduces_the_object_tensor_and_moves_it_by_a_known_translation():
@@ -412,7 +452,10 @@ def test_tiny_dynamic_training_reports_flow_and_detection_and_reloads(tmp_path):
     assert 0 <= res["detect/subtraction/size/AP3d@0.25"] <= 1
     assert res["tracking/tracks"] >= 0 and "tracking/constant_velocity/mean_iou" in res
     assert res["segment/voxels"] > 0 and "segment/net/iou" in res and "segment/weak/iou" in res
+    assert "segment/weak_features/iou" in res and 0 <= res["detect_features/subtraction/size/AP3d@0.25"] <= 1
     table = method.extra["markdown_table"]({"run": res}, "unrender eval dynamic --ckpt run")
+    assert "| background subtraction on the learned features, scored by size |" in table
+    assert "| weak labels (feature changes), `run` |" in table
     zero = [line for line in table.splitlines() if line.startswith("| zero flow |")]
     assert zero == [f"| zero flow | {res['zero/epe_moving']:.3f} | 0.000 |"], table
     ck = find_latest_checkpoint(tmp_path / "run")

@@ -14,7 +14,15 @@ import torch.nn.functional as F
 
 from ...geometry import VoxelGrid, check_args, check_shape, points_in_boxes
 
-__all__ = ["temporal_background", "reliably_seen", "moving_voxels", "centre_surround", "moved_voxels", "voxel_iou"]
+__all__ = [
+    "temporal_background",
+    "reliably_seen",
+    "moving_voxels",
+    "centre_surround",
+    "moved_voxels",
+    "changed_features",
+    "voxel_iou",
+]
 
 
 def reliably_seen(seen: torch.Tensor, margin: int) -> torch.Tensor:
@@ -160,6 +168,38 @@ def moved_voxels(carved: torch.Tensor, known: torch.Tensor, *, gap: int = 1, dil
         for other in (t + gap, t - gap):
             if 0 <= other < T:
                 out[t] |= occ[t] & free[other]
+    return out
+
+
+def changed_features(
+    features: torch.Tensor, carved: torch.Tensor, known: torch.Tensor, *, gap: int = 1, threshold: float
+) -> torch.Tensor:
+    """Weak labels of moving matter from feature changes: a voxel occupied at frame ``t`` whose feature differs
+    (Euclidean) by more than ``threshold`` from the same voxel's feature at ``t + gap`` or ``t - gap``, where
+    that frame observed the voxel (carved occupied or free).
+
+    Args:
+        features: ``(T, F, Z, Y, X)`` per-frame features in the anchor grid; carved: ``(T, 1, Z, Y, X)``;
+            known: ``(T, 1, Z, Y, X)`` bool (as :func:`moved_voxels`).
+
+    Returns:
+        ``(T, 1, Z, Y, X)`` bool.
+
+    Example:
+        >>> c = torch.zeros(3, 1, 1, 1, 3); c[:, 0, 0, 0, 0] = 1; c[1, 0, 0, 0, 2] = 1  # a wall, and a blip
+        >>> f = torch.cat([c, 1 - c], 1)  # matter and air point different ways
+        >>> changed_features(f, c, torch.ones_like(c, dtype=torch.bool), threshold=1.0)[:, 0, 0, 0].int().tolist()
+        [[0, 0, 0], [0, 0, 1], [0, 0, 0]]
+    """
+    check_args(("features", features, ("T", "F", "Z", "Y", "X")), ("carved", carved, ("T", 1, "Z", "Y", "X")))
+    occ = carved > 0
+    out = torch.zeros_like(occ)
+    T = len(occ)
+    for t in range(T):
+        for other in (t + gap, t - gap):
+            if 0 <= other < T:
+                far = (features[t] - features[other]).norm(dim=0, keepdim=True) > threshold
+                out[t] |= occ[t] & known[other] & far
     return out
 
 

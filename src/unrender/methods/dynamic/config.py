@@ -29,14 +29,18 @@ class DynamicData:
 
 @dataclass
 class SubtractionConfig:
-    signal: Literal["carved", "memory"] = "carved"
+    signal: Literal["carved", "memory", "features"] = "carved"
     """What is compared with the background: ``carved`` occupancy (1 where a depth point falls, 0 where a ray
     passed through, the rest unknown: a voxel a car drives through is free in the other frames, while a
-    static surface is never seen through) or the ``memory`` (occupancy and occupancy x colour, unknown where
-    no view looks: a voxel a surface only sometimes has a depth point in flickers)."""
+    static surface is never seen through), the ``memory`` (occupancy and occupancy x colour, unknown where
+    no view looks: a voxel a surface only sometimes has a depth point in flickers) or the trained feature
+    net's unit ``features`` of each frame (where any view looks; evaluation scores this one beside the
+    default with ``feature_threshold``)."""
     statistic: Literal["median", "mean"] = "median"
     threshold: float = 0.5
     """A voxel moves when its signal differs from the background by more (Euclidean over channels)."""
+    feature_threshold: float = 0.5
+    """The threshold of the ``features`` signal (unit vectors: distances in [0, 2])."""
     margin: int = 0
     """Voxels within this many voxels of what a frame did not see do not count (:func:`reliably_seen`; carved
     free space is sparse, so with ``carved`` any margin drops most of what is known)."""
@@ -90,6 +94,9 @@ class SegmenterConfig:
     """Frames between a frame and the neighbours its weak labels and its input compare it with."""
     dilation: int = 1
     """A surface counts as moved only when its whole neighbourhood (this many voxels) is free in a neighbour."""
+    feature_threshold: float = 0.5
+    """Weak labels from the feature net (:func:`~unrender.methods.dynamic.background.changed_features`): a
+    surface whose feature moved farther than this between the frames ``gap`` apart (unit vectors: [0, 2])."""
     channels: tuple[int, ...] = (8, 16)
     steps: int = 300
     batch: int = 4
@@ -126,6 +133,16 @@ class FlowTraining:
     """Largest synthetic turn about the vertical, radians."""
     max_shift: tuple[float, float, float] = (1.5, 0.0, 1.5)
     """Largest synthetic shift along x, y, z, metres."""
+    objects: float = 0.5
+    """Share of the loss's voxels drawn from a piece of the scene that moves on its own on top of the scene's
+    motion (:func:`~unrender.methods.dynamic.motion.move_chunk`: a box of ``object_size`` around a random
+    surface above the road, turned about its centre by up to ``max_yaw`` and shifted by up to
+    ``object_shift``); 0: the whole scene moves as one. With the whole scene moving, features may match by
+    their context; a car moves against its context."""
+    object_size: tuple[float, float, float] = (2.5, 2.0, 5.0)
+    """The moving piece's box, metres along x, y (up from 0.2 m above the road), z."""
+    object_shift: tuple[float, float, float] = (1.0, 0.0, 1.0)
+    """Largest shift of the piece against the scene, metres."""
 
 
 @dataclass

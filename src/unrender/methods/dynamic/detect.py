@@ -58,7 +58,8 @@ def subtract_background(
     """Boxes around what moves, per frame, with two scores each.
 
     Args:
-        frames: :func:`frame_memories` of a sequence (``cameras`` only with ``cfg.amodal``).
+        frames: :func:`frame_memories` of a sequence (``cameras`` only with ``cfg.amodal``; with the signal
+            ``features``, also ``features (T, F, Z, Y, X)``).
 
     Returns:
         ``boxes``: per frame ``(n, 7)`` in the grid frame (grown to whole objects with ``cfg.amodal``:
@@ -68,8 +69,13 @@ def subtract_background(
     """
     if cfg.signal == "carved":
         volumes, seen = frames["carved"], frames["known"]
-    else:
+    elif cfg.signal == "memory":
         volumes, seen = frames["memory"], frames["seen"]
+    elif "features" in frames:
+        volumes, seen = frames["features"], frames["seen"]
+    else:
+        raise ValueError("subtract_background: signal 'features' needs frames['features'], the feature net's "
+                         "(T, F, Z, Y, X) volumes of the frames")  # fmt: skip
     bg = temporal_background(volumes, seen, statistic=cfg.statistic)["background"]
     moving = moving_voxels(volumes, seen, bg, threshold=cfg.threshold, margin=cfg.margin)
     _, ys, _ = grid.axis_centers(dtype=volumes.dtype, device=volumes.device)

@@ -5,6 +5,7 @@ flow; render-and-compare tracking against constant velocity."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 
 import torch
 
@@ -44,6 +45,7 @@ GROUPS = {"vehicles": ("car", "van"), "people": ("pedestrian", "cyclist")}
 def evaluate_subtraction(
     items: Iterable[dict[str, torch.Tensor]], grid: VoxelGrid, cfg: SubtractionConfig, *, proposals: int = 50,
     seed: int = 0, min_pixels: int = 1,
+    features: Callable[[dict[str, torch.Tensor]], torch.Tensor] | None = None, baselines: bool = True,
 ) -> dict[str, float]:  # fmt: skip
     """AP@0.25 / 0.5 (3D and bird's-eye view) of moving-object boxes over every frame of the sequences:
 
@@ -59,12 +61,17 @@ def evaluate_subtraction(
 
     Args:
         items: :class:`~unrender.methods.dynamic.data.DynamicDataset` items.
+        features: maps :func:`frame_memories` to feature volumes ``(T, F, Z, Y, X)`` (``frames["features"]``:
+            what ``cfg.signal`` ``features`` subtracts).
+        baselines: also score the centre-surround and random proposals.
     """
     gen = torch.Generator().manual_seed(seed)
     rows: dict[str, tuple[list, list]] = {}
     gts: dict[str, list[torch.Tensor]] = {"all": [], **{g: [] for g in GROUPS}}
     for item in items:
         frames = frame_memories(item, grid)
+        if features is not None:
+            frames["features"] = features(frames)
         out = subtract_background(frames, grid, cfg)
         T = item["rgb"].shape[0]
         gts["all"] += moving_boxes_in_grid(item, grid, min_pixels)
@@ -74,9 +81,10 @@ def evaluate_subtraction(
             found = {
                 "subtraction/size": (out["boxes"][t], out["size"][t]),
                 "subtraction/contrast": (out["boxes"][t], out["contrast"][t]),
-                "centre_surround": centre_surround_proposals(frames["carved"][t, 0], grid, shell=cfg.shell),
-                "random": random_proposals(grid, proposals, gen),
             }
+            if baselines:
+                found["centre_surround"] = centre_surround_proposals(frames["carved"][t, 0], grid, shell=cfg.shell)
+                found["random"] = random_proposals(grid, proposals, gen)
             for name, (b, s) in found.items():
                 rows.setdefault(name, ([], []))
                 rows[name][0].append(b)
@@ -270,11 +278,15 @@ def evaluate_dynamic(model: torch.nn.Module, cfg: DynamicConfig, device: torch.d
                           temperature=fc.sharp_temperature)  # fmt: skip
     res.update({k: v for k, v in sharp.items() if k.startswith("features_sharp/")})
     res.update({f"detect/{k}": v for k, v in evaluate_subtraction(items, core.grid, cfg.subtraction).items()})
+    on_features = replace(cfg.subtraction, signal="features", threshold=cfg.subtraction.feature_threshold)
+    found = evaluate_subtraction(items, core.grid, on_features, features=learned, baselines=False)
+    res.update({f"detect_features/{k}": v for k, v in found.items() if k.startswith("subtraction/")})
     res.update({f"tracking/{k}": v for k, v in evaluate_tracking(items, core.grid, cfg.track).items()})
     train = DynamicDataset(cfg.data, "train")
     segmenter = fit_segmenter([train[i] for i in range(len(train))], core.grid, cfg.segment,
                               progress=cfg.train.progress)  # fmt: skip
-    res.update({f"segment/{k}": v for k, v in evaluate_segmentation(items, core.grid, segmenter, cfg.segment).items()})
+    seg = evaluate_segmentation(items, core.grid, segmenter, cfg.segment, features=learned)
+    res.update({f"segment/{k}": v for k, v in seg.items()})
     return res
 
 
@@ -292,6 +304,8 @@ def results_table(columns: dict[str, dict[str, float]], command: str) -> str:
     out = [f"Produced by `{command}`.", ""]
     det = [("background subtraction, scored by size", "subtraction/size"),
            ("background subtraction, rescored by centre-surround contrast", "subtraction/contrast"),
+           ("background subtraction on the learned features, scored by size", "features:subtraction/size"),
+           ("background subtraction on the learned features, rescored by contrast", "features:subtraction/contrast"),
            ("centre-surround proposals only", "centre_surround"), ("random proposals", "random")]  # fmt: skip
     cols = [(g, k) for g in ("vehicles", None) for k in ("AP3d@0.25", "AP3d@0.5", "APbev@0.25", "APbev@0.5")]
     head = " | ".join(f"{'vehicles' if g else 'all movers'} {k}" for g, k in cols)
@@ -299,7 +313,10 @@ def results_table(columns: dict[str, dict[str, float]], command: str) -> str:
             f"{_cell(first, 'detect/objects', 0)} moving-object boxes over {_cell(first, 'detect/frames', 0)} frames):",
             "", f"| proposals | {head} |", "|---|" + "---|" * len(cols)]  # fmt: skip
     for name, key in det:
-        cells = [_cell(first, f"detect/{key}/{g}/{k}" if g else f"detect/{key}/{k}") for g, k in cols]
+        group, key = ("detect_features", key.split(":")[1]) if key.startswith("features:") else ("detect", key)
+        if f"{group}/{key}/AP3d@0.25" not in first:
+            continue  # a run evaluated before the row existed
+        cells = [_cell(first, f"{group}/{key}/{g}/{k}" if g else f"{group}/{key}/{k}") for g, k in cols]
         out.append(f"| {name} | {' | '.join(cells)} |")
     out += ["", f"Flow end-point error, metres ({_cell(first, 'voxels/moving', 0)} moving and "
             f"{_cell(first, 'voxels/static', 0)} static surface voxels):", "",
@@ -316,6 +333,8 @@ def results_table(columns: dict[str, dict[str, float]], command: str) -> str:
             "surface voxels move):", "", "| moving voxels | IoU |", "|---|---|",
             f"| weak labels (occupancy changes) | {_cell(first, 'segment/weak/iou')} |",
             f"| segmenter trained on the weak labels | {_cell(first, 'segment/net/iou')} |"]  # fmt: skip
+    out += [f"| weak labels (feature changes), `{r}` | {_cell(columns[r], 'segment/weak_features/iou')} |"
+            for r in runs if "segment/weak_features/iou" in columns[r]]  # fmt: skip
     out += ["", f"Tracking ({_cell(first, 'tracking/tracks', 0)} moving vehicles, {_cell(first, 'tracking/frames', 0)} "
             "frames after their first):", "", "| tracker | mean 3D IoU | frames with IoU > 0.5 |", "|---|---|---|",
             f"| tracker | {_cell(first, 'tracking/track/mean_iou')} | {_cell(first, 'tracking/track/success')} |",

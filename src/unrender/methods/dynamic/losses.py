@@ -7,9 +7,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...geometry import invert_rigid
+from ...geometry import invert_rigid, make_rigid
 from .config import DynamicConfig
-from .motion import flow_loss, random_rigid_motion, rigid_flow
+from .motion import flow_loss, move_chunk, random_chunks, random_rigid_motion, rigid_flow
 
 __all__ = ["dynamic_losses"]
 
@@ -17,7 +17,8 @@ __all__ = ["dynamic_losses"]
 def dynamic_losses(model: nn.Module, batch: dict[str, torch.Tensor], cfg: DynamicConfig) -> dict[str, torch.Tensor]:
     """``occupancy`` (binary cross-entropy of every voxel against the true occupancy) and ``flow`` (end-point
     error in voxels of the soft-argmax correlation flow under a random rigid motion, on the voxels a depth point
-    fell in), weighted by ``occupancy_weight`` and ``flow.weight``."""
+    fell in; with ``flow.objects``, part of them on a piece of the scene that moves on its own), weighted by
+    ``occupancy_weight`` and ``flow.weight``."""
     core = getattr(model, "module", model)
     out = model(batch)
     terms = {"occupancy": F.binary_cross_entropy_with_logits(out["occupancy"], batch["occ"].to(out["occupancy"]))}
@@ -29,11 +30,29 @@ def dynamic_losses(model: nn.Module, batch: dict[str, torch.Tensor], cfg: Dynami
         # the memory of the moved world: the same views, taken by cameras moved the opposite way
         moved = {**batch, "cam_from_grid": (batch["cam_from_grid"].double() @ invert_rigid(motion)[:, None]).to(
             batch["cam_from_grid"].dtype)}  # fmt: skip
-        feat1 = core.encode(core.memory(moved))["features"]
-        flow, inside = rigid_flow(core.grid, motion)
+        memory1 = core.memory(moved)
         surface = out["memory"][:, 5:6] > 0  # carved: a depth point fell in the voxel
-        fl = flow_loss(out["features"], feat1, flow.to(feat1.dtype), inside & surface, radius=fc.radius,
-                       samples=fc.samples, temperature=fc.temperature)  # fmt: skip
-        terms["flow_epe"] = fl["loss"]
-        loss = loss + fc.weight * fl["loss"]
+        flow, inside = rigid_flow(core.grid, motion)
+        chunk = torch.zeros_like(surface)
+        if fc.objects > 0:
+            chunk, centre = random_chunks(surface, core.grid, size=fc.object_size, above=0.2)
+            own = random_rigid_motion(B, max_yaw=fc.max_yaw, max_shift=fc.object_shift).to(centre)
+            eye = torch.eye(3, dtype=centre.dtype, device=centre.device).expand(B, 3, 3)
+            own = make_rigid(eye, centre) @ own @ make_rigid(eye, -centre)  # turns about the piece's centre
+            mc = move_chunk(out["memory"], memory1, core.grid, motion, chunk, own)
+            memory1, flow, inside = mc["moved"], mc["flow"], mc["inside"]
+        feat1 = core.encode(memory1)["features"]
+        flow, valid = flow.to(feat1.dtype), inside & surface
+        share = fc.objects if bool(chunk.any()) else 0.0
+        scene = flow_loss(out["features"], feat1, flow, valid & ~chunk, radius=fc.radius,
+                          samples=max(1, round(fc.samples * (1 - share))), temperature=fc.temperature)  # fmt: skip
+        epe = scene["loss"]
+        if share > 0:
+            piece = flow_loss(out["features"], feat1, flow, valid & chunk, radius=fc.radius,
+                              samples=max(1, round(fc.samples * share)), temperature=fc.temperature)  # fmt: skip
+            if piece["count"] > 0:
+                terms["flow_epe_object"] = piece["loss"]
+                epe = (1 - share) * epe + share * piece["loss"]
+        terms["flow_epe"] = epe
+        loss = loss + fc.weight * epe
     return {"loss": loss, **{k: v.detach() for k, v in terms.items()}}

@@ -8,10 +8,10 @@ import math
 
 import torch
 
-from ...geometry import VoxelGrid, make_rigid, transform_points, warp_volume, yaw_matrix
+from ...geometry import VoxelGrid, invert_rigid, make_rigid, transform_points, warp_volume, yaw_matrix
 from ...nn.flow import soft_argmax_flow
 
-__all__ = ["random_rigid_motion", "rigid_flow", "move_volume", "flow_loss"]
+__all__ = ["random_rigid_motion", "rigid_flow", "move_volume", "random_chunks", "move_chunk", "flow_loss"]
 
 
 def random_rigid_motion(
@@ -52,6 +52,75 @@ def move_volume(volume: torch.Tensor, grid: VoxelGrid, moved_from_orig: torch.Te
     moved = warp_volume(volume, grid, moved_from_orig.to(volume.dtype))
     flow, inside = rigid_flow(grid, moved_from_orig)
     return {"moved": moved, "flow": flow.to(volume.dtype), "inside": inside}
+
+
+def random_chunks(
+    surface: torch.Tensor, grid: VoxelGrid, *, size: tuple[float, float, float], above: float,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    """Box-shaped pieces of a scene to move on their own: per batch element, the voxels whose centres lie in an
+    axis-aligned box of ``size`` metres ``(x, y, z)`` centred (in x and z) on a random ``surface`` voxel whose
+    centre is more than ``above`` metres above the road (``y < -above``), from that height up.
+
+    Returns:
+        ``(B, 1, Z, Y, X)`` bool (all False where no surface voxel qualifies) and the boxes' centres ``(B, 3)``
+        (float64, metres).
+    """
+    pts = grid.centers(dtype=torch.float64, device=surface.device)  # (Z, Y, X, 3)
+    high = pts[..., 1] < -above
+    out = torch.zeros_like(surface, dtype=torch.bool)
+    half = torch.tensor(size, dtype=torch.float64, device=surface.device) / 2
+    centres = torch.zeros(surface.shape[0], 3, dtype=torch.float64, device=surface.device)
+    for b in range(surface.shape[0]):
+        cand = (surface[b, 0] & high).reshape(-1).nonzero()[:, 0]
+        if len(cand) == 0:
+            continue
+        c = pts.reshape(-1, 3)[cand[torch.randint(len(cand), (1,), generator=generator, device=cand.device)][0]]
+        near = ((pts[..., 0] - c[0]).abs() <= half[0]) & ((pts[..., 2] - c[2]).abs() <= half[2])
+        out[b, 0] = near & high & (pts[..., 1] >= -above - size[1])
+        centres[b] = c
+        centres[b, 1] = -above - size[1] / 2
+    return out, centres
+
+
+def move_chunk(
+    memory0: torch.Tensor, memory1: torch.Tensor, grid: VoxelGrid, scene_motion: torch.Tensor, chunk: torch.Tensor,
+    chunk_motion: torch.Tensor,
+) -> dict[str, torch.Tensor]:  # fmt: skip
+    """A piece of a scene moving on its own inside a scene that moves: the memory ``memory1`` of the scene
+    moved by ``scene_motion`` with the piece ``chunk`` of ``memory0`` moved by ``chunk_motion`` on top (an
+    object driving through a street; the memory channels of :func:`~unrender.nn.build_memory`).
+
+    Where the piece would have been, the memory is seen free (occupancy and colour 0, carved occupied 0,
+    carved free where any view looks); where it lands, its own voxels of ``memory0`` (nearest resampling, so
+    occupancy stays 0 or 1) replace the scene's.
+
+    Args:
+        memory0: ``(B, 7, Z, Y, X)`` before; memory1: ``(B, 7, Z, Y, X)`` after ``scene_motion`` ``(B, 4, 4)``;
+        chunk: ``(B, 1, Z, Y, X)`` bool on ``memory0``; chunk_motion: ``(B, 4, 4)`` of the piece, on top of the
+            scene's.
+
+    Returns:
+        ``moved (B, 7, Z, Y, X)``; ``flow (B, 3, Z, Y, X)`` in voxels: each voxel of ``memory0``'s displacement
+        (the piece's voxels by both motions); ``inside`` where it lands in the grid and, for the scene's voxels,
+        is not covered by the landed piece.
+    """
+    total = scene_motion.double() @ chunk_motion.double()
+    m = chunk.to(memory0.dtype)
+    landed = warp_volume(torch.cat([memory0 * m, m], 1), grid, total.to(memory0.dtype), mode="nearest")
+    where = landed[:, -1:] > 0.5
+    left = warp_volume(m, grid, scene_motion.to(memory0.dtype), mode="nearest") > 0.5
+    seen = memory1[:, 4:5] > 0
+    free = torch.cat([torch.zeros_like(memory1[:, :4]), memory1[:, 4:5], torch.zeros_like(seen, dtype=memory1.dtype),
+                      seen.to(memory1.dtype)], 1)  # fmt: skip
+    moved = torch.where(where, landed[:, :-1], torch.where(left, free, memory1))
+    flow_s, inside_s = rigid_flow(grid, scene_motion)
+    flow_c, inside_c = rigid_flow(grid, total)
+    covered = warp_volume(where.to(memory0.dtype), grid, invert_rigid(scene_motion.double()).to(memory0.dtype),
+                          mode="nearest") > 0.5  # fmt: skip
+    flow = torch.where(chunk, flow_c, flow_s).to(memory0.dtype)
+    inside = torch.where(chunk, inside_c, inside_s & ~covered)
+    return {"moved": moved, "flow": flow, "inside": inside}
 
 
 def flow_loss(

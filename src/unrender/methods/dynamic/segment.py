@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 
 from ...geometry import VoxelGrid
 from ...nn import FeatureNet3D
-from .background import moved_voxels
+from .background import changed_features, moved_voxels
 from .config import SegmenterConfig
 from .detect import frame_memories
 from .model import MEMORY_CHANNELS, memory_input
@@ -74,7 +74,8 @@ def _prepared(items: Sequence[dict[str, torch.Tensor]], grid: VoxelGrid, cfg: Se
     out = []
     for item in items:
         frames = frame_memories(item, grid)
-        out.append({"input": frames["input"], **weak_moving_labels(frames, gap=cfg.gap, dilation=cfg.dilation)})
+        out.append({"input": frames["input"], "carved": frames["carved"], "known": frames["known"],
+                    **weak_moving_labels(frames, gap=cfg.gap, dilation=cfg.dilation)})  # fmt: skip
     return out
 
 
@@ -117,17 +118,23 @@ def _fit(model: MovingSegmenter, data: list[dict], cfg: SegmenterConfig, pos_wei
 
 @torch.no_grad()
 def evaluate_segmentation(
-    items: Sequence[dict[str, torch.Tensor]], grid: VoxelGrid, model: MovingSegmenter | None, cfg: SegmenterConfig
-) -> dict[str, float]:
+    items: Sequence[dict[str, torch.Tensor]], grid: VoxelGrid, model: MovingSegmenter | None, cfg: SegmenterConfig,
+    *, features: Callable[[dict[str, torch.Tensor]], torch.Tensor] | None = None,
+) -> dict[str, float]:  # fmt: skip
     """Voxel IoU against the true moving voxels, over every frame's counted voxels (:func:`weak_moving_labels`),
-    of the weak labels themselves (``weak/iou``) and of the segmenter's (``net/iou``, logits > 0); ``voxels``:
-    how many voxels were counted, ``moving``: how many of them truly move."""
-    inter = {"weak": 0, "net": 0}
-    union = {"weak": 0, "net": 0}
+    of the weak labels themselves (``weak/iou``), of the segmenter's (``net/iou``, logits > 0) and, given
+    ``features`` (frames -> ``(T, F, Z, Y, X)``, as :func:`~unrender.methods.dynamic.evaluate.evaluate_flow`'s),
+    of the weak labels from feature changes (``weak_features/iou``: :func:`changed_features` with
+    ``cfg.feature_threshold``); ``voxels``: how many voxels were counted, ``moving``: how many truly move."""
+    inter = {"weak": 0, "net": 0, "weak_features": 0}
+    union = {"weak": 0, "net": 0, "weak_features": 0}
     counted_n = moving_n = 0
     for item, d in zip(items, _prepared(items, grid, cfg), strict=True):
         truth = item["moving"]
         preds = {"weak": d["labels"]}
+        if features is not None:
+            preds["weak_features"] = changed_features(features(d), d["carved"], d["known"], gap=cfg.gap,
+                                                      threshold=cfg.feature_threshold)  # fmt: skip
         if model is not None:
             x = torch.stack([segmenter_input(d["input"], t, cfg.gap) for t in range(len(d["input"]))])
             preds["net"] = model(x) > 0
@@ -139,7 +146,7 @@ def evaluate_segmentation(
             union[k] += int(((p | truth) & c).sum())
     res = {"voxels": float(counted_n), "moving": float(moving_n)}
     for k in inter:
-        if k == "net" and model is None:
+        if (k == "net" and model is None) or (k == "weak_features" and features is None):
             continue
         res[f"{k}/iou"] = inter[k] / union[k] if union[k] else float("nan")
     return res
