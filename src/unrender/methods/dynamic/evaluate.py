@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import torch
 
-from ...geometry import VoxelGrid, box_iou_3d
+from ...geometry import VoxelGrid, box_iou_3d, connected_components
 from ...nn.flow import soft_argmax_flow
 from ...world.scene import class_id
 from .background import temporal_background
@@ -24,6 +24,7 @@ from .detect import (
     subtract_background,
 )
 from .model import memory_input
+from .motion import flow_per_component
 from .segment import evaluate_segmentation, fit_segmenter
 from .track import crop_object, occupancy_score, render_error, render_planes, track, track_occupancy
 
@@ -116,9 +117,14 @@ def evaluate_flow(
     *,
     radius: int = 3,
     temperature: float = 1.0,
+    components: Callable[[dict[str, torch.Tensor]], torch.Tensor] | None = None,
 ) -> dict[str, float]:
     """3D end-point error (metres) of the flow from each frame to the next, on the voxels where frame ``t``
     saw a surface (a depth point fell in them), split into those inside a moving object and the rest.
+
+    With ``components`` (frames -> ``(T, Z, Y, X)`` long labels of the moving pieces, e.g. background
+    subtraction's connected components), each entry is also scored with one motion per piece and none
+    elsewhere (:func:`~unrender.methods.dynamic.motion.flow_per_component`) as ``<name>+rigid/...``.
 
     Each entry of ``features`` maps the frames' memories (:func:`frame_memories`: all in the anchor grid, so
     the ego-motion is already removed and static matter stays put) to feature volumes ``(T, C, Z, Y, X)``;
@@ -141,11 +147,15 @@ def evaluate_flow(
         counts["moving"] += int(moving.sum())
         counts["static"] += int(static.sum())
         preds = {"zero": torch.zeros_like(true)}
+        labels = components(frames) if components is not None else None
         for name, fn in features.items():
             f = fn(frames)
             preds[name] = torch.stack([
                 (soft_argmax_flow(f[t], f[t + 1], radius, temperature=temperature).reshape(3, -1) * vs).reshape(
                     true.shape[1:]) for t in range(len(true))])  # fmt: skip
+            if labels is not None:
+                preds[f"{name}+rigid"] = torch.stack([flow_per_component(preds[name][t], labels[t], surface[t])
+                                                      for t in range(len(true))])  # fmt: skip
         for name, pred in preds.items():
             e = (pred - true).norm(dim=1)  # (T - 1, Z, Y, X)
             err.setdefault(name, {"moving": [], "static": []})
@@ -272,11 +282,15 @@ def evaluate_dynamic(model: torch.nn.Module, cfg: DynamicConfig, device: torch.d
         return torch.cat([core.encode(x[None].to(device))["features"].cpu() for x in frames["input"]])
 
     fc = cfg.flow
+
+    def moving_pieces(frames: dict[str, torch.Tensor]) -> torch.Tensor:
+        return connected_components(subtract_background(frames, core.grid, cfg.subtraction)["moving"][:, 0])
+
     res = evaluate_flow(items, core.grid, {"features": learned, "raw": raw_features}, radius=fc.radius,
-                        temperature=fc.temperature)  # fmt: skip
+                        temperature=fc.temperature, components=moving_pieces)  # fmt: skip
     sharp = evaluate_flow(items, core.grid, {"features_sharp": learned}, radius=fc.radius,
-                          temperature=fc.sharp_temperature)  # fmt: skip
-    res.update({k: v for k, v in sharp.items() if k.startswith("features_sharp/")})
+                          temperature=fc.sharp_temperature, components=moving_pieces)  # fmt: skip
+    res.update({k: v for k, v in sharp.items() if k.startswith("features_sharp")})
     res.update({f"detect/{k}": v for k, v in evaluate_subtraction(items, core.grid, cfg.subtraction).items()})
     on_features = replace(cfg.subtraction, signal="features", threshold=cfg.subtraction.feature_threshold)
     found = evaluate_subtraction(items, core.grid, on_features, features=learned, baselines=False)
@@ -323,11 +337,15 @@ def results_table(columns: dict[str, dict[str, float]], command: str) -> str:
             "| flow | moving voxels | static voxels |", "|---|---|---|"]  # fmt: skip
     for r in runs:
         m = columns[r]
-        for key, how in (("features", ""), ("features_sharp", ", sharper soft-argmax")):
+        for key, how in (("features", ""), ("features_sharp", ", sharper soft-argmax"),
+                         ("features+rigid", ", one motion per moving piece"),
+                         ("features_sharp+rigid", ", sharper, one motion per moving piece")):  # fmt: skip
             if f"{key}/epe_moving" in m:
                 out.append(f"| learned features, `{r}`{how} | {_cell(m, f'{key}/epe_moving')} | "
                            f"{_cell(m, f'{key}/epe_static')} |")  # fmt: skip
-    out.append(f"| raw input correlation | {_cell(first, 'raw/epe_moving')} | {_cell(first, 'raw/epe_static')} |")
+    for key, how in (("raw", ""), ("raw+rigid", ", one motion per moving piece")):
+        out.append(f"| raw input correlation{how} | {_cell(first, f'{key}/epe_moving')} | "
+                   f"{_cell(first, f'{key}/epe_static')} |")  # fmt: skip
     out.append(f"| zero flow | {_cell(first, 'zero/epe_moving')} | {_cell(first, 'zero/epe_static')} |")
     out += ["", f"Moving voxels ({_cell(first, 'segment/moving', 0)} of {_cell(first, 'segment/voxels', 0)} counted "
             "surface voxels move):", "", "| moving voxels | IoU |", "|---|---|",
