@@ -59,7 +59,8 @@ def subtract_background(
 
     Args:
         frames: :func:`frame_memories` of a sequence (``cameras`` only with ``cfg.amodal``; with the signal
-            ``features``, also ``features (T, F, Z, Y, X)``).
+            ``features``, also ``features (T, F, Z, Y, X)``, of which only voxels with a surface at the frame
+            can move).
 
     Returns:
         ``boxes``: per frame ``(n, 7)`` in the grid frame (grown to whole objects with ``cfg.amodal``:
@@ -78,6 +79,8 @@ def subtract_background(
                          "(T, F, Z, Y, X) volumes of the frames")  # fmt: skip
     bg = temporal_background(volumes, seen, statistic=cfg.statistic)["background"]
     moving = moving_voxels(volumes, seen, bg, threshold=cfg.threshold, margin=cfg.margin)
+    if cfg.signal == "features":  # a feature changes around what moves too: only matter moves
+        moving &= frames["carved"] > 0
     _, ys, _ = grid.axis_centers(dtype=volumes.dtype, device=volumes.device)
     moving &= (ys <= -cfg.above_road)[:, None]  # (Y, 1) against (..., Y, X); y is down
     out: dict[str, list[torch.Tensor]] = {"boxes": [], "size": [], "contrast": []}
