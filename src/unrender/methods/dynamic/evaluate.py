@@ -117,6 +117,7 @@ def evaluate_flow(
     *,
     radius: int = 3,
     temperature: float = 1.0,
+    temperatures: dict[str, float] | None = None,
     components: Callable[[dict[str, torch.Tensor]], torch.Tensor] | None = None,
 ) -> dict[str, float]:
     """3D end-point error (metres) of the flow from each frame to the next, on the voxels where frame ``t``
@@ -129,7 +130,8 @@ def evaluate_flow(
     Each entry of ``features`` maps the frames' memories (:func:`frame_memories`: all in the anchor grid, so
     the ego-motion is already removed and static matter stays put) to feature volumes ``(T, C, Z, Y, X)``;
     its flow is :func:`~unrender.nn.flow.soft_argmax_flow` between consecutive frames (``radius`` voxels
-    reach). ``zero`` is the flow that says nothing moves.
+    reach) at ``temperature`` (``temperatures[name]`` where given; an entry given under two names with
+    two temperatures computes its features once). ``zero`` is the flow that says nothing moves.
 
     Returns:
         ``<name>/epe_moving``, ``<name>/epe_static`` per entry and ``zero/...``, and ``voxels/moving``,
@@ -148,10 +150,14 @@ def evaluate_flow(
         counts["static"] += int(static.sum())
         preds = {"zero": torch.zeros_like(true)}
         labels = components(frames) if components is not None else None
+        computed: dict[int, torch.Tensor] = {}
         for name, fn in features.items():
-            f = fn(frames)
+            if id(fn) not in computed:
+                computed[id(fn)] = fn(frames)
+            f = computed[id(fn)]
+            temp = (temperatures or {}).get(name, temperature)
             preds[name] = torch.stack([
-                (soft_argmax_flow(f[t], f[t + 1], radius, temperature=temperature).reshape(3, -1) * vs).reshape(
+                (soft_argmax_flow(f[t], f[t + 1], radius, temperature=temp).reshape(3, -1) * vs).reshape(
                     true.shape[1:]) for t in range(len(true))])  # fmt: skip
             if labels is not None:
                 preds[f"{name}+rigid"] = torch.stack([flow_per_component(preds[name][t], labels[t], surface[t])
@@ -286,11 +292,9 @@ def evaluate_dynamic(model: torch.nn.Module, cfg: DynamicConfig, device: torch.d
     def moving_pieces(frames: dict[str, torch.Tensor]) -> torch.Tensor:
         return connected_components(subtract_background(frames, core.grid, cfg.subtraction)["moving"][:, 0])
 
-    res = evaluate_flow(items, core.grid, {"features": learned, "raw": raw_features}, radius=fc.radius,
-                        temperature=fc.temperature, components=moving_pieces)  # fmt: skip
-    sharp = evaluate_flow(items, core.grid, {"features_sharp": learned}, radius=fc.radius,
-                          temperature=fc.sharp_temperature, components=moving_pieces)  # fmt: skip
-    res.update({k: v for k, v in sharp.items() if k.startswith("features_sharp")})
+    res = evaluate_flow(items, core.grid, {"features": learned, "features_sharp": learned, "raw": raw_features},
+                        radius=fc.radius, temperature=fc.temperature,
+                        temperatures={"features_sharp": fc.sharp_temperature}, components=moving_pieces)  # fmt: skip
     res.update({f"detect/{k}": v for k, v in evaluate_subtraction(items, core.grid, cfg.subtraction).items()})
     on_features = replace(cfg.subtraction, signal="features", threshold=cfg.subtraction.feature_threshold)
     found = evaluate_subtraction(items, core.grid, on_features, features=learned, baselines=False)
