@@ -539,3 +539,26 @@ def test_the_segmenter_learns_the_weak_labels_of_moved_voxels(traffic_item):
     model = fit_segmenter([item], grid, cfg, progress=False)
     scored = evaluate_segmentation([item], grid, model, cfg)
     assert scored["net/iou"] > 0.5 * scored["weak/iou"], scored
+
+
+def test_detaching_the_moved_branch_changes_the_gradients_not_the_loss(traffic_item):
+    from unrender.methods.dynamic.config import tiny
+    from unrender.methods.dynamic.losses import dynamic_losses
+    from unrender.methods.dynamic.model import DynamicNet
+
+    item, _ = traffic_item
+    batch = {k: item[k][:2] for k in ("rgb", "depth", "K", "cam_from_grid", "occ")}  # two frames as a batch
+    cfg = tiny()
+    torch.manual_seed(0)
+    model = DynamicNet(cfg)
+    grads, losses = [], []
+    for detach in (False, True):
+        cfg.flow = dataclasses.replace(cfg.flow, detach_moved=detach)
+        torch.manual_seed(1)  # the same synthetic motions and samples
+        out = dynamic_losses(model, batch, cfg)
+        model.zero_grad()
+        out["loss"].backward()
+        losses.append(out["flow_epe"])
+        grads.append(model.features.weight.grad.clone())
+    torch.testing.assert_close(losses[0], losses[1])
+    assert grads[1].abs().sum() > 0 and not torch.allclose(grads[0], grads[1])

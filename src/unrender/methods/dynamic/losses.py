@@ -41,7 +41,8 @@ def dynamic_losses(model: nn.Module, batch: dict[str, torch.Tensor], cfg: Dynami
             own = make_rigid(eye, centre) @ own @ make_rigid(eye, -centre)  # turns about the piece's centre
             mc = move_chunk(out["memory"], memory1, core.grid, motion, chunk, own)
             memory1, flow, inside = mc["moved"], mc["flow"], mc["inside"]
-        feat1 = core.encode(memory1)["features"]
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not fc.detach_moved):
+            feat1 = core.encode(memory1)["features"]
         flow, valid = flow.to(feat1.dtype), inside & surface
         share = fc.objects if bool(chunk.any()) else 0.0
         scene = flow_loss(out["features"], feat1, flow, valid & ~chunk, radius=fc.radius,
