@@ -156,7 +156,9 @@ class FlowTraining:
     """Largest shift of the piece against the scene, metres."""
     detach_moved: bool = False
     """Features of the moved memory without gradients (only the first memory's features learn from the flow):
-    the step costs 0.70 s instead of 1.02 s on a 2-core Intel Xeon (cpu preset, batch 4)."""
+    the step costs 0.70 s instead of 1.02 s on a 2-core Intel Xeon (cpu preset, batch 4), but the features
+    match worse. On 4 training sequences after 600 steps (end-point error on moving voxels at temperature
+    0.05 / 0.03, metres; zero flow 1.04): with gradients 0.51 / 0.47, detached 0.67 / 0.55."""
 
 
 @dataclass
