@@ -20,6 +20,7 @@ __all__ = [
     "moving_voxels",
     "centre_surround",
     "moved_voxels",
+    "neighbour_frames",
     "changed_features",
     "voxel_iou",
 ]
@@ -163,12 +164,15 @@ def moved_voxels(carved: torch.Tensor, known: torch.Tensor, *, gap: int = 1, dil
     occ = carved > 0
     free = reliably_seen(known & ~occ, dilation)  # free all around: every voxel within reach carved free
     out = torch.zeros_like(occ)
-    T = len(occ)
-    for t in range(T):
-        for other in (t + gap, t - gap):
-            if 0 <= other < T:
-                out[t] |= occ[t] & free[other]
+    for t in range(len(occ)):
+        for other in neighbour_frames(t, len(occ), gap):
+            out[t] |= occ[t] & free[other]
     return out
+
+
+def neighbour_frames(t: int, T: int, gap: int) -> list[int]:
+    """The frames ``gap`` after and before frame ``t`` of ``T`` that exist."""
+    return [o for o in (t + gap, t - gap) if 0 <= o < T]
 
 
 def changed_features(
@@ -194,12 +198,10 @@ def changed_features(
     check_args(("features", features, ("T", "F", "Z", "Y", "X")), ("carved", carved, ("T", 1, "Z", "Y", "X")))
     occ = carved > 0
     out = torch.zeros_like(occ)
-    T = len(occ)
-    for t in range(T):
-        for other in (t + gap, t - gap):
-            if 0 <= other < T:
-                far = (features[t] - features[other]).norm(dim=0, keepdim=True) > threshold
-                out[t] |= occ[t] & known[other] & far
+    for t in range(len(occ)):
+        for other in neighbour_frames(t, len(occ), gap):
+            far = (features[t] - features[other]).norm(dim=0, keepdim=True) > threshold
+            out[t] |= occ[t] & known[other] & far
     return out
 
 

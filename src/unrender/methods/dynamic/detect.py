@@ -19,6 +19,7 @@ from .config import SubtractionConfig
 
 __all__ = [
     "frame_memories",
+    "moving_mask",
     "subtract_background",
     "random_proposals",
     "centre_surround_proposals",
@@ -52,15 +53,40 @@ def frame_memories(item: dict[str, torch.Tensor], grid: VoxelGrid) -> dict[str, 
             "cameras": cameras, "input": m[:, :7]}  # fmt: skip
 
 
+def moving_mask(frames: dict[str, torch.Tensor], grid: VoxelGrid, cfg: SubtractionConfig) -> torch.Tensor:
+    """The voxels of each frame that differ from the sequence's background (``cfg.signal`` against its median
+    or mean over time), above the road: ``(T, 1, Z, Y, X)`` bool.
+
+    Args:
+        frames: :func:`frame_memories` of a sequence; with the signal ``features``, also ``features (T, F, Z,
+            Y, X)``, of which only voxels with a surface at the frame can move (the features of the air around
+            a moving car change too).
+    """
+    if cfg.signal == "carved":
+        volumes, seen = frames["carved"], frames["known"]
+    elif cfg.signal == "memory":
+        volumes, seen = frames["memory"], frames["seen"]
+    else:
+        if "features" not in frames:
+            raise ValueError("moving_mask: signal 'features' needs frames['features'], the feature net's "
+                             "(T, F, Z, Y, X) volumes of the frames")  # fmt: skip
+        volumes, seen = frames["features"], frames["seen"]
+    bg = temporal_background(volumes, seen, statistic=cfg.statistic)["background"]
+    moving = moving_voxels(volumes, seen, bg, threshold=cfg.threshold, margin=cfg.margin)
+    if cfg.signal == "features":
+        moving &= frames["carved"] > 0
+    _, ys, _ = grid.axis_centers(dtype=volumes.dtype, device=volumes.device)
+    return moving & (ys <= -cfg.above_road)[:, None]  # (Y, 1) against (..., Y, X); y is down
+
+
 def subtract_background(
     frames: dict[str, torch.Tensor], grid: VoxelGrid, cfg: SubtractionConfig
 ) -> dict[str, list[torch.Tensor] | torch.Tensor]:
-    """Boxes around what moves, per frame, with two scores each.
+    """Boxes around what moves (:func:`moving_mask`), per frame, with two scores each.
 
     Args:
-        frames: :func:`frame_memories` of a sequence (``cameras`` only with ``cfg.amodal``; with the signal
-            ``features``, also ``features (T, F, Z, Y, X)``, of which only voxels with a surface at the frame
-            can move).
+        frames: :func:`frame_memories` of a sequence (``cameras`` only with ``cfg.amodal``; ``features`` with
+            the signal ``features``).
 
     Returns:
         ``boxes``: per frame ``(n, 7)`` in the grid frame (grown to whole objects with ``cfg.amodal``:
@@ -68,24 +94,10 @@ def subtract_background(
         score); ``contrast``: their centre-surround contrast on the frame's occupancy (the rescoring);
         ``moving``: ``(T, 1, Z, Y, X)`` bool, the voxels found moving.
     """
-    if cfg.signal == "carved":
-        volumes, seen = frames["carved"], frames["known"]
-    elif cfg.signal == "memory":
-        volumes, seen = frames["memory"], frames["seen"]
-    elif "features" in frames:
-        volumes, seen = frames["features"], frames["seen"]
-    else:
-        raise ValueError("subtract_background: signal 'features' needs frames['features'], the feature net's "
-                         "(T, F, Z, Y, X) volumes of the frames")  # fmt: skip
-    bg = temporal_background(volumes, seen, statistic=cfg.statistic)["background"]
-    moving = moving_voxels(volumes, seen, bg, threshold=cfg.threshold, margin=cfg.margin)
-    if cfg.signal == "features":  # a feature changes around what moves too: only matter moves
-        moving &= frames["carved"] > 0
-    _, ys, _ = grid.axis_centers(dtype=volumes.dtype, device=volumes.device)
-    moving &= (ys <= -cfg.above_road)[:, None]  # (Y, 1) against (..., Y, X); y is down
+    moving = moving_mask(frames, grid, cfg)
     out: dict[str, list[torch.Tensor]] = {"boxes": [], "size": [], "contrast": []}
     labels = connected_components(moving[:, 0])
-    for t in range(len(volumes)):
+    for t in range(len(moving)):
         lab = labels[t]
         counts = torch.bincount(lab.reshape(-1), minlength=int(lab.max()) + 1)[1:]
         boxes = boxes_from_components(lab, grid)

@@ -20,6 +20,7 @@ from .detect import (
     frame_memories,
     moving_ap,
     moving_boxes_in_grid,
+    moving_mask,
     random_proposals,
     subtract_background,
 )
@@ -290,7 +291,7 @@ def evaluate_dynamic(model: torch.nn.Module, cfg: DynamicConfig, device: torch.d
     fc = cfg.flow
 
     def moving_pieces(frames: dict[str, torch.Tensor]) -> torch.Tensor:
-        return connected_components(subtract_background(frames, core.grid, cfg.subtraction)["moving"][:, 0])
+        return connected_components(moving_mask(frames, core.grid, cfg.subtraction)[:, 0])
 
     res = evaluate_flow(items, core.grid, {"features": learned, "features_sharp": learned, "raw": raw_features},
                         radius=fc.radius, temperature=fc.temperature,
@@ -320,21 +321,22 @@ def results_table(columns: dict[str, dict[str, float]], command: str) -> str:
     runs = list(columns)
     first = columns[runs[0]]
     out = [f"Produced by `{command}`.", ""]
-    det = [("background subtraction, scored by size", "subtraction/size"),
-           ("background subtraction, rescored by centre-surround contrast", "subtraction/contrast"),
-           ("background subtraction on the learned features, scored by size", "features:subtraction/size"),
-           ("background subtraction on the learned features, rescored by contrast", "features:subtraction/contrast"),
-           ("centre-surround proposals only", "centre_surround"), ("random proposals", "random")]  # fmt: skip
+    det = [("background subtraction, scored by size", "detect/subtraction/size"),
+           ("background subtraction, rescored by centre-surround contrast", "detect/subtraction/contrast"),
+           ("background subtraction on the learned features, scored by size", "detect_features/subtraction/size"),
+           ("background subtraction on the learned features, rescored by contrast",
+            "detect_features/subtraction/contrast"),
+           ("centre-surround proposals only", "detect/centre_surround"),
+           ("random proposals", "detect/random")]  # fmt: skip
     cols = [(g, k) for g in ("vehicles", None) for k in ("AP3d@0.25", "AP3d@0.5", "APbev@0.25", "APbev@0.5")]
     head = " | ".join(f"{'vehicles' if g else 'all movers'} {k}" for g, k in cols)
     out += [f"Moving objects ({_cell(first, 'detect/objects/vehicles', 0)} vehicle and "
             f"{_cell(first, 'detect/objects', 0)} moving-object boxes over {_cell(first, 'detect/frames', 0)} frames):",
             "", f"| proposals | {head} |", "|---|" + "---|" * len(cols)]  # fmt: skip
     for name, key in det:
-        group, key = ("detect_features", key.split(":")[1]) if key.startswith("features:") else ("detect", key)
-        if f"{group}/{key}/AP3d@0.25" not in first:
+        if f"{key}/AP3d@0.25" not in first:
             continue  # a run evaluated before the row existed
-        cells = [_cell(first, f"{group}/{key}/{g}/{k}" if g else f"{group}/{key}/{k}") for g, k in cols]
+        cells = [_cell(first, f"{key}/{g}/{k}" if g else f"{key}/{k}") for g, k in cols]
         out.append(f"| {name} | {' | '.join(cells)} |")
     out += ["", f"Flow end-point error, metres ({_cell(first, 'voxels/moving', 0)} moving and "
             f"{_cell(first, 'voxels/static', 0)} static surface voxels):", "",

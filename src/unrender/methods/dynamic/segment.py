@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 
 from ...geometry import VoxelGrid
 from ...nn import FeatureNet3D
-from .background import changed_features, moved_voxels
+from .background import changed_features, moved_voxels, neighbour_frames
 from .config import SegmenterConfig
 from .detect import frame_memories
 from .model import MEMORY_CHANNELS, memory_input
@@ -36,9 +36,8 @@ def weak_moving_labels(frames: dict[str, torch.Tensor], *, gap: int, dilation: i
     T = len(carved)
     seen_other = torch.zeros_like(known)
     for t in range(T):
-        for other in (t - gap, t + gap):
-            if 0 <= other < T:
-                seen_other[t] |= known[other]
+        for other in neighbour_frames(t, T, gap):
+            seen_other[t] |= known[other]
     return {"labels": moved_voxels(carved, known, gap=gap, dilation=dilation), "counted": (carved > 0) & seen_other}
 
 
@@ -126,8 +125,8 @@ def evaluate_segmentation(
     ``features`` (frames -> ``(T, F, Z, Y, X)``, as :func:`~unrender.methods.dynamic.evaluate.evaluate_flow`'s),
     of the weak labels from feature changes (``weak_features/iou``: :func:`changed_features` with
     ``cfg.feature_threshold``); ``voxels``: how many voxels were counted, ``moving``: how many truly move."""
-    inter = {"weak": 0, "net": 0, "weak_features": 0}
-    union = {"weak": 0, "net": 0, "weak_features": 0}
+    inter: dict[str, int] = {}
+    union: dict[str, int] = {}
     counted_n = moving_n = 0
     for item, d in zip(items, _prepared(items, grid, cfg), strict=True):
         truth = item["moving"]
@@ -142,11 +141,9 @@ def evaluate_segmentation(
         counted_n += int(c.sum())
         moving_n += int((truth & c).sum())
         for k, p in preds.items():
-            inter[k] += int((p & truth & c).sum())
-            union[k] += int(((p | truth) & c).sum())
+            inter[k] = inter.get(k, 0) + int((p & truth & c).sum())
+            union[k] = union.get(k, 0) + int(((p | truth) & c).sum())
     res = {"voxels": float(counted_n), "moving": float(moving_n)}
     for k in inter:
-        if (k == "net" and model is None) or (k == "weak_features" and features is None):
-            continue
         res[f"{k}/iou"] = inter[k] / union[k] if union[k] else float("nan")
     return res
