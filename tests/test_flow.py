@@ -19,6 +19,22 @@ def test_soft_argmax_recovers_a_known_shift_exactly(shift):
     torch.testing.assert_close(inner, want, atol=1e-5, rtol=0)
 
 
+def test_a_reach_per_axis_recovers_a_shift_and_looks_only_that_far():
+    g = torch.Generator().manual_seed(1)
+    f0 = torch.nn.functional.normalize(torch.randn(16, 8, 6, 12, generator=g), dim=0) * 4
+    flow = soft_argmax_flow(f0, shifted(f0, 3, 0, -1), (3, 0, 1), temperature=0.05)
+    torch.testing.assert_close(flow[:, 1:-1, :, 3:-3], torch.tensor([3.0, 0.0, -1.0])[:, None, None, None].expand(
+        3, 6, 6, 6), atol=1e-5, rtol=0)  # fmt: skip
+    off = neighbourhood_offsets((3, 0, 1))
+    assert off.shape == (7 * 3, 3) and (off[:, 1] == 0).all() and off[:, 0].abs().max() == 3
+    dense, ok = local_correlation(f0, f0, (3, 0, 1))
+    sparse, ok_s = local_correlation(f0, f0, (3, 0, 1), index=torch.arange(8 * 6 * 12))
+    torch.testing.assert_close(dense, sparse)
+    assert torch.equal(ok, ok_s)
+    with pytest.raises(ValueError, match="radius"):
+        neighbourhood_offsets((1, 2))
+
+
 def test_chosen_voxels_agree_with_every_voxel_and_batch_shapes():
     f0, f1 = torch.randn(2, 4, 5, 6, 7).unbind(0)  # no batch dims
     dense = soft_argmax_flow(f0, f1, 1)

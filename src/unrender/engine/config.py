@@ -86,7 +86,15 @@ def _convert(tp: Any, value: Any) -> Any:
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         if value is None:
             return None
-        return _convert(args[0], value) if len(args) == 1 else value
+        if len(args) == 1:
+            return _convert(args[0], value)
+        errors = []
+        for a in args:  # the first member the value converts to (``int | tuple[int, int, int]``: 3 or [4, 1, 4])
+            try:
+                return _convert(a, value)
+            except (TypeError, ValueError) as e:
+                errors.append(str(e))
+        raise TypeError(" or ".join(errors))
     if origin is tuple:
         args = typing.get_args(tp)
         if len(args) == 2 and args[1] is Ellipsis:

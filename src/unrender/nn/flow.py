@@ -15,33 +15,52 @@ import torch.nn.functional as F
 
 from ..geometry.checks import check_args
 
-__all__ = ["neighbourhood_offsets", "local_correlation", "soft_argmax_flow"]
+__all__ = ["Radius", "radii", "neighbourhood_offsets", "local_correlation", "soft_argmax_flow"]
+
+Radius = int | tuple[int, int, int]
+"""A neighbourhood's reach in voxels: one for every axis, or ``(rx, ry, rz)`` (a street's motion is mostly
+horizontal: a small ``ry`` saves most of the work)."""
 
 
-def neighbourhood_offsets(radius: int, *, device: torch.device | str | None = None) -> torch.Tensor:
-    """The ``K = (2 r + 1)^3`` integer offsets ``(dx, dy, dz)`` of a cubic neighbourhood, ``x`` fastest.
+def radii(radius: Radius) -> tuple[int, int, int]:
+    """``(rx, ry, rz)`` of a :data:`Radius`, checked.
+
+    Example:
+        >>> radii(2), radii((4, 1, 4))
+        ((2, 2, 2), (4, 1, 4))
+    """
+    r = (radius,) * 3 if isinstance(radius, int) else tuple(radius)
+    if len(r) != 3 or not all(isinstance(v, int) and v >= 0 for v in r):
+        raise ValueError(f"radius: expected an int >= 0 or three of them (x, y, z), got {radius!r}")
+    return r  # type: ignore[return-value]
+
+
+def neighbourhood_offsets(radius: Radius, *, device: torch.device | str | None = None) -> torch.Tensor:
+    """The ``K = (2 rx + 1)(2 ry + 1)(2 rz + 1)`` integer offsets ``(dx, dy, dz)`` of a box neighbourhood,
+    ``x`` fastest.
 
     Example:
         >>> off = neighbourhood_offsets(1)
         >>> off.shape, off[0].tolist(), off[13].tolist()
         (torch.Size([27, 3]), [-1, -1, -1], [0, 0, 0])
+        >>> neighbourhood_offsets((2, 0, 1)).shape
+        torch.Size([15, 3])
     """
-    if radius < 0:
-        raise ValueError(f"radius: expected >= 0, got {radius}")
-    r = torch.arange(-radius, radius + 1, device=device)
-    dz, dy, dx = torch.meshgrid(r, r, r, indexing="ij")
+    rx, ry, rz = radii(radius)
+    dz, dy, dx = torch.meshgrid(*(torch.arange(-r, r + 1, device=device) for r in (rz, ry, rx)), indexing="ij")
     return torch.stack([dx, dy, dz], -1).reshape(-1, 3)
 
 
 def local_correlation(
-    feat0: torch.Tensor, feat1: torch.Tensor, radius: int, *, index: torch.Tensor | None = None, chunk: int = 8192
-) -> tuple[torch.Tensor, torch.Tensor]:
+    feat0: torch.Tensor, feat1: torch.Tensor, radius: Radius, *, index: torch.Tensor | None = None,
+    chunk: int = 8192,
+) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
     """Scaled dot products ``<f0(v), f1(v + o)> / sqrt(C)`` of each chosen voxel ``v`` of ``feat0`` with the
     voxels ``v + o`` of ``feat1``, for every offset ``o`` of :func:`neighbourhood_offsets`.
 
     Args:
         feat0, feat1: ``(..., C, Z, Y, X)`` feature volumes on one grid.
-        radius: neighbourhood radius in voxels.
+        radius: neighbourhood reach in voxels (:data:`Radius`).
         index: ``(..., N)`` flat voxel indices (``(z * Y + y) * X + x``) of the voxels to correlate;
             ``None``: every voxel, ``N = Z Y X``.
         chunk: voxels correlated at a time (bounds the ``C x K x chunk`` gathered features).
@@ -92,14 +111,14 @@ def local_correlation(
 
 
 def _dense_correlation(
-    f0: torch.Tensor, f1: torch.Tensor, radius: int, off: torch.Tensor, batch: torch.Size
+    f0: torch.Tensor, f1: torch.Tensor, radius: Radius, off: torch.Tensor, batch: torch.Size
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`local_correlation` at every voxel of ``(B, C, Z, Y, X)`` volumes."""
     B, C, Z, Y, X = f0.shape
-    r = radius
-    pad = F.pad(f1, (r, r, r, r, r, r))
+    rx, ry, rz = radii(radius)
+    pad = F.pad(f1, (rx, rx, ry, ry, rz, rz))
     scores = torch.stack([
-        (f0 * pad[:, :, r + dz : r + dz + Z, r + dy : r + dy + Y, r + dx : r + dx + X]).sum(1)
+        (f0 * pad[:, :, rz + dz : rz + dz + Z, ry + dy : ry + dy + Y, rx + dx : rx + dx + X]).sum(1)
         for dx, dy, dz in off.tolist()], 1) / math.sqrt(C)  # fmt: skip
     coords = [torch.arange(n, device=f0.device) for n in (X, Y, Z)]
     inside = [(c[None, :] + off[:, j, None] >= 0) & (c[None, :] + off[:, j, None] < n)
@@ -112,7 +131,7 @@ def _dense_correlation(
 def soft_argmax_flow(
     feat0: torch.Tensor,
     feat1: torch.Tensor,
-    radius: int,
+    radius: Radius,
     *,
     index: torch.Tensor | None = None,
     temperature: float = 1.0,
@@ -123,7 +142,7 @@ def soft_argmax_flow(
 
     Args:
         feat0, feat1: ``(..., C, Z, Y, X)``.
-        radius: the largest displacement it can return, in voxels per axis.
+        radius: the largest displacement it can return, in voxels (:data:`Radius`).
         index: ``(..., N)`` flat voxel indices, or ``None`` for every voxel.
         temperature: divides the scores; small values approach the hard argmax.
 

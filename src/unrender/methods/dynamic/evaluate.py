@@ -10,7 +10,7 @@ from dataclasses import replace
 import torch
 
 from ...geometry import VoxelGrid, box_iou_3d, connected_components
-from ...nn.flow import soft_argmax_flow
+from ...nn.flow import Radius, soft_argmax_flow
 from ...world.scene import class_id
 from .background import temporal_background
 from .config import DynamicConfig, SubtractionConfig, TrackConfig
@@ -116,7 +116,7 @@ def evaluate_flow(
     grid: VoxelGrid,
     features: dict[str, Callable[[dict[str, torch.Tensor]], torch.Tensor]],
     *,
-    radius: int = 3,
+    radius: Radius = 3,
     temperature: float = 1.0,
     temperatures: dict[str, float] | None = None,
     components: Callable[[dict[str, torch.Tensor]], torch.Tensor] | None = None,

@@ -9,7 +9,7 @@ import math
 import torch
 
 from ...geometry import VoxelGrid, invert_rigid, make_rigid, transform_points, warp_volume, yaw_matrix
-from ...nn.flow import soft_argmax_flow
+from ...nn.flow import Radius, radii, soft_argmax_flow
 
 __all__ = [
     "random_rigid_motion",
@@ -137,7 +137,7 @@ def flow_loss(
     flow: torch.Tensor,
     valid: torch.Tensor,
     *,
-    radius: int,
+    radius: Radius,
     samples: int,
     temperature: float = 1.0,
     generator: torch.Generator | None = None,
@@ -149,14 +149,16 @@ def flow_loss(
         feat0, feat1: ``(B, C, Z, Y, X)`` features before and after the motion.
         flow: ``(B, 3, Z, Y, X)`` true displacement in voxels; valid: ``(B, 1, Z, Y, X)`` bool, the voxels that
             count (inside the grid after the motion, occupied, ...).
-        radius: correlation radius; voxels whose true displacement exceeds it on some axis do not count.
+        radius: correlation reach (:data:`~unrender.nn.flow.Radius`); voxels whose true displacement exceeds
+            it on some axis do not count.
         samples: voxels drawn per batch element (with replacement among the valid ones).
 
     Returns:
         ``loss`` (mean end-point error in voxels) and ``count`` (voxels used).
     """
     B = feat0.shape[0]
-    ok = valid[:, 0] & (flow.abs() <= radius).all(1)
+    reach = torch.tensor(radii(radius), dtype=flow.dtype, device=flow.device)[None, :, None, None, None]
+    ok = valid[:, 0] & (flow.abs() <= reach).all(1)
     losses, used = [], 0
     for b in range(B):
         cand = ok[b].reshape(-1).nonzero()[:, 0]
