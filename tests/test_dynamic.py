@@ -414,22 +414,6 @@ def test_flow_scores_split_moving_and_static_surfaces_and_zero_flow_errs_by_the_
     assert none["raw+rigid/epe_moving"] == pytest.approx(res["zero/epe_moving"]) and none["raw+rigid/epe_static"] == 0
 
 
-def test_flow_per_component_gives_each_piece_the_mean_motion_of_its_surface():
-    from unrender.methods.dynamic.motion import flow_per_component
-
-    g = torch.Generator().manual_seed(0)
-    flow = torch.randn(3, 2, 3, 4, generator=g)
-    labels = torch.zeros(2, 3, 4, dtype=torch.long)
-    labels[0, :, :2], labels[1, 1:, 2:] = 1, 2
-    surface = torch.rand(2, 3, 4, generator=g) > 0.3
-    out = flow_per_component(flow, labels, surface)
-    for c in (1, 2):
-        piece = labels == c
-        want = flow[:, piece & surface].mean(1)
-        torch.testing.assert_close(out[:, piece], want[:, None].expand(3, int(piece.sum())))
-    assert (out[:, labels == 0] == 0).all()
-
-
 def test_cameras_moved_back_see_the_world_moved(traffic_item):
     """The synthetic motion of the flow objective: a frame's views fused with cameras moved by ``M^-1`` are the
     memory of the world moved by ``M`` (exact: no resampling of the memory)."""

@@ -78,6 +78,21 @@ def test_config_round_trip_and_errors():
         config_from_dict(TrainConfig, {"optimizer": "lion"})
 
 
+def test_config_of_an_earlier_version_loads_without_its_retired_settings():
+    from unrender.methods.dynamic.config import DynamicConfig, FlowTraining
+
+    old = config_to_dict(DynamicConfig())
+    old["flow"]["sharp_temperature"] = 0.03  # a setting that versions before 2026-12-07 saved
+    old["flow"]["radius"] = 3  # and a reach that was one int then: int | tuple takes either
+    back = config_from_dict(DynamicConfig, old)
+    assert back.flow.radius == 3 and not hasattr(back.flow, "sharp_temperature")
+    assert config_from_dict(FlowTraining, {"radius": [4, 1, 4]}).radius == (4, 1, 4)
+    with pytest.raises(ValueError, match="unknown config keys"):
+        config_from_dict(FlowTraining, {"sharp_temperatur": 0.03})
+    with pytest.raises((TypeError, ValueError), match="radius"):
+        config_from_dict(FlowTraining, {"radius": "far"})
+
+
 def test_crash_then_resume_gives_identical_weights(tmp_path):
     ref = tmp_path / "ref"
     Trainer(TOY, tiny_cfg(ref)).fit()

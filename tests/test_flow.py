@@ -86,3 +86,43 @@ def test_bad_inputs_are_named():
         soft_argmax_flow(f, f, 1, temperature=0)
     with pytest.raises(ValueError, match="radius"):
         neighbourhood_offsets(-1)
+
+
+def test_a_piece_moves_as_one_where_its_voxels_alone_are_ambiguous():
+    """The aperture problem in one line of voxels: a bar of identical features with one distinct end moves by
+    one voxel; a voxel of the bar matches the bar wherever it is, but the piece's summed correlation has one
+    peak."""
+    from unrender.nn import piece_flow
+
+    a, b, c = torch.eye(4)[:3] * 2
+    f0 = b[:, None].repeat(1, 12)
+    f0[:, 2:5], f0[:, 5] = a[:, None], c  # the bar at x = 2..4, its end at 5
+    f1 = torch.roll(f0, 1, dims=-1)
+    f0, f1 = f0.reshape(4, 1, 1, 12), f1.reshape(4, 1, 1, 12)
+    labels = torch.zeros(1, 1, 12, dtype=torch.long)
+    labels[..., 2:6] = 1
+    alone = soft_argmax_flow(f0, f1, (3, 0, 0), temperature=0.01)[0, 0, 0, 2]
+    assert abs(float(alone) - 2.0) < 1e-3  # the bar's voxel at x = 2 matches x = 3, 4 and 5 alike
+    flow = piece_flow(f0, f1, labels, (3, 0, 0), temperature=0.01)
+    torch.testing.assert_close(flow[0, 0, 0, 2:6], torch.ones(4), atol=1e-4, rtol=0)
+    assert (flow[:, ..., :2] == 0).all() and (flow[:, ..., 6:] == 0).all() and (flow[1:] == 0).all()
+    # only the masked voxels count: the end alone decides; a piece with none of them stays put
+    end = torch.zeros(1, 1, 12, dtype=torch.bool)
+    end[..., 5] = True
+    torch.testing.assert_close(piece_flow(f0, f1, labels, (3, 0, 0), mask=end, temperature=0.01)[0, 0, 0, 2],
+                               torch.tensor(1.0), atol=1e-4, rtol=0)  # fmt: skip
+    assert (piece_flow(f0, f1, labels, (3, 0, 0), mask=torch.zeros_like(end)) == 0).all()
+    # the frame before: where the next frame does not show the piece, its place one step earlier (at constant
+    # velocity) still pins the motion down
+    hidden = b[:, None, None, None].repeat(1, 1, 1, 12)
+    before = torch.roll(f0, -1, dims=-1)
+    assert abs(float(piece_flow(f0, hidden, labels, (3, 0, 0), temperature=0.01)[0, 0, 0, 2]) - 1.0) > 0.1
+    both = piece_flow(f0, hidden, labels, (3, 0, 0), temperature=0.01, before=before)
+    torch.testing.assert_close(both[0, 0, 0, 2:6], torch.ones(4), atol=1e-3, rtol=0)
+    assert (both[1:] == 0).all()
+    with pytest.raises(ValueError, match="before"):
+        piece_flow(f0, f1, labels, 1, before=f0[:2])
+    with pytest.raises(ValueError, match="labels"):
+        piece_flow(f0, f1, labels.float(), 1)
+    with pytest.raises(ValueError, match="feat0"):
+        piece_flow(f0[None], f1[None], labels, 1)

@@ -128,12 +128,14 @@ def config_from_dict(cls: type, data: dict[str, Any]) -> Any:
     """Rebuild a (nested) config dataclass from :func:`config_to_dict` output.
 
     Unknown keys raise ``ValueError`` (a config from another version); missing
-    keys take the dataclass defaults.
+    keys take the dataclass defaults. A dataclass may name settings it no longer has in a class variable
+    ``RETIRED`` (a tuple of names): checkpoints saved with them still load, and those keys are dropped.
     """
     if not isinstance(data, dict):
         raise ValueError(f"{cls.__name__}: expected a JSON object, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
+    data = {k: v for k, v in data.items() if k not in getattr(cls, "RETIRED", ())}
     unknown = set(data) - names
     if unknown:
         raise ValueError(f"{cls.__name__}: unknown config keys {sorted(unknown)}")

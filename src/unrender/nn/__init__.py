@@ -1,6 +1,6 @@
 """Blocks shared by several methods (no method imports another: what two need moves down here)."""
 
-from .flow import local_correlation, neighbourhood_offsets, soft_argmax_flow
+from .flow import local_correlation, neighbourhood_offsets, piece_flow, soft_argmax_flow
 from .memory import build_memory
 from .volume import FeatureNet3D, conv_block
 
@@ -11,4 +11,5 @@ __all__ = [
     "local_correlation",
     "neighbourhood_offsets",
     "soft_argmax_flow",
+    "piece_flow",
 ]

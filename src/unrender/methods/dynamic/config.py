@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 from ...engine.config import TrainConfig
 
@@ -124,6 +124,9 @@ class FlowTraining:
     """The synthetic-motion objective: the memory moved by a random rigid motion, the features' soft-argmax
     correlation trained to land where each occupied voxel went (:func:`~unrender.methods.dynamic.motion.flow_loss`)."""
 
+    RETIRED: ClassVar[tuple[str, ...]] = ("sharp_temperature",)
+    """Settings of earlier versions that checkpoints may still carry (ignored when they load)."""
+
     weight: float = 1.0
     """0: features trained by the occupancy objective alone (the ablation)."""
     radius: int | tuple[int, int, int] = (4, 1, 4)
@@ -137,11 +140,16 @@ class FlowTraining:
     """Of the soft-argmax, in training and in evaluation's ``features/...``. Measured on 4 training sequences
     after 600 steps (end-point error on moving / static voxels, metres, scored at 0.03): trained at 0.1 ->
     0.55 / 0.52, at 0.05 -> 0.47 / 0.58 (zero flow 1.04 / 0)."""
-    sharp_temperature: float = 0.03
-    """Evaluation also scores the learned flow at this sharper soft-argmax (``features_sharp/...``). Chosen on 4
-    training sequences (a 1500-step run trained at 0.1, end-point error on moving / static voxels, metres): 0.1
-    -> 0.62 / 0.48, 0.03 -> 0.51 / 0.70, 0.01 -> 0.55 / 0.79 (zero flow 1.04 / 0): sharper, the moving matter
-    lands nearer and the static matter farther (a surface voxel's neighbours along its surface look alike)."""
+    piece_temperature: float = 0.03
+    """Evaluation's one motion per moving piece (``features+rigid/...``: :func:`~unrender.nn.flow.piece_flow`,
+    the correlation averaged over the surface voxels of each component of background subtraction on carved
+    occupancy, with the frames after and before) takes the soft-argmax at this temperature. Chosen on 4
+    training sequences (``runs/x35/dynamic``; end-point error on moving voxels, metres; zero flow 1.04): with
+    both frames 0.003 -> 0.25, 0.01 -> 0.22, 0.03 -> 0.22; with the frame after only 0.40 / 0.39 / 0.36; the mean
+    of the pieces' per-voxel flows (the earlier rule) 0.40; each voxel's own flow 0.47. The pieces of
+    subtraction on the features did as well (0.22 with both frames) but depend on the features scored (the
+    run without synthetic motion finds none). Sharper per-voxel soft-argmax (0.03 instead of 0.05) was scored
+    in earlier versions and did no better (held-out: 0.641 against 0.636 m, ``runs/x34``)."""
     max_yaw: float = 0.15
     """Largest synthetic turn about the vertical, radians."""
     max_shift: tuple[float, float, float] = (1.5, 0.0, 1.5)

@@ -38,7 +38,9 @@ def frame_memories(item: dict[str, torch.Tensor], grid: VoxelGrid) -> dict[str, 
 
     Args:
         item: a :class:`~unrender.methods.dynamic.data.DynamicDataset` item (``rgb``, ``depth``, ``K``,
-            ``cam_from_grid``, each ``(T, V, ...)``).
+            ``cam_from_grid``, each ``(T, V, ...)``); one that carries its frames under ``"frames"`` (what
+            this function returned for it, as :func:`~unrender.methods.dynamic.evaluate.evaluate_dynamic`
+            stores them to fuse each sequence once) gets those back.
 
     Returns:
         ``memory (T, 4, Z, Y, X)``: occupancy and occupancy x colour, averaged over the views that see a voxel,
@@ -47,6 +49,8 @@ def frame_memories(item: dict[str, torch.Tensor], grid: VoxelGrid) -> dict[str, 
         (T, 3)``: the rig's centre in the grid at each frame; ``input (T, 7, Z, Y, X)``: the memory's first 7
         channels, what the feature net reads.
     """
+    if "frames" in item:
+        return item["frames"]
     m = build_memory(grid, item["rgb"], item["depth"], item["K"], item["cam_from_grid"])  # the frames as a batch
     cameras = invert_rigid(item["cam_from_grid"][:, 0].double())[:, :3, 3].to(m.dtype)  # the rig's centre
     return {"memory": m[:, :4], "seen": m[:, 4:5] > 0, "carved": m[:, 5:6], "known": (m[:, 5:6] + m[:, 6:7]) > 0,

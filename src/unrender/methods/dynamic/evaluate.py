@@ -10,7 +10,7 @@ from dataclasses import replace
 import torch
 
 from ...geometry import VoxelGrid, box_iou_3d, connected_components
-from ...nn.flow import Radius, soft_argmax_flow
+from ...nn.flow import Radius, piece_flow, soft_argmax_flow
 from ...world.scene import class_id
 from .background import temporal_background
 from .config import DynamicConfig, SubtractionConfig, TrackConfig
@@ -25,7 +25,6 @@ from .detect import (
     subtract_background,
 )
 from .model import memory_input
-from .motion import flow_per_component
 from .segment import evaluate_segmentation, fit_segmenter
 from .track import crop_object, occupancy_score, render_error, render_planes, track, track_occupancy
 
@@ -118,21 +117,22 @@ def evaluate_flow(
     *,
     radius: Radius = 3,
     temperature: float = 1.0,
-    temperatures: dict[str, float] | None = None,
     components: Callable[[dict[str, torch.Tensor]], torch.Tensor] | None = None,
+    piece_temperature: float = 0.01,
 ) -> dict[str, float]:
     """3D end-point error (metres) of the flow from each frame to the next, on the voxels where frame ``t``
     saw a surface (a depth point fell in them), split into those inside a moving object and the rest.
 
-    With ``components`` (frames -> ``(T, Z, Y, X)`` long labels of the moving pieces, e.g. background
-    subtraction's connected components), each entry is also scored with one motion per piece and none
-    elsewhere (:func:`~unrender.methods.dynamic.motion.flow_per_component`) as ``<name>+rigid/...``.
-
     Each entry of ``features`` maps the frames' memories (:func:`frame_memories`: all in the anchor grid, so
     the ego-motion is already removed and static matter stays put) to feature volumes ``(T, C, Z, Y, X)``;
     its flow is :func:`~unrender.nn.flow.soft_argmax_flow` between consecutive frames (``radius`` voxels
-    reach) at ``temperature`` (``temperatures[name]`` where given; an entry given under two names with
-    two temperatures computes its features once). ``zero`` is the flow that says nothing moves.
+    reach) at ``temperature``. ``zero`` is the flow that says nothing moves.
+
+    With ``components`` (frames -> ``(T, Z, Y, X)`` long labels of the moving pieces, e.g. background
+    subtraction's connected components), each entry's features also give one motion per piece and none
+    elsewhere, scored as ``<name>+rigid/...``: :func:`~unrender.nn.flow.piece_flow` over the piece's surface
+    voxels at ``piece_temperature``, with the frame before as well as the frame after (the piece's motion
+    taken as constant over the two steps; the first frame has only the one after).
 
     Returns:
         ``<name>/epe_moving``, ``<name>/epe_static`` per entry and ``zero/...``, and ``voxels/moving``,
@@ -151,18 +151,16 @@ def evaluate_flow(
         counts["static"] += int(static.sum())
         preds = {"zero": torch.zeros_like(true)}
         labels = components(frames) if components is not None else None
-        computed: dict[int, torch.Tensor] = {}
         for name, fn in features.items():
-            if id(fn) not in computed:
-                computed[id(fn)] = fn(frames)
-            f = computed[id(fn)]
-            temp = (temperatures or {}).get(name, temperature)
+            f = fn(frames)
             preds[name] = torch.stack([
-                (soft_argmax_flow(f[t], f[t + 1], radius, temperature=temp).reshape(3, -1) * vs).reshape(
+                (soft_argmax_flow(f[t], f[t + 1], radius, temperature=temperature).reshape(3, -1) * vs).reshape(
                     true.shape[1:]) for t in range(len(true))])  # fmt: skip
             if labels is not None:
-                preds[f"{name}+rigid"] = torch.stack([flow_per_component(preds[name][t], labels[t], surface[t])
-                                                      for t in range(len(true))])  # fmt: skip
+                preds[f"{name}+rigid"] = torch.stack([
+                    (piece_flow(f[t], f[t + 1], labels[t], radius, mask=surface[t], temperature=piece_temperature,
+                                before=f[t - 1] if t > 0 else None).reshape(3, -1) * vs).reshape(true.shape[1:])
+                    for t in range(len(true))])  # fmt: skip
         for name, pred in preds.items():
             e = (pred - true).norm(dim=1)  # (T - 1, Z, Y, X)
             err.setdefault(name, {"moving": [], "static": []})
@@ -282,22 +280,27 @@ def evaluate_dynamic(model: torch.nn.Module, cfg: DynamicConfig, device: torch.d
     sequences."""
     model.eval()
     seqs = DynamicDataset(cfg.data, "val")
-    items = [seqs[i] for i in range(len(seqs))]
     core = getattr(model, "module", model)
+    items = []
+    for i in range(len(seqs)):  # each sequence fused and encoded once for every score below
+        item = seqs[i]
+        frames = frame_memories(item, core.grid)
+        frames["features"] = torch.cat([core.encode(x[None].to(device))["features"].cpu() for x in frames["input"]])
+        items.append({**item, "frames": frames})
 
     def learned(frames: dict[str, torch.Tensor]) -> torch.Tensor:
-        return torch.cat([core.encode(x[None].to(device))["features"].cpu() for x in frames["input"]])
+        return frames["features"]
 
     fc = cfg.flow
+    on_features = replace(cfg.subtraction, signal="features", threshold=cfg.subtraction.feature_threshold)
 
-    def moving_pieces(frames: dict[str, torch.Tensor]) -> torch.Tensor:
+    def moving_pieces(frames: dict[str, torch.Tensor]) -> torch.Tensor:  # the same pieces for every features
         return connected_components(moving_mask(frames, core.grid, cfg.subtraction)[:, 0])
 
-    res = evaluate_flow(items, core.grid, {"features": learned, "features_sharp": learned, "raw": raw_features},
+    res = evaluate_flow(items, core.grid, {"features": learned, "raw": raw_features},
                         radius=fc.radius, temperature=fc.temperature,
-                        temperatures={"features_sharp": fc.sharp_temperature}, components=moving_pieces)  # fmt: skip
+                        components=moving_pieces, piece_temperature=fc.piece_temperature)  # fmt: skip
     res.update({f"detect/{k}": v for k, v in evaluate_subtraction(items, core.grid, cfg.subtraction).items()})
-    on_features = replace(cfg.subtraction, signal="features", threshold=cfg.subtraction.feature_threshold)
     found = evaluate_subtraction(items, core.grid, on_features, features=learned, baselines=False)
     res.update({f"detect_features/{k}": v for k, v in found.items() if k.startswith("subtraction/")})
     res.update({f"tracking/{k}": v for k, v in evaluate_tracking(items, core.grid, cfg.track).items()})
@@ -343,9 +346,7 @@ def results_table(columns: dict[str, dict[str, float]], command: str) -> str:
             "| flow | moving voxels | static voxels |", "|---|---|---|"]  # fmt: skip
     for r in runs:
         m = columns[r]
-        for key, how in (("features", ""), ("features_sharp", ", sharper soft-argmax"),
-                         ("features+rigid", ", one motion per moving piece"),
-                         ("features_sharp+rigid", ", sharper, one motion per moving piece")):  # fmt: skip
+        for key, how in (("features", ""), ("features+rigid", ", one motion per moving piece")):
             if f"{key}/epe_moving" in m:
                 out.append(f"| learned features, `{r}`{how} | {_cell(m, f'{key}/epe_moving')} | "
                            f"{_cell(m, f'{key}/epe_static')} |")  # fmt: skip

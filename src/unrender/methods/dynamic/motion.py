@@ -18,7 +18,6 @@ __all__ = [
     "random_chunks",
     "move_chunk",
     "flow_loss",
-    "flow_per_component",
 ]
 
 
@@ -172,33 +171,3 @@ def flow_loss(
     zero = feat0.sum() * 0  # keeps the graph when nothing counts
     loss = torch.stack(losses).mean() if losses else zero
     return {"loss": loss, "count": torch.tensor(float(used))}
-
-
-def flow_per_component(flow: torch.Tensor, labels: torch.Tensor, surface: torch.Tensor) -> torch.Tensor:
-    """One motion per moving piece: every voxel of a component of ``labels`` takes the mean flow of the
-    component's ``surface`` voxels, and every voxel outside the components none (what background subtraction
-    does not mark moving stays put). A surface seen at one frame is often not seen where it went in the next
-    (another side of the car faces the cameras), and a voxel on a car's side matches its neighbours along the
-    side as well as itself; the component's mean pools the voxels that do match.
-
-    Args:
-        flow: ``(3, Z, Y, X)``; labels: ``(Z, Y, X)`` long, 0 outside the components
-            (:func:`~unrender.geometry.connected_components`); surface: ``(Z, Y, X)`` bool.
-
-    Returns:
-        ``(3, Z, Y, X)``.
-
-    Example:
-        >>> f = torch.zeros(3, 1, 1, 4); f[2] = torch.tensor([1.0, 3.0, 0.0, 5.0])
-        >>> lab = torch.tensor([1, 1, 1, 0]).reshape(1, 1, 4)
-        >>> flow_per_component(f, lab, torch.tensor([True, True, False, True]).reshape(1, 1, 4))[2].flatten()
-        tensor([2., 2., 2., 0.])
-    """
-    n = int(labels.max()) if labels.numel() else 0
-    lab = labels.reshape(-1)
-    w = (surface.reshape(-1) & (lab > 0)).to(flow.dtype)
-    sums = torch.zeros(3, n + 1, dtype=flow.dtype, device=flow.device).index_add_(1, lab, flow.reshape(3, -1) * w)
-    counts = torch.zeros(n + 1, dtype=flow.dtype, device=flow.device).index_add_(0, lab, w)
-    mean = sums / counts.clamp(min=1)
-    mean[:, 0] = 0  # outside every component: no motion
-    return mean[:, lab].reshape(flow.shape)

@@ -132,7 +132,8 @@ def evaluate_segmentation(
         truth = item["moving"]
         preds = {"weak": d["labels"]}
         if features is not None:
-            preds["weak_features"] = changed_features(features(d), d["carved"], d["known"], gap=cfg.gap,
+            f = features(frame_memories(item, grid))
+            preds["weak_features"] = changed_features(f, d["carved"], d["known"], gap=cfg.gap,
                                                       threshold=cfg.feature_threshold)  # fmt: skip
         if model is not None:
             x = torch.stack([segmenter_input(d["input"], t, cfg.gap) for t in range(len(d["input"]))])
