@@ -131,7 +131,7 @@ class FlowTraining:
     """0: features trained by the occupancy objective alone (the ablation)."""
     radius: int | tuple[int, int, int] = (4, 1, 4)
     """Correlation reach in voxels along x, y, z (or one for all three): 2 m along the street at 0.5 m voxels.
-    A car moves up to 1.77 m between frames of the traffic data (13 % of the moving surface voxels of 4
+    A car moves up to 1.75 m between frames of the traffic data (13 % of the moving surface voxels of 4
     training sequences more than 1.5 m, beyond the earlier reach of 3 voxels); nothing moves vertically, so y
     reaches 1 voxel (243 offsets instead of 729 for 4 on every axis)."""
     samples: int = 512

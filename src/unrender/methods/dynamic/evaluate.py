@@ -312,6 +312,10 @@ def evaluate_dynamic(model: torch.nn.Module, cfg: DynamicConfig, device: torch.d
     return res
 
 
+PIECES = "one motion per moving piece (its correlation summed, frames before and after)"
+"""The flow table's name of the ``+rigid`` rows (:func:`evaluate_flow`'s ``components``)."""
+
+
 def _cell(m: dict[str, float], key: str, digits: int = 3) -> str:
     v = m.get(key)
     return f"{v:.{digits}f}" if isinstance(v, float) and v == v else ("" if v is None else str(v))
@@ -346,11 +350,11 @@ def results_table(columns: dict[str, dict[str, float]], command: str) -> str:
             "| flow | moving voxels | static voxels |", "|---|---|---|"]  # fmt: skip
     for r in runs:
         m = columns[r]
-        for key, how in (("features", ""), ("features+rigid", ", one motion per moving piece")):
+        for key, how in (("features", ""), ("features+rigid", f", {PIECES}")):
             if f"{key}/epe_moving" in m:
                 out.append(f"| learned features, `{r}`{how} | {_cell(m, f'{key}/epe_moving')} | "
                            f"{_cell(m, f'{key}/epe_static')} |")  # fmt: skip
-    for key, how in (("raw", ""), ("raw+rigid", ", one motion per moving piece")):
+    for key, how in (("raw", ""), ("raw+rigid", f", {PIECES}")):
         out.append(f"| raw input correlation{how} | {_cell(first, f'{key}/epe_moving')} | "
                    f"{_cell(first, f'{key}/epe_static')} |")  # fmt: skip
     out.append(f"| zero flow | {_cell(first, 'zero/epe_moving')} | {_cell(first, 'zero/epe_static')} |")
