@@ -128,6 +128,12 @@ def _dense_correlation(
     return scores.reshape(*batch, K, Z * Y * X), ok.reshape(K, -1).expand(*batch, K, Z * Y * X)
 
 
+def _expected_offset(logits: torch.Tensor, off: torch.Tensor) -> torch.Tensor:
+    """The softmax over the offsets (dim -2 of ``logits (..., K, N)``) weighting the offsets ``(K, 3)``:
+    ``(..., 3, N)``."""
+    return torch.einsum("...kn,kd->...dn", logits.softmax(-2), off.to(logits.dtype))
+
+
 def soft_argmax_flow(
     feat0: torch.Tensor,
     feat1: torch.Tensor,
@@ -161,9 +167,7 @@ def soft_argmax_flow(
         raise ValueError(f"temperature: expected > 0, got {temperature}")
     scores, valid = local_correlation(feat0, feat1, radius, index=index)
     logits = (scores / temperature).masked_fill(~valid, float("-inf"))
-    prob = logits.softmax(-2)  # over the K offsets
-    off = neighbourhood_offsets(radius, device=feat0.device).to(prob.dtype)
-    flow = torch.einsum("...kn,kd->...dn", prob, off)
+    flow = _expected_offset(logits, neighbourhood_offsets(radius, device=feat0.device))
     if index is None:
         flow = flow.reshape(*flow.shape[:-1], *feat0.shape[-3:])
     return flow
@@ -225,10 +229,10 @@ def piece_flow(
     chosen = lab > 0 if mask is None else (lab > 0) & mask.reshape(-1)
     idx = chosen.nonzero()[:, 0]
     n = int(lab.max()) if lab.numel() else 0
-    off = neighbourhood_offsets(radius, device=feat0.device)
-    out = torch.zeros(3, lab.numel(), dtype=feat0.dtype, device=feat0.device)
+    moves = torch.zeros(3, n + 1, dtype=feat0.dtype, device=feat0.device)  # label 0 (no piece) stays put
     if len(idx) == 0:
-        return out.reshape(3, *labels.shape)
+        return moves[:, lab].reshape(3, *labels.shape)
+    off = neighbourhood_offsets(radius, device=feat0.device)
     scores, valid = local_correlation(feat0, feat1, radius, index=idx)  # (K, N)
     if before is not None:
         if before.shape != feat0.shape:
@@ -243,9 +247,6 @@ def piece_flow(
         1, piece, valid.to(scores.dtype)
     )
     logits = (sums / counts.clamp(min=1) / temperature).masked_fill(counts == 0, float("-inf"))
-    has = counts.sum(0) > 0
-    prob = logits[:, has].softmax(0)
-    moves = torch.zeros(3, n + 1, dtype=feat0.dtype, device=feat0.device)
-    moves[:, has] = (off.to(prob.dtype).T @ prob).to(feat0.dtype)
-    moves[:, 0] = 0
+    has = counts.sum(0) > 0  # pieces with a voxel that counts (never label 0)
+    moves[:, has] = _expected_offset(logits[:, has], off).to(feat0.dtype)
     return moves[:, lab].reshape(3, *labels.shape)
