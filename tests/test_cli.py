@@ -54,6 +54,8 @@ def test_train_then_eval(tmp_path):
     assert got["trained_steps"] == 5 and got["schedule_steps"] == 5 and got["skipped_steps"] == 0
     r = run("eval", "toy", "--ckpt", str(tmp_path / "missing"))
     assert r.returncode == 2 and "no complete checkpoint" in r.stderr
+    r = run("eval", "toy", "--ckpt", str(tmp_path / "r"), "--held-out", "3")  # toy has no held-out scenes
+    assert r.returncode == 2 and "held-out" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_import_is_light():

@@ -255,6 +255,21 @@ def test_moved_volume_and_its_flow_agree_and_train_the_soft_argmax():
     torch.testing.assert_close(out["flow"][1, :, 1, 2, 3].double(), (moved - p) / 0.5, atol=1e-5, rtol=0)
 
 
+def test_cropped_views_lose_a_band_of_columns_at_one_side():
+    from unrender.methods.dynamic.losses import crop_columns
+
+    depth = torch.rand(4, 3, 1, 5, 20) + 1
+    out = crop_columns(depth, 0.5, generator=torch.Generator().manual_seed(0))
+    dropped = (out == 0).all(-2)[:, :, 0]  # (B, V, W): whole columns, never part of one
+    assert ((out == 0) == dropped[:, :, None, None, :]).all()
+    assert dropped.any() and (dropped.sum(-1) < 10).all()  # at most half the width
+    for row in dropped.reshape(-1, 20):  # one band, at the left or the right edge
+        n = int(row.sum())
+        assert row[:n].all() or row[20 - n :].all()
+    torch.testing.assert_close(out[out > 0], depth[out > 0])
+    assert (crop_columns(depth, 0.0) == depth).all()
+
+
 def test_a_piece_moving_on_its_own_lands_where_its_flow_says_and_leaves_free_space():
     from unrender.geometry import make_rigid
     from unrender.methods.dynamic.motion import move_chunk, random_chunks
@@ -437,6 +452,26 @@ def test_cameras_moved_back_see_the_world_moved(traffic_item):
     assert (src & dst).sum() >= 0.99 * src.sum(), ((src & dst).sum(), src.sum())
     # voxels at the +x end and the -z end leave the grid
     assert not inside[0, 0, 0].any() and not inside[0, 0, :, :, -2:].any() and inside[0, 0, 1:, :, :-2].all()
+
+
+def test_the_net_sees_only_the_memory_channels_it_is_given():
+    from unrender.methods.dynamic.config import tiny
+    from unrender.methods.dynamic.model import DynamicNet
+
+    cfg = tiny()
+    memory = torch.rand(1, 7, 4, 3, 5)
+    cfg.model = dataclasses.replace(cfg.model, inputs=("occupancy", "colour", "carved"))
+    net = DynamicNet(cfg).eval()
+    assert net.channels == [0, 1, 2, 3, 5]
+    with torch.no_grad():
+        a = net.encode(memory)["features"]
+        memory[:, [4, 6]] = torch.rand(1, 2, 4, 3, 5)  # the fraction of views and free space: not seen
+        torch.testing.assert_close(net.encode(memory)["features"], a)
+        memory[:, 5] = 1 - memory[:, 5]
+        assert not torch.allclose(net.encode(memory)["features"], a)
+    cfg.model = dataclasses.replace(cfg.model, inputs=("occupancy", "depth"))
+    with pytest.raises(ValueError, match="model.inputs"):
+        DynamicNet(cfg)
 
 
 def test_tiny_dynamic_training_reports_flow_and_detection_and_reloads(tmp_path):

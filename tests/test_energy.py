@@ -188,6 +188,9 @@ def test_train_and_eval_energy_pose_from_the_cli(tmp_path, monkeypatch):
     scores = json.loads((tmp_path / "runs/mlp/checkpoints/step_00000020/eval.json").read_text())
     assert scores["mlp/params"] > 0 and scores["mlp/mpjpe@5px"] > 0 and "fit/p_mpjpe@0px" in scores
     assert ("Human3.6M columns empty" in text) == (not any("/h36m/" in k for k in scores))
+    assert scores["held_out"] == 32  # the preset's count
+    assert main(["eval", "energy-pose", "--ckpt", "runs/mlp", "--held-out", "5", "--out", "five.json"]) == 0
+    assert json.loads((tmp_path / "five.json").read_text())["held_out"] == 5
 
 
 # ------------------------------------------------------------------------------------------ voxels

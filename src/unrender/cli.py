@@ -134,6 +134,9 @@ class EvalArgs:
     data_root: Path | None = None
     """Where generated evaluation data is written (default: runs/data in the current folder); never the
     folder named in the checkpoint's config."""
+    held_out: int | None = None
+    """How many held-out generated scenes to score (default: the number the checkpoint's config names; the
+    scenes are the same for every count, the first ones of the held-out seed)."""
     data_format: str = "generated"
     """What to score on: ``generated`` (held-out generated scenes, the default) or a real-data format with
     its protocol: depth ``kitti-depth``, nvs ``transforms``, energy-pose ``h36m``, energy-voxels
@@ -142,15 +145,21 @@ class EvalArgs:
     """The real data (a folder or file) for --data-format."""
 
 
-def _evaluate_checkpoint(method, path: Path, device_name: str, data_root: Path | None) -> tuple[Path, dict, dict]:
+def _evaluate_checkpoint(
+    method, path: Path, device_name: str, data_root: Path | None, held_out: int | None = None
+) -> tuple[Path, dict, dict]:
     import torch
 
     from .weights import load_trained
 
     cfg, model, ck_path, device = load_trained(method.name, path, device_name, data_root=data_root)
+    if held_out is not None:
+        cfg.data.num_val = held_out
     with torch.no_grad():
         metrics = method.evaluate(model, cfg, device)
     scalars = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
+    if hasattr(getattr(cfg, "data", None), "num_val"):
+        scalars["held_out"] = cfg.data.num_val
     state = Path(ck_path) / "state.json"  # how far its training got (the shipped weights have none)
     try:
         st = json.loads(state.read_text()) if state.is_file() else None
@@ -187,11 +196,17 @@ def cmd_eval(args: list[str]) -> int:
 
     formats = dict(method.extra.get("real_data", {}))
     if ea.data_format != "generated":
+        if ea.held_out is not None:
+            return _fail("--held-out counts generated scenes; real data is scored whole (leave it out)")
         if ea.data_format not in formats:
             known = ", ".join(["generated", *formats])
             return _fail(f"method {method.name!r} has no data format {ea.data_format!r}; it has: {known}")
         if ea.data_path is None:
             return _fail(f"--data-format {ea.data_format} needs --data-path (the data to score on)")
+    elif ea.held_out is not None and ea.held_out < 1:
+        return _fail(f"--held-out must be at least 1, got {ea.held_out}")
+    elif ea.held_out is not None and not hasattr(getattr(method.config(), "data", None), "num_val"):
+        return _fail(f"method {method.name!r} has no held-out scene count; leave --held-out out")
     elif ea.data_path is not None:
         return _fail(f"--data-path needs --data-format (one of: {', '.join(formats) or 'none for this method'})")
     paths = ea.ckpt or (shipped_checkpoint(method.name),)
@@ -203,7 +218,7 @@ def cmd_eval(args: list[str]) -> int:
 
             ck_path, images = load_checkpoint(path)["path"], {}  # reads the JSON files; the format loads weights
         else:
-            ck_path, scalars, images = _evaluate_checkpoint(method, path, ea.device, ea.data_root)
+            ck_path, scalars, images = _evaluate_checkpoint(method, path, ea.device, ea.data_root, ea.held_out)
         if ea.out and len(paths) == 1:
             out = ea.out
         else:  # beside the checkpoint; the shipped weights' folder is the package's, so theirs go under runs/

@@ -11,7 +11,18 @@ from ...geometry import invert_rigid, make_rigid
 from .config import DynamicConfig
 from .motion import flow_loss, move_chunk, random_chunks, random_rigid_motion, rigid_flow
 
-__all__ = ["dynamic_losses"]
+__all__ = ["dynamic_losses", "crop_columns"]
+
+
+def crop_columns(depth: torch.Tensor, most: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Depth maps ``(B, V, 1, H, W)`` with a band of columns at a random side of each view dropped (depth 0: no
+    point), up to ``most`` of the width (uniform)."""
+    B, V, _, _, W = depth.shape
+    width = (torch.rand(B, V, generator=generator) * most * W).long().to(depth.device)
+    left = torch.rand(B, V, generator=generator).to(depth.device) < 0.5
+    cols = torch.arange(W, device=depth.device)
+    drop = torch.where(left[..., None], cols < width[..., None], cols >= W - width[..., None])  # (B, V, W)
+    return depth.masked_fill(drop[:, :, None, None, :], 0)
 
 
 def dynamic_losses(model: nn.Module, batch: dict[str, torch.Tensor], cfg: DynamicConfig) -> dict[str, torch.Tensor]:
@@ -30,6 +41,8 @@ def dynamic_losses(model: nn.Module, batch: dict[str, torch.Tensor], cfg: Dynami
         # the memory of the moved world: the same views, taken by cameras moved the opposite way
         moved = {**batch, "cam_from_grid": (batch["cam_from_grid"].double() @ invert_rigid(motion)[:, None]).to(
             batch["cam_from_grid"].dtype)}  # fmt: skip
+        if fc.crop > 0:  # the moved world seen by narrower cameras: where the seen part ends moves on its own
+            moved["depth"] = crop_columns(moved["depth"], fc.crop)
         memory1 = core.memory(moved)
         surface = out["memory"][:, 5:6] > 0  # carved: a depth point fell in the voxel
         flow, inside = rigid_flow(core.grid, motion)

@@ -12,10 +12,14 @@ from ...nn import FeatureNet3D, build_memory
 from ...world.generators.traffic import ANCHOR_GRID
 from .config import DynamicConfig
 
-__all__ = ["DynamicNet", "memory_input", "MEMORY_CHANNELS"]
+__all__ = ["DynamicNet", "memory_input", "MEMORY_CHANNELS", "INPUTS"]
 
 MEMORY_CHANNELS = 7
 """Occupancy, occupancy x colour (3), the fraction of views that see a voxel, carved occupied and free."""
+
+
+INPUTS = {"occupancy": [0], "colour": [1, 2, 3], "views": [4], "carved": [5], "free": [6]}
+"""The channels of :func:`memory_input` by name."""
 
 
 def memory_input(memory: torch.Tensor) -> torch.Tensor:
@@ -31,7 +35,11 @@ class DynamicNet(nn.Module):
         self.cfg = cfg
         self.grid = ANCHOR_GRID
         m = cfg.model
-        self.net = FeatureNet3D(cin=MEMORY_CHANNELS, channels=m.channels, unet=True)
+        unknown = [k for k in m.inputs if k not in INPUTS]
+        if unknown or not m.inputs:
+            raise ValueError(f"model.inputs: expected some of {list(INPUTS)}, got {list(m.inputs)}")
+        self.channels = [c for k in INPUTS if k in m.inputs for c in INPUTS[k]]
+        self.net = FeatureNet3D(cin=len(self.channels), channels=m.channels, unet=True)
         self.occupancy = nn.Conv3d(m.channels[0], 1, 1)
         self.features = nn.Conv3d(m.channels[0], m.features, 1)
 
@@ -48,7 +56,7 @@ class DynamicNet(nn.Module):
         ``(B, F, Z, Y, X)``."""
         # channels-last 3D: on a 2-core Intel Xeon the net's forward and backward for the cpu preset's batch of 4
         # take 0.31 s instead of 0.40 (a training step 0.90 s instead of 1.10); the outputs go back to contiguous
-        x = memory_input(memory).contiguous(memory_format=torch.channels_last_3d)
+        x = memory_input(memory)[:, self.channels].contiguous(memory_format=torch.channels_last_3d)
         (h,), _ = self.net(x)
         occupancy = self.occupancy(h).contiguous()
         return {"occupancy": occupancy, "features": F.normalize(self.features(h), dim=1).contiguous()}
