@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 
 import torch
+from tqdm.auto import tqdm
 
 from ...geometry import VoxelGrid, box_iou_3d, connected_components
 from ...nn.flow import Radius, piece_flow, soft_argmax_flow
@@ -281,8 +282,13 @@ def evaluate_dynamic(model: torch.nn.Module, cfg: DynamicConfig, device: torch.d
     model.eval()
     seqs = DynamicDataset(cfg.data, "val")
     core = getattr(model, "module", model)
+    shown = cfg.train.progress
+
+    def progress(seq: Sequence, desc: str):  # a bar per score: each goes over every held-out sequence
+        return tqdm(seq, desc=desc, disable=not shown, dynamic_ncols=True, leave=False)
+
     items = []
-    for i in range(len(seqs)):  # each sequence fused and encoded once for every score below
+    for i in progress(range(len(seqs)), "fuse and encode held-out sequences"):  # once for every score below
         item = seqs[i]
         frames = frame_memories(item, core.grid)
         frames["features"] = torch.cat([core.encode(x[None].to(device))["features"].cpu() for x in frames["input"]])
@@ -297,13 +303,17 @@ def evaluate_dynamic(model: torch.nn.Module, cfg: DynamicConfig, device: torch.d
     def moving_pieces(frames: dict[str, torch.Tensor]) -> torch.Tensor:  # the same pieces for every features
         return connected_components(moving_mask(frames, core.grid, cfg.subtraction)[:, 0])
 
-    res = evaluate_flow(items, core.grid, {"features": learned, "raw": raw_features},
+    res = evaluate_flow(progress(items, "score flow"), core.grid, {"features": learned, "raw": raw_features},
                         radius=fc.radius, temperature=fc.temperature,
                         components=moving_pieces, piece_temperature=fc.piece_temperature)  # fmt: skip
-    res.update({f"detect/{k}": v for k, v in evaluate_subtraction(items, core.grid, cfg.subtraction).items()})
-    found = evaluate_subtraction(items, core.grid, on_features, features=learned, baselines=False)
+    found = evaluate_subtraction(progress(items, "score background subtraction"), core.grid, cfg.subtraction)
+    res.update({f"detect/{k}": v for k, v in found.items()})
+    found = evaluate_subtraction(
+        progress(items, "score subtraction on features"), core.grid, on_features, features=learned, baselines=False
+    )
     res.update({f"detect_features/{k}": v for k, v in found.items() if k.startswith("subtraction/")})
-    res.update({f"tracking/{k}": v for k, v in evaluate_tracking(items, core.grid, cfg.track).items()})
+    tracked = evaluate_tracking(progress(items, "score tracking"), core.grid, cfg.track)
+    res.update({f"tracking/{k}": v for k, v in tracked.items()})
     train = DynamicDataset(cfg.data, "train")
     segmenter = fit_segmenter([train[i] for i in range(len(train))], core.grid, cfg.segment,
                               progress=cfg.train.progress)  # fmt: skip
