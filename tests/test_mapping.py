@@ -1,4 +1,5 @@
 import dataclasses
+import json
 import math
 
 import pytest
@@ -10,6 +11,7 @@ from unrender.geometry import VoxelGrid, box_iou_3d
 from unrender.methods import get_method
 from unrender.methods.mapping.data import MappingDataset
 from unrender.methods.mapping.detection import bins_to_yaw, decode_boxes, encode_targets, yaw_to_bins
+from unrender.methods.mapping.model import normalise_memory
 
 GRID = VoxelGrid((-3.2, -0.8, 0.0), (3.2, 2.4, 6.4), (32, 16, 32))
 
@@ -91,6 +93,39 @@ def test_tiny_training_lowers_the_loss_and_checkpoints_reload(tmp_path):
         a, b = trained(batch), again(batch)
     for k in a:
         assert torch.equal(a[k], b[k]), k
+
+
+def test_quantised_bottleneck_trains_reloads_and_decodes_only_its_codes(tmp_path):
+    cfg = tiny_cfg(tmp_path, max_steps=6)
+    cfg.model = dataclasses.replace(cfg.model, codebook=16, code_dim=8)
+    ds = MappingDataset(cfg, "train", workers=1)
+    batch = default_collate([ds[i] for i in range(2)])
+    Trainer(MAPPING, cfg).fit()
+    logged = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert any(1 <= r.get("train/codes/perplexity", 0) <= 16 and "train/commitment" in r for r in logged)
+    ck = find_latest_checkpoint(tmp_path / "run")
+    model, again = MAPPING.build_model(cfg), MAPPING.build_model(cfg)
+    load_checkpoint(ck, model)
+    load_checkpoint(ck, again)
+    model.eval(), again.eval()
+    with torch.no_grad():
+        out, b = model(batch), again(batch)
+        assert torch.equal(out["codes"], b["codes"]) and torch.equal(out["occ_logits"], b["occ_logits"])
+        assert out["codes"].shape == (2, 4, 2, 4) and out["codes"].max() < 16  # (B, Z, Y, X) at 1/4
+        # the codes carry the scene: decoded from the code grid alone (no skips), the outputs are the same
+        skips = model.net.encode(normalise_memory(out["memory"]))
+        codes = model.post_quant(model.quantizer.lookup(out["codes"]))
+        hs = model.net.decode([*(torch.zeros_like(s) for s in skips[:-1]), codes], out["memory"].shape[-3:])
+        torch.testing.assert_close(model.occ_head(hs[0]), out["occ_logits"])
+    # the encoder learns through the codes (straight through) and the commitment
+    model.train()
+    MAPPING.loss(model, batch, cfg)["loss"].backward()
+    assert model.net.stem[0][0].weight.grad.abs().sum() > 0 and model.pre_quant.weight.grad.abs().sum() > 0
+    scores = json.loads((tmp_path / "run" / "eval.json").read_text())  # the end-of-run evaluation
+    assert 1 <= scores["codes/perplexity"] <= 16 and 0 < scores["codes/used"] <= 1  # held-out codebook usage
+    cfg.model = dataclasses.replace(cfg.model, unet=True)
+    with pytest.raises(ValueError, match="codebook"):
+        MAPPING.build_model(cfg)
 
 
 def test_overfits_one_scene(tmp_path):

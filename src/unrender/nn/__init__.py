@@ -2,6 +2,7 @@
 
 from .flow import local_correlation, neighbourhood_offsets, piece_flow, soft_argmax_flow
 from .memory import build_memory
+from .quantize import VectorQuantizer, code_perplexity
 from .volume import FeatureNet3D, conv_block
 
 __all__ = [
@@ -12,4 +13,6 @@ __all__ = [
     "neighbourhood_offsets",
     "soft_argmax_flow",
     "piece_flow",
+    "VectorQuantizer",
+    "code_perplexity",
 ]

@@ -40,16 +40,26 @@ class FeatureNet3D(nn.Module):
         A size that does not halve evenly ``levels - 1`` times is zero-padded at the far end for the pass
         and cropped back (the decoders' upsampling doubles sizes).
         """
+        skips = self.encode(x)
+        return self.decode(skips, x.shape[-3:]), skips[-1]
+
+    def encode(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The encoder's features at every resolution, full first, the bottleneck last (of ``x`` padded to
+        a size that halves evenly)."""
         step = 2 ** len(self.down)
-        size = x.shape[-3:]
-        pad = [(-n) % step for n in size]
+        pad = [(-n) % step for n in x.shape[-3:]]
         if any(pad):
             x = F.pad(x, (0, pad[2], 0, pad[1], 0, pad[0]))
         skips = [self.stem(x)]
         for down in self.down:
             skips.append(down(skips[-1]))
+        return skips
+
+    def decode(self, skips: list[torch.Tensor], size: tuple[int, ...] | torch.Size) -> list[torch.Tensor]:
+        """:meth:`encode`'s features (the bottleneck maybe replaced, e.g. quantised) -> one ``(B, channels[0],
+        *size)`` per decoder, cropped to the input's ``size``."""
         crop = (..., slice(0, size[0]), slice(0, size[1]), slice(0, size[2]))
-        return [dec(skips)[crop] for dec in self.decoders], skips[-1]
+        return [dec(skips)[crop] for dec in self.decoders]
 
 
 class _Decoder(nn.Module):

@@ -39,6 +39,12 @@ class MappingModel:
     """Feature channels at full, 1/2 and 1/4 resolution (the bottleneck)."""
     unet: bool = False
     """Skip connections from encoder to decoder (the comparison variant); False: the bottleneck carries all."""
+    codebook: int = 0
+    """0: a continuous bottleneck. ``K``: the bottleneck is vector-quantised (:class:`~unrender.nn.VectorQuantizer`,
+    ``K`` codes; not with ``unet``, whose skips would carry the scene past the codes): each bottleneck voxel
+    projected to ``code_dim`` channels becomes its nearest code, a scene a small grid of code indices."""
+    code_dim: int = 32
+    """Channels of a code (1x1x1 convolutions project the bottleneck to them and back)."""
     image_features: int = 0
     """Channels of a small 2D CNN whose features are unprojected too (0: only occupancy and colour)."""
     occupancy: bool = True
@@ -79,6 +85,9 @@ class MappingLoss:
     """L1 of the colour volume against the fused input colour, where the memory saw a surface."""
     heatmap: float = 1.0
     box: float = 0.5
+    commitment: float = 0.25
+    """With a quantised bottleneck: the mean squared distance of the encoder's vectors to their codes (the
+    codes themselves move by EMA, not by this loss)."""
 
 
 @dataclass

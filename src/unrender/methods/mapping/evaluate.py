@@ -16,6 +16,7 @@ import torch
 
 from ...geometry import carve_depth, invert_rigid
 from ...metrics import confusion_matrix, detection_ap, mean_iou, psnr, ssim, voxel_iou
+from ...nn import code_perplexity
 from ...render import forward_warp
 from ...world import CLASSES
 from .config import MappingConfig
@@ -42,6 +43,7 @@ def evaluate_mapping(model: torch.nn.Module, cfg: MappingConfig, device: torch.d
     conf = torch.zeros(len(CLASSES), len(CLASSES), dtype=torch.long)
     det_pred, det_gt = [], []
     rows = []
+    codes = []  # with a quantised bottleneck: each scene's code grid
 
     def add(k: str, v: float) -> None:
         acc.setdefault(k, []).append(float(v))
@@ -51,6 +53,8 @@ def evaluate_mapping(model: torch.nn.Module, cfg: MappingConfig, device: torch.d
         b = _batch(item, device)
         out = model(b)
         occ_gt = item["occ"][None]
+        if "codes" in out:
+            codes.append(out["codes"].cpu())
         carved, _ = carve_depth(
             grid, item["depth_in"].double(), item["K_in"].double(), item["cam_from_mem_in"].double()
         )
@@ -96,6 +100,10 @@ def evaluate_mapping(model: torch.nn.Module, cfg: MappingConfig, device: torch.d
             rows.append(row)
     res: dict[str, Any] = {k: sum(v) / len(v) for k, v in acc.items()}
     res["scenes"] = n
+    if codes:  # how much of the codebook the held-out scenes use
+        used = torch.cat(codes)
+        res["codes/perplexity"] = float(code_perplexity(used, m.codebook))
+        res["codes/used"] = torch.unique(used).numel() / m.codebook
     if m.semantics:
         _, res["sem_miou"] = mean_iou(conf)
     if m.detection:

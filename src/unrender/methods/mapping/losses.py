@@ -108,6 +108,10 @@ def mapping_losses(
         "colour_l1": w.colour,
         "heatmap": w.heatmap,
         "box": w.box,
+        "commitment": w.commitment,
     }
+    if "commitment" in out:  # a quantised bottleneck
+        terms["commitment"] = out["commitment"]
     total = sum(weights[k] * v for k, v in terms.items())
-    return {"loss": total, **{k: v.detach() for k, v in terms.items()}}
+    stats = {f"codes/{k}": out[f"code_{k}"] for k in ("perplexity", "used") if f"code_{k}" in out}
+    return {"loss": total, **{k: v.detach() for k, v in terms.items()}, **stats}

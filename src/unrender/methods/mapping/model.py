@@ -10,7 +10,7 @@ from einops import rearrange
 from torch import nn
 
 from ...geometry import camera_rays, sample_frustum
-from ...nn import FeatureNet3D
+from ...nn import FeatureNet3D, VectorQuantizer
 from ...nn.memory import build_memory
 from ...render import alpha_composite
 from ...world import CLASSES
@@ -84,6 +84,13 @@ class MappingNet(nn.Module):
         c0 = m.channels[0]
         two = m.view and m.appearance_decoder
         self.net = FeatureNet3D(cin=cin, channels=m.channels, unet=m.unet, decoders=2 if two else 1)
+        self.quantizer = None
+        if m.codebook:
+            if m.unet:
+                raise ValueError("model.codebook needs model.unet False: skips would carry the scene past the codes")
+            self.pre_quant = nn.Conv3d(m.channels[-1], m.code_dim, 1)
+            self.quantizer = VectorQuantizer(m.codebook, m.code_dim)
+            self.post_quant = nn.Conv3d(m.code_dim, m.channels[-1], 1)
         self.occ_head = nn.Conv3d(c0, 1, 1) if m.occupancy or m.view else None
         self.sem_head = nn.Conv3d(c0, len(CLASSES), 1) if m.semantics else None
         if m.view:
@@ -119,9 +126,16 @@ class MappingNet(nn.Module):
         if self.image_net is not None:
             feats = self.image_net(rgb.flatten(0, 1)).unflatten(0, (B, N))
         memory = build_memory(self.grid, rgb, depth, batch["K_in"], batch["cam_from_mem_in"], feats)
-        hs, bottleneck = self.net(normalise_memory(memory))
+        x = normalise_memory(memory)
+        skips = self.net.encode(x)
+        out: dict[str, torch.Tensor] = {"bottleneck": skips[-1], "memory": memory}
+        if self.quantizer is not None:  # the decoders see only the codes
+            q = self.quantizer(self.pre_quant(skips[-1]))
+            skips = [*skips[:-1], self.post_quant(q["quantized"])]
+            out.update(codes=q["indices"], commitment=q["commitment"], code_perplexity=q["perplexity"],
+                       code_used=q["used"])  # fmt: skip
+        hs = self.net.decode(skips, x.shape[-3:])
         h = hs[0]
-        out: dict[str, torch.Tensor] = {"bottleneck": bottleneck, "memory": memory}
         if self.occ_head is not None:
             out["occ_logits"] = self.occ_head(h)
         if self.sem_head is not None:
