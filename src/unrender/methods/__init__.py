@@ -13,6 +13,7 @@ __all__ = ["Method", "METHODS", "PLANNED", "get_method", "available_methods", "M
 
 # name -> module defining ``METHOD``
 METHODS: dict[str, str] = {
+    "code-prior": "unrender.methods.prior",
     "depth": "unrender.methods.depth",
     "dynamic": "unrender.methods.dynamic",
     "energy-pose": "unrender.methods.energy.pose",

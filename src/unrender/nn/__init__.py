@@ -1,5 +1,6 @@
 """Blocks shared by several methods (no method imports another: what two need moves down here)."""
 
+from .autoregressive import GatedPixelCNN3D, MaskedConv3d, flip_order, raster_index
 from .flow import local_correlation, neighbourhood_offsets, piece_flow, soft_argmax_flow
 from .memory import build_memory
 from .quantize import VectorQuantizer, code_perplexity
@@ -15,4 +16,8 @@ __all__ = [
     "piece_flow",
     "VectorQuantizer",
     "code_perplexity",
+    "GatedPixelCNN3D",
+    "MaskedConv3d",
+    "flip_order",
+    "raster_index",
 ]

@@ -10,6 +10,7 @@ from ...resources import check_memory
 from ..base import Method
 from .config import PRESETS, MappingConfig
 from .data import MappingDataset
+from .dump import DumpArgs, dump_codes
 from .evaluate import evaluate_mapping
 from .losses import mapping_losses
 from .model import MappingNet
@@ -45,5 +46,5 @@ METHOD = Method(
     build_dataset=build_dataset,
     loss=loss,
     evaluate=evaluate_mapping,
-    extra={"predict": (MappingPredictArgs, predict_mapping_files)},
+    extra={"predict": (MappingPredictArgs, predict_mapping_files), "dump": (DumpArgs, dump_codes)},
 )

@@ -109,32 +109,74 @@ class MappingNet(nn.Module):
 
     INPUTS = ("rgb_in", "depth_in", "K_in", "cam_from_mem_in")
 
+    def _check_batch(self, batch: dict[str, torch.Tensor], view: bool) -> None:
+        need = self.INPUTS + (("rgb_out", "K_out", "cam_from_mem_out") if view else ())
+        missing = [k for k in need if k not in batch]
+        if missing:
+            raise ValueError(f"MappingNet: the batch lacks {missing}; expected keys {list(need)}")
+
+    def _encode(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        rgb, depth = batch["rgb_in"], batch["depth_in"]
+        B, N = rgb.shape[:2]
+        feats = None
+        if self.image_net is not None:
+            feats = self.image_net(rgb.flatten(0, 1)).unflatten(0, (B, N))
+        memory = build_memory(self.grid, rgb, depth, batch["K_in"], batch["cam_from_mem_in"], feats)
+        return memory, self.net.encode(normalise_memory(memory))
+
+    def _need_codes(self) -> None:
+        if self.quantizer is None:
+            raise ValueError("MappingNet: this model has a continuous bottleneck (model.codebook 0): it has no codes")
+
+    def encode_codes(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The code grid ``(B, Z/4, Y/4, X/4)`` (long) of a quantised model: the encoder only, no decoders
+        and no renderer (what a code dump needs)."""
+        self._need_codes()
+        self._check_batch(batch, view=False)
+        _, skips = self._encode(batch)
+        return self.quantizer.assign(self.pre_quant(skips[-1]).movedim(1, -1).reshape(-1, self.quantizer.dim)).reshape(
+            skips[-1].shape[:1] + skips[-1].shape[2:]
+        )
+
+    def decode_codes(
+        self, codes: torch.Tensor, batch: dict[str, torch.Tensor] | None = None
+    ) -> dict[str, torch.Tensor]:
+        """A quantised model's outputs from a code grid alone ``(B, Z/4, Y/4, X/4)``: occupancy, semantics,
+        the colour volume and boxes, and with ``batch`` holding a held-out camera (``rgb_out``, ``K_out``,
+        ``cam_from_mem_out``) the rendered view too."""
+        self._need_codes()
+        K = self.quantizer.num_codes
+        if codes.dim() != 4 or codes.dtype != torch.long or int(codes.min()) < 0 or int(codes.max()) >= K:
+            raise ValueError(f"MappingNet.decode_codes: expected (B, Z, Y, X) long codes in [0, {K}), got "
+                             f"{tuple(codes.shape)} {codes.dtype}")  # fmt: skip
+        bottleneck = self.post_quant(self.quantizer.lookup(codes))
+        skips = [None] * (len(self.cfg.model.channels) - 1) + [bottleneck]  # no skips without unet
+        view = batch is not None and all(k in batch for k in ("rgb_out", "K_out", "cam_from_mem_out"))
+        return self._decode(skips, batch if view else None)
+
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Outputs for a batch of :class:`~unrender.methods.mapping.data.MappingDataset` items.
 
         Views with no valid depth (all zeros) or cameras that see none of the grid give an empty
         memory (zeros) and outputs from the network's prior; they do not raise.
         """
-        m = self.cfg.model
-        need = self.INPUTS + (("rgb_out", "K_out", "cam_from_mem_out") if m.view else ())
-        missing = [k for k in need if k not in batch]
-        if missing:
-            raise ValueError(f"MappingNet: the batch lacks {missing}; expected keys {list(need)}")
-        rgb, depth = batch["rgb_in"], batch["depth_in"]
-        B, N, _, H, W = rgb.shape
-        feats = None
-        if self.image_net is not None:
-            feats = self.image_net(rgb.flatten(0, 1)).unflatten(0, (B, N))
-        memory = build_memory(self.grid, rgb, depth, batch["K_in"], batch["cam_from_mem_in"], feats)
-        x = normalise_memory(memory)
-        skips = self.net.encode(x)
+        self._check_batch(batch, view=self.cfg.model.view)
+        memory, skips = self._encode(batch)
         out: dict[str, torch.Tensor] = {"bottleneck": skips[-1], "memory": memory}
         if self.quantizer is not None:  # the decoders see only the codes
             q = self.quantizer(self.pre_quant(skips[-1]))
             skips = [*skips[:-1], self.post_quant(q["quantized"])]
             out.update(codes=q["indices"], commitment=q["commitment"], code_perplexity=q["perplexity"],
                        code_used=q["used"])  # fmt: skip
-        hs = self.net.decode(skips, x.shape[-3:])
+        out.update(self._decode(skips, batch if self.cfg.model.view else None))
+        return out
+
+    def _decode(self, skips: list, batch: dict[str, torch.Tensor] | None) -> dict[str, torch.Tensor]:
+        """The heads on the decoders' features; the held-out view only with ``batch``."""
+        m = self.cfg.model
+        out: dict[str, torch.Tensor] = {}
+        X, Y, Z = self.grid.resolution
+        hs = self.net.decode(skips, (Z, Y, X))
         h = hs[0]
         if self.occ_head is not None:
             out["occ_logits"] = self.occ_head(h)
@@ -145,6 +187,7 @@ class MappingNet(nn.Module):
             if m.colour_volume:  # the first 3 view channels are a per-voxel colour
                 out["colour"] = torch.sigmoid(feat[:, :3])
                 feat = torch.cat([out["colour"], feat[:, 3:]], 1)
+        if m.view and batch is not None:
             vol = torch.cat([feat, torch.sigmoid(out["occ_logits"])], 1)
             Ho, Wo = batch["rgb_out"].shape[-2:]
             fr = sample_frustum(vol, self.grid, batch["K_out"], batch["cam_from_mem_out"], Ho, Wo, self.planes)
