@@ -74,6 +74,7 @@ def test_demo_page_renders_in_chromium(demo_dir, tmp_path):
         "pose lifting",
         "single-view voxels",
         "Dynamic scenes",
+        "Scene codes",
     )
     for name in systems:
         assert any(name in heading for heading in sections), f"no section for {name}: {list(sections)}"
@@ -104,8 +105,8 @@ def _sections(dom: str) -> dict[str, tuple[str, str]]:
 
 
 def _method_of(heading: str) -> str:
-    for key, method in (("mapping", "mapping"), ("depth", "depth"), ("novel-view", "nvs"),
-                        ("pose", "energy-pose"), ("voxels", "energy-voxels")):  # fmt: skip
+    for key, method in (("Scene codes", "code-prior"), ("mapping", "mapping"), ("depth", "depth"),
+                        ("novel-view", "nvs"), ("pose", "energy-pose"), ("voxels", "energy-voxels")):  # fmt: skip
         if key in heading:
             return method
     raise AssertionError(f"model section {heading!r} of no known method")

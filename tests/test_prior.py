@@ -87,20 +87,23 @@ def test_inpainting_scans_in_the_order_with_the_most_known_codes_before_the_bloc
     assert choose_order(fill, 1) == 0
 
 
-def _tiny_vq_mapping(tmp_path):
-    cfg = MAPPING.make_config("tiny")
-    cfg.data.root = tmp_path / "data"
-    cfg.train = dataclasses.replace(cfg.train, max_steps=4, out_dir=tmp_path / "map", progress=False,
+@pytest.fixture(scope="module")
+def vq_run(tmp_path_factory):
+    """A tiny quantised mapping model, trained once for the module: ``(config, run folder)``."""
+    root = tmp_path_factory.mktemp("vq")
+    cfg = MAPPING.make_config("tiny-vq")
+    cfg.data.root = root / "data"
+    cfg.train = dataclasses.replace(cfg.train, max_steps=4, out_dir=root / "map", progress=False,
                                     tensorboard=False)  # fmt: skip
-    cfg.model = dataclasses.replace(cfg.model, codebook=16, code_dim=8)
+    assert cfg.model.codebook == 16
     Trainer(MAPPING, cfg).fit()
-    return cfg
+    return cfg, root / "map"
 
 
-def test_dump_matches_the_model_resumes_and_round_trips_exactly(tmp_path):
-    cfg = _tiny_vq_mapping(tmp_path)
+def test_dump_matches_the_model_resumes_and_round_trips_exactly(tmp_path, vq_run):
+    cfg, run = vq_run
     out = tmp_path / "codes"
-    args = DumpArgs(ckpt=tmp_path / "map", out=out, batch_size=3, shard_size=3, device="cpu")
+    args = DumpArgs(ckpt=run, out=out, batch_size=3, shard_size=3, device="cpu")
     first = dump_codes(args)
     assert first["train"] == {"scenes": 8, "shards_written": 3, "shards_kept": 0}  # 4 rooms and their mirrors
     train, val = CodeGrids(out / "train"), CodeGrids(out / "val")
@@ -108,7 +111,7 @@ def test_dump_matches_the_model_resumes_and_round_trips_exactly(tmp_path):
     # the dumped codes are the model's codes of the same rooms (the encoder alone gives the forward's codes)
     from unrender.weights import load_trained
 
-    _, model, _, _ = load_trained("mapping", tmp_path / "map", "cpu")
+    _, model, _, _ = load_trained("mapping", run, "cpu")
     ds = MappingDataset(cfg, "train", workers=1)
     batch = default_collate([ds[i] for i in range(8)])
     with torch.no_grad():
@@ -139,9 +142,8 @@ def test_dump_matches_the_model_resumes_and_round_trips_exactly(tmp_path):
         )
 
 
-def test_prior_trains_on_a_dump_and_evaluates_against_the_random_priors(tmp_path):
-    _tiny_vq_mapping(tmp_path)
-    dump_codes(DumpArgs(ckpt=tmp_path / "map", out=tmp_path / "codes", device="cpu"))
+def test_prior_trains_on_a_dump_and_evaluates_against_the_random_priors(tmp_path, vq_run):
+    dump_codes(DumpArgs(ckpt=vq_run[1], out=tmp_path / "codes", device="cpu"))
     cfg = PRIOR.make_config("tiny")
     cfg.data.codes = tmp_path / "codes"
     cfg.train = dataclasses.replace(cfg.train, max_steps=30, out_dir=tmp_path / "prior", progress=False,
@@ -156,6 +158,14 @@ def test_prior_trains_on_a_dump_and_evaluates_against_the_random_priors(tmp_path
         for k in ("first", "min4"):
             assert 0 <= scores[f"inpaint/{name}/code_acc/{k}"] <= 1 and 0 <= scores[f"inpaint/{name}/occ_iou/{k}"] <= 1
         assert scores[f"inpaint/{name}/occ_iou/min4"] >= scores[f"inpaint/{name}/occ_iou/first"]
+    md = tmp_path / "results.md"
+    md.write_text("<!-- results:mapping -->\nkept\n<!-- /results:mapping -->\n")
+    assert main(["eval", "code-prior", "--ckpt", str(tmp_path / "prior"), "--out", str(tmp_path / "e.json"),
+                 "--markdown", str(md), "--markdown-block", "codes"]) == 0  # fmt: skip
+    text = md.read_text()
+    assert (
+        "kept" in text and "<!-- results:codes -->" in text and "| autoregressive prior (scan order chosen) |" in text
+    )
     cfg.model = dataclasses.replace(cfg.model, num_codes=32)
     with pytest.raises(ValueError, match="num-codes 16"):
         PRIOR.build_dataset(cfg, "train")

@@ -135,6 +135,8 @@ class EvalArgs:
     markdown: Path | None = None
     """Also write a Markdown table (metrics x checkpoints) to this file; if the file has a block
     ``<!-- results:METHOD -->`` ... ``<!-- /results:METHOD -->``, only that block is replaced."""
+    markdown_block: str | None = None
+    """Name the Markdown block ``results:NAME`` instead of ``results:METHOD`` (a method with several tables)."""
     device: str = "auto"
     data_root: Path | None = None
     """Where generated evaluation data is written (default: runs/data in the current folder); never the
@@ -242,7 +244,8 @@ def cmd_eval(args: list[str]) -> int:
     if ea.markdown:
         command = "unrender eval " + " ".join(args)
         table = method.extra.get("markdown_table", markdown_table)(columns, command)
-        start, end = f"<!-- results:{method.name} -->", f"<!-- /results:{method.name} -->"
+        block = ea.markdown_block or method.name
+        start, end = f"<!-- results:{block} -->", f"<!-- /results:{block} -->"
         old = ea.markdown.read_text() if ea.markdown.is_file() else ""
         if start in old and end in old:
             text = old[: old.index(start) + len(start)] + "\n" + table + old[old.index(end) :]

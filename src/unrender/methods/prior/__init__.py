@@ -13,7 +13,7 @@ from ...data.codes import CodeGrids
 from ...nn import GatedPixelCNN3D
 from ..base import Method
 from .config import PRESETS, PriorConfig
-from .evaluate import evaluate_prior, prior_loss
+from .evaluate import evaluate_prior, prior_loss, prior_markdown_table
 
 
 class OrderedGrids(Dataset):
@@ -67,4 +67,5 @@ METHOD = Method(
     build_dataset=build_dataset,
     loss=loss,
     evaluate=evaluate_prior,
+    extra={"markdown_table": prior_markdown_table},
 )

@@ -38,7 +38,8 @@ class PriorEval:
     temperature: float = 1.0
     choose_order: bool = True
     """Inpaint in the scan order with the most (known code, deleted code) pairs where the known one comes
-    first (ties: the plain raster order); False: the plain raster order always."""
+    first (ties: the plain raster order), and also score the plain raster order next to it; False: the plain
+    raster order only."""
     generate: int = 4
     """Unconditional samples drawn and decoded for the report's picture."""
     seed: int = 0
@@ -67,8 +68,8 @@ def tiny() -> PriorConfig:
 
 def cpu() -> PriorConfig:
     return PriorConfig(
-        train=TrainConfig(max_steps=1500, batch_size=32, lr=2e-3, warmup_steps=100, weight_decay=1e-4, ckpt_every=500,
-                          eval_every=0, out_dir=Path("runs/code-prior"), time_limit_min=24.0),
+        train=TrainConfig(max_steps=1500, batch_size=32, lr=2e-3, warmup_steps=100, weight_decay=1e-4, ckpt_every=300,
+                          eval_every=0, out_dir=Path("runs/code-prior"), time_limit_min=27.0),
     )  # fmt: skip
 
 

@@ -11,6 +11,7 @@
   quantised mapping model's decoder) against the room's exact occupancy in the block's voxels. ``first`` is
   the first draw (= min_1), ``min_K`` the best of the first K draws (best by each score separately: an
   oracle pick, as in the literature). ``codes kept`` is the IoU of decoding the true codes (the ceiling).
+  ``prior-raster`` is the prior scanning in the plain raster order instead of the chosen one.
 """
 
 from __future__ import annotations
@@ -26,7 +27,15 @@ from ...metrics import voxel_iou
 from ...nn import raster_index
 from .config import PriorConfig
 
-__all__ = ["evaluate_prior", "load_decoder", "choose_order", "unigram_probabilities", "delete_block"]
+__all__ = [
+    "evaluate_prior",
+    "load_decoder",
+    "choose_order",
+    "unigram_probabilities",
+    "delete_block",
+    "prior_loss",
+    "prior_markdown_table",
+]
 
 KS = (1, 4, 16)
 
@@ -130,6 +139,14 @@ def evaluate_prior(model: torch.nn.Module, cfg: PriorConfig, device: torch.devic
             "unigram": _fill(true, fill, torch.multinomial(uni.float(), S * m, replacement=True, generator=g)),
             "uniform": _fill(true, fill, torch.randint(K, (S * m,), generator=g)),
         }
+        if e.choose_order and model.orders > 1:  # what the choice of order is worth: the plain raster scan
+            drawn["prior-raster"] = (
+                drawn["prior"]
+                if order == 0
+                else model.sample(
+                    true[None].repeat(S, 1, 1, 1).to(device), fill, order=0, temperature=e.temperature, generator=g
+                ).cpu()
+            )
         kept = torch.sigmoid(decoder.decode_codes(true[None].to(device))["occ_logits"][0, 0]).cpu()
         _add(scores, "inpaint/codes_kept/occ_iou", float(voxel_iou(kept[region][None], occ[region][None])[0]))
         res.setdefault("inpaint/order_counts", [0] * model.orders)[order] += 1
@@ -193,3 +210,30 @@ def prior_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> dict[s
         total = total + F.cross_entropy(logits.float(), codes[pick], reduction="sum")
     nats = total / codes.numel()
     return {"loss": nats, "bits_per_code": nats.detach() / math.log(2)}
+
+
+def prior_markdown_table(columns: dict[str, dict[str, float]], command: str) -> str:
+    """One table per checkpoint: priors (rows) x held-out bits per code and inpainting scores (columns)."""
+    names = {"prior": "autoregressive prior (scan order chosen)", "prior-raster": "autoregressive prior (raster order)",
+             "unigram": "unigram prior", "uniform": "uniform prior"}  # fmt: skip
+    cols = [(f"{s}/{k}", f"{'code acc' if s == 'code_acc' else 'occ IoU'} {k}") for s in ("code_acc", "occ_iou")
+            for k in ("first", "min4", "min16")]  # fmt: skip
+    out = [f"Produced by `{command}`.\n"]
+    for run, m in columns.items():
+        out.append(
+            f"`{run}`: {m.get('held_out_grids', '?')} held-out grids scored for bits per code; "
+            f"{m.get('inpaint/scenes', '?')} inpainted ({m.get('inpaint/block_codes', '?')} codes deleted "
+            f"each; {m.get('trained_steps', '?')} of {m.get('schedule_steps', '?')} training steps).\n"
+        )
+        out.append("| prior | bits per code | " + " | ".join(c for _, c in cols) + " |")
+        out.append("|---|---|" + "---|" * len(cols))
+        for key, label in names.items():
+            bits = m.get("bits/prior" if key == "prior-raster" else f"bits/{key}")  # scored in raster order
+            cells = [f"{bits:.3f}" if bits is not None else "-"]
+            cells += [f"{m[f'inpaint/{key}/{c}']:.3f}" if f"inpaint/{key}/{c}" in m else "-" for c, _ in cols]
+            out.append(f"| {label} | " + " | ".join(cells) + " |")
+        kept = m.get("inpaint/codes_kept/occ_iou")
+        if kept is not None:
+            out.append(f"| the true codes, decoded (ceiling of one draw) | - | - | - | - | {kept:.3f} | - | - |")
+        out.append("")
+    return "\n".join(out)
