@@ -617,8 +617,7 @@ def _energy_voxels_section(cfg: Any, model: torch.nn.Module, device: torch.devic
 def _code_prior_section(cfg: Any, model: torch.nn.Module, out: Path, device: torch.device) -> dict:
     """Shipped code prior and its quantised mapping decoder: a held-out room's deleted block inpainted, in 3D."""
     from .methods.mapping.data import MappingDataset, memory_grid
-    from .methods.prior.evaluate import choose_order, delete_block
-    from .metrics import voxel_iou
+    from .methods.prior.evaluate import choose_order, delete_block, fill_cells, score_fills
     from .viz import colorize_labels
     from .weights import SHIPPED, load_trained
 
@@ -627,33 +626,25 @@ def _code_prior_section(cfg: Any, model: torch.nn.Module, out: Path, device: tor
     mcfg.data.num_val = 4
     item = MappingDataset(mcfg, "val")[0]
     occ = item["occ"][0] > 0.5
-    grid = memory_grid(mcfg)
-    factor = 2 ** (len(mcfg.model.channels) - 1)
     g = torch.Generator().manual_seed(0)
     with torch.no_grad():
         true = decoder.encode_codes({k: v[None].to(device) for k, v in item.items()})[0].cpu()
-        fill, region = delete_block(occ, tuple(true.shape), 3, factor, g)
-        order = choose_order(fill, model.orders)
-        draws = model.sample(true[None].repeat(16, 1, 1, 1).to(device), fill, order=order, generator=g).cpu()
-        rand = true[None].repeat(16, 1, 1, 1)
-        rand[:, fill] = torch.randint(model.num_codes, (16, int(fill.sum())), generator=g)
-        dec = {n: decoder.decode_codes(c.to(device)) for n, c in (("kept", true[None]), ("prior", draws),
-                                                                  ("uniform", rand))}  # fmt: skip
-    prob = {n: torch.sigmoid(d["occ_logits"][:, 0]).cpu() for n, d in dec.items()}
-    iou = {n: voxel_iou(p[(slice(None), *region)], occ[region][None].expand(len(p), *occ[region].shape))
-           for n, p in prob.items()}  # fmt: skip
-    acc = {n: (c[:, fill] == true[fill]).float().mean(1) for n, c in (("prior", draws), ("uniform", rand))}
+        fill, region = delete_block(occ, tuple(true.shape), 3, g)
+        draws = model.sample(true[None].repeat(16, 1, 1, 1).to(device), fill, order=choose_order(fill, model.orders),
+                             generator=g).cpu()  # fmt: skip
+        rand = fill_cells(true, fill, torch.randint(model.num_codes, (16 * int(fill.sum()),), generator=g))
+        sc = score_fills(decoder, true, {"kept": true[None], "prior": draws, "uniform": rand}, fill, region, occ)
+    grid = memory_grid(mcfg)
     centers = grid.centers(dtype=torch.float64)
-    lo = torch.tensor([r.start for r in reversed(region)], dtype=torch.float64)  # x, y, z voxel indices
-    hi = torch.tensor([r.stop for r in reversed(region)], dtype=torch.float64)
-    vs = torch.tensor(grid.voxel_size, dtype=torch.float64)
-    bmin = torch.tensor(grid.bounds_min, dtype=torch.float64)
-    block = torch.cat([bmin + (lo + hi) / 2 * vs, (hi - lo) * vs, torch.zeros(1, dtype=torch.float64)])[None]
+    half = torch.tensor(grid.voxel_size, dtype=torch.float64) / 2
+    inside = centers[region].reshape(-1, 3)  # the deleted block's voxels, as a box
+    lo, hi = inside.min(0).values - half, inside.max(0).values + half
+    block = torch.cat([(lo + hi) / 2, hi - lo, torch.zeros(1, dtype=torch.float64)])[None]
 
-    def view(name: str, k: int) -> dict:
-        d = dec[name]
-        mask = (prob[name][k] > 0.5) & (d["sem_logits"][k].argmax(0).cpu() > 1)  # the floor left out
-        sem = d["sem_logits"][k].argmax(0).cpu()
+    def view(name: str) -> dict:
+        o = sc[name]["out"]
+        sem = o["sem_logits"][0].argmax(0).cpu()
+        mask = (torch.sigmoid(o["occ_logits"][0, 0]).cpu() > 0.5) & (sem > 1)  # the floor left out
         return {
             "points": centers[mask].numpy(),
             "colors": colorize_labels(sem[mask].numpy()[None], 64)[0],
@@ -661,23 +652,24 @@ def _code_prior_section(cfg: Any, model: torch.nn.Module, out: Path, device: tor
             "cameras": [{"lines": _box_lines(block), "color": "#d62728"}],
         }
 
+    iou = {n: v["iou"] for n, v in sc.items()}
     metrics = [
         _metric("deleted block: decoded occupancy IoU, the prior's first draw", float(iou["prior"][0]), "0-1",
                 "higher", f"uniform random codes: {float(iou['uniform'][0]):.3f}; the true codes decoded: "
                 f"{float(iou['kept'][0]):.3f}", "docs: the held-out table (min_16 >= unigram + 0.1)"),
         _metric("deleted block: best of 16 draws (min_16), occupancy IoU", float(iou["prior"].max()), "0-1", "higher",
                 f"uniform random codes, best of 16: {float(iou['uniform'].max()):.3f}"),
-        _metric("deleted block: code accuracy, first draw", float(acc["prior"][0]), "0-1", "higher",
-                f"uniform random codes: {float(acc['uniform'][0]):.3f}"),
+        _metric("deleted block: code accuracy, first draw", float(sc["prior"]["acc"][0]), "0-1", "higher",
+                f"uniform random codes: {float(sc['uniform']['acc'][0]):.3f}"),
     ]  # fmt: skip
     return {
         "metrics": metrics,
         "deleted codes": f"{int(fill.sum())} of {true.numel()} (a 3 x 3 x 3 block; the red box)",
         "legend": {"semantic classes": _legend(item["sem"])},
         "scene3d": {
-            "the room decoded from its own codes (floor left out; red: the block that is deleted)": view("kept", 0),
-            "the block inpainted by the prior (first draw), decoded": view("prior", 0),
-            "the block filled with uniform random codes, decoded": view("uniform", 0),
+            "the room decoded from its own codes (floor left out; red: the block that is deleted)": view("kept"),
+            "the block inpainted by the prior (first draw), decoded": view("prior"),
+            "the block filled with uniform random codes, decoded": view("uniform"),
         },
     }
 

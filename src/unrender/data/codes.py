@@ -44,17 +44,15 @@ class CodeDump:
             if k not in meta:
                 raise ValueError(f"CodeDump: meta lacks {k!r}")
         self.folder = Path(folder)
-        self.meta = {"format": FORMAT, **meta}
+        self.meta = json.loads(json.dumps({"format": FORMAT, **meta}))  # as it reads back (tuples as lists)
         path = self.folder / META
         if path.is_file():
             try:
                 old = json.loads(path.read_text())
             except ValueError as e:
                 raise CodeDumpError(f"{path} is damaged ({e}); delete the folder to dump again") from None
-            if old != json.loads(json.dumps(self.meta)):
-                diff = sorted(
-                    k for k in set(old) | set(self.meta) if old.get(k) != json.loads(json.dumps(self.meta.get(k)))
-                )
+            if old != self.meta:
+                diff = sorted(k for k in set(old) | set(self.meta) if old.get(k) != self.meta.get(k))
                 raise CodeDumpError(f"{self.folder} holds a dump made with other settings (differing: {diff}); "
                                     "choose another --out or delete it")  # fmt: skip
         else:

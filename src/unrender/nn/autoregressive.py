@@ -135,6 +135,10 @@ class GatedPixelCNN3D(nn.Module):
     def forward(self, codes: torch.Tensor, order: int = 0) -> torch.Tensor:
         """Logits ``(B, num_codes, Z, Y, X)``: at each cell, of its code given the codes before it in the
         scan of ``order`` (``codes`` are in the grid's own orientation; so are the logits)."""
+        self._check(codes, order)
+        return flip_order(self._scan_logits(flip_order(codes, order), order), order)
+
+    def _check(self, codes: torch.Tensor, order: int) -> None:
         if codes.dim() != 4 or codes.dtype != torch.long:
             raise ValueError(f"GatedPixelCNN3D: expected (B, Z, Y, X) long codes, got {tuple(codes.shape)} "
                              f"{codes.dtype}")  # fmt: skip
@@ -143,13 +147,12 @@ class GatedPixelCNN3D(nn.Module):
         if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= self.num_codes):
             raise ValueError(f"GatedPixelCNN3D: codes must lie in [0, {self.num_codes}), got "
                              f"[{int(codes.min())}, {int(codes.max())}]")  # fmt: skip
-        return flip_order(self._scan_logits(flip_order(codes, order), order), order)
 
     def _scan_logits(self, codes: torch.Tensor, order: int) -> torch.Tensor:
         """Logits of codes already flipped into the scan's orientation (plain raster order from here on)."""
         x = self.embed(codes).movedim(-1, 1) + self.order_embed.weight[order][:, None, None, None]
-        first = torch.zeros_like(x[:, :1])
-        s, r, v = (_shift(x, d) + (1 - _shift(first + 1, d)) * self.start[i][:, None, None, None]
+        ones = torch.ones_like(x[:, :1])  # (1 - shifted ones) marks the first cell along each stack's axis
+        s, r, v = (_shift(x, d) + (1 - _shift(ones, d)) * self.start[i][:, None, None, None]
                    for i, d in enumerate((2, 3, 4)))  # fmt: skip
         for layer in self.layers:
             s, r, v = layer(s, r, v)
@@ -168,9 +171,7 @@ class GatedPixelCNN3D(nn.Module):
         samples."""
         if temperature < 0 or not math.isfinite(temperature):
             raise ValueError(f"sample: temperature must be finite and >= 0, got {temperature}")
-        if codes.dim() != 4:
-            raise ValueError(f"sample: expected (B, Z, Y, X) codes, got {tuple(codes.shape)}")
-        self(codes[:, :1, :1, :1], order)  # checks the codes and the order
+        self._check(codes, order)
         scan = flip_order(codes, order).clone()
         fill = flip_order(fill.to(codes.device).expand_as(codes), order)
         _, _, Y, X = codes.shape

@@ -59,6 +59,13 @@ class VectorQuantizer(nn.Module):
         d = (flat * flat).sum(1, keepdim=True) - 2 * flat @ c.T + (c * c).sum(1)[None]
         return d.argmin(1)
 
+    def indices(self, z: torch.Tensor) -> torch.Tensor:
+        """Indices ``(B, *spatial)`` of the nearest code of each vector of ``z (B, dim, *spatial)``; no codebook
+        update, no gradient."""
+        if z.dim() < 3 or z.shape[1] != self.dim:
+            raise ValueError(f"VectorQuantizer: expected (B, {self.dim}, ...) features, got {tuple(z.shape)}")
+        return self.assign(z.detach().movedim(1, -1).reshape(-1, self.dim)).reshape(z.shape[:1] + z.shape[2:])
+
     def lookup(self, indices: torch.Tensor) -> torch.Tensor:
         """Codes of ``indices (B, *spatial)`` as a volume ``(B, dim, *spatial)``."""
         return self.codebook[indices].movedim(-1, 1)

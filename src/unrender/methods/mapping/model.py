@@ -134,9 +134,7 @@ class MappingNet(nn.Module):
         self._need_codes()
         self._check_batch(batch, view=False)
         _, skips = self._encode(batch)
-        return self.quantizer.assign(self.pre_quant(skips[-1]).movedim(1, -1).reshape(-1, self.quantizer.dim)).reshape(
-            skips[-1].shape[:1] + skips[-1].shape[2:]
-        )
+        return self.quantizer.indices(self.pre_quant(skips[-1]))
 
     def decode_codes(
         self, codes: torch.Tensor, batch: dict[str, torch.Tensor] | None = None

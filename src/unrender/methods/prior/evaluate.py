@@ -33,6 +33,8 @@ __all__ = [
     "choose_order",
     "unigram_probabilities",
     "delete_block",
+    "score_fills",
+    "fill_cells",
     "prior_loss",
     "prior_markdown_table",
 ]
@@ -60,25 +62,41 @@ def choose_order(fill: torch.Tensor, orders: int) -> int:
     return best
 
 
-def delete_block(occ: torch.Tensor, grid: tuple[int, int, int], block: int, factor: int,
+def delete_block(occ: torch.Tensor, grid: tuple[int, int, int], block: int,
                  generator: torch.Generator) -> tuple[torch.Tensor, tuple[slice, slice, slice]]:  # fmt: skip
-    """A seeded random cube of ``block`` cells (clipped per axis) of a code grid ``grid`` whose voxels (the
-    cells times ``factor`` at full resolution) hold some occupancy in ``occ (Z, Y, X)``: ``(fill (Z, Y, X)
-    bool, full-resolution slices)``. Any position when none holds any."""
+    """A seeded random cube of ``block`` cells (clipped per axis) of a code grid ``grid`` whose voxels hold
+    some occupancy in the full-resolution ``occ (Z, Y, X)`` (a whole multiple of ``grid``): ``(fill (Z, Y, X)
+    bool, the block's full-resolution slices)``. Any position when none holds any."""
+    factor = occ.shape[0] // grid[0]
     size = [min(block, n) for n in grid]
     starts = [(z, y, x) for z in range(grid[0] - size[0] + 1) for y in range(grid[1] - size[1] + 1)
               for x in range(grid[2] - size[2] + 1)]  # fmt: skip
+
+    def cells(start: tuple[int, ...], f: int = 1) -> tuple[slice, ...]:
+        return tuple(slice(f * a, f * (a + s)) for a, s in zip(start, size, strict=True))
+
     perm = torch.randperm(len(starts), generator=generator).tolist()
-    choice = starts[perm[0]]
-    for p in perm:
-        region = tuple(slice(factor * a, factor * (a + s)) for a, s in zip(starts[p], size, strict=True))
-        if occ[region].any():
-            choice = starts[p]
-            break
+    choice = next((starts[p] for p in perm if occ[cells(starts[p], factor)].any()), starts[perm[0]])
     fill = torch.zeros(grid, dtype=torch.bool)
-    fill[tuple(slice(a, a + s) for a, s in zip(choice, size, strict=True))] = True
-    region = tuple(slice(factor * a, factor * (a + s)) for a, s in zip(choice, size, strict=True))
-    return fill, region
+    fill[cells(choice)] = True
+    return fill, cells(choice, factor)
+
+
+def score_fills(decoder: torch.nn.Module, true: torch.Tensor, fills: dict[str, torch.Tensor], fill: torch.Tensor,
+                region: tuple[slice, ...], occ: torch.Tensor) -> dict[str, dict[str, torch.Tensor]]:  # fmt: skip
+    """Each ``fills[name] (S, Z, Y, X)`` (the code grid ``true`` with the cells of ``fill`` drawn again) scored
+    on the deleted block: ``acc (S,)`` code accuracy, ``iou (S,)`` decoded occupancy IoU against ``occ`` in
+    ``region``, and the decoder's outputs ``out``."""
+    device = next(decoder.parameters()).device
+    target = occ[region][None]
+    scores = {}
+    for name, codes in fills.items():
+        out = decoder.decode_codes(codes.to(device))
+        prob = torch.sigmoid(out["occ_logits"][:, 0]).cpu()
+        scores[name] = {"acc": (codes[:, fill] == true[fill]).float().mean(1),
+                        "iou": voxel_iou(prob[(slice(None), *region)], target.expand(len(codes), *target.shape[1:])),
+                        "out": out}  # fmt: skip
+    return scores
 
 
 def load_decoder(meta: dict[str, Any], device: torch.device):
@@ -117,43 +135,35 @@ def evaluate_prior(model: torch.nn.Module, cfg: PriorConfig, device: torch.devic
     res["bits/uniform"] = math.log2(K)
     res["bits/prior_below_unigram"] = 1 - res["bits/prior"] / res["bits/unigram"]
     # inpainting
-    mcfg, decoder, rooms = load_decoder(val.meta, device)
-    factor = 2 ** (len(mcfg.model.channels) - 1)
+    _, decoder, rooms = load_decoder(val.meta, device)
     grid = tuple(val.codes.shape[1:])
     S = e.samples
     scores: dict[str, list[float]] = {}
     rows = []
+    orders_used = set()
     n = min(e.scenes, len(val))
     for j in tqdm(range(n), desc="inpaint held-out grids", unit="grid"):
         g = torch.Generator().manual_seed(e.seed * 100003 + j)
         true = val.codes[j]
         room = rooms[j]
         occ = room["occ"][0] > 0.5
-        fill, region = delete_block(occ, grid, e.block, factor, g)
+        fill, region = delete_block(occ, grid, e.block, g)
         order = choose_order(fill, model.orders) if e.choose_order else 0
+        orders_used.add(order)
         m = int(fill.sum())
+        copies = true[None].repeat(S, 1, 1, 1).to(device)
         drawn = {
-            "prior": model.sample(
-                true[None].repeat(S, 1, 1, 1).to(device), fill, order=order, temperature=e.temperature, generator=g
-            ).cpu(),  # fmt: skip
-            "unigram": _fill(true, fill, torch.multinomial(uni.float(), S * m, replacement=True, generator=g)),
-            "uniform": _fill(true, fill, torch.randint(K, (S * m,), generator=g)),
+            "prior": model.sample(copies, fill, order=order, temperature=e.temperature, generator=g).cpu(),
+            "unigram": fill_cells(true, fill, torch.multinomial(uni.float(), S * m, replacement=True, generator=g)),
+            "uniform": fill_cells(true, fill, torch.randint(K, (S * m,), generator=g)),
         }
         if e.choose_order and model.orders > 1:  # what the choice of order is worth: the plain raster scan
-            drawn["prior-raster"] = (
-                drawn["prior"]
-                if order == 0
-                else model.sample(
-                    true[None].repeat(S, 1, 1, 1).to(device), fill, order=0, temperature=e.temperature, generator=g
-                ).cpu()
-            )
-        kept = torch.sigmoid(decoder.decode_codes(true[None].to(device))["occ_logits"][0, 0]).cpu()
-        _add(scores, "inpaint/codes_kept/occ_iou", float(voxel_iou(kept[region][None], occ[region][None])[0]))
-        res.setdefault("inpaint/order_counts", [0] * model.orders)[order] += 1
-        for name, codes in drawn.items():
-            acc = (codes[:, fill] == true[fill]).float().mean(1)
-            prob = torch.sigmoid(decoder.decode_codes(codes.to(device))["occ_logits"][:, 0]).cpu()
-            iou = voxel_iou(prob[(slice(None), *region)], occ[region][None].expand(S, *occ[region].shape))
+            drawn["prior-raster"] = drawn["prior"] if order == 0 else model.sample(
+                copies, fill, order=0, temperature=e.temperature, generator=g).cpu()  # fmt: skip
+        scored = score_fills(decoder, true, {"codes_kept": true[None], **drawn}, fill, region, occ)
+        _add(scores, "inpaint/codes_kept/occ_iou", float(scored.pop("codes_kept")["iou"][0]))
+        for name, sc in scored.items():
+            acc, iou = sc["acc"], sc["iou"]
             _add(scores, f"inpaint/{name}/code_acc/first", float(acc[0]))
             _add(scores, f"inpaint/{name}/occ_iou/first", float(iou[0]))
             for k in KS[1:]:
@@ -168,8 +178,7 @@ def evaluate_prior(model: torch.nn.Module, cfg: PriorConfig, device: torch.devic
     res.update({k: sum(v) / len(v) for k, v in scores.items()})
     res["inpaint/scenes"] = n
     res["inpaint/block_codes"] = int(fill.sum())
-    counts = res.pop("inpaint/order_counts")
-    res["inpaint/orders_used"] = sum(1 for c in counts if c)
+    res["inpaint/orders_used"] = len(orders_used)
     images = {"held-out view | decoded true codes | block inpainted by the prior (first draw) | by the unigram prior":
               image_grid(rows, scale=2)}  # fmt: skip
     if e.generate:  # unconditional samples, rendered from a held-out room's camera
@@ -188,7 +197,7 @@ def evaluate_prior(model: torch.nn.Module, cfg: PriorConfig, device: torch.devic
     return res
 
 
-def _fill(true: torch.Tensor, fill: torch.Tensor, draws: torch.Tensor) -> torch.Tensor:
+def fill_cells(true: torch.Tensor, fill: torch.Tensor, draws: torch.Tensor) -> torch.Tensor:
     """``S`` copies of ``true`` with the cells of ``fill`` set to ``draws (S * cells,)``."""
     m = int(fill.sum())
     out = true[None].repeat(len(draws) // m, 1, 1, 1)
