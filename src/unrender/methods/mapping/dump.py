@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 import torch
 from torch.utils.data import default_collate
-from tqdm import tqdm
+from tqdm.auto import tqdm
 
 from ...data.codes import CodeDump
 

@@ -117,7 +117,7 @@ def _view_batch(item: dict[str, torch.Tensor], n: int, device: torch.device) -> 
 
 @torch.no_grad()
 def evaluate_prior(model: torch.nn.Module, cfg: PriorConfig, device: torch.device) -> dict[str, Any]:
-    from tqdm import tqdm
+    from tqdm.auto import tqdm
 
     from ...viz import image_grid
 
