@@ -10,6 +10,7 @@ from unrender.geometry import (
     compose,
     crop_intrinsics,
     depth_to_points,
+    distort_points,
     invert_rigid,
     look_at,
     make_intrinsics,
@@ -24,6 +25,7 @@ from unrender.geometry import (
     split_rigid,
     transform_directions,
     transform_points,
+    undistort_points,
     unproject_points,
     validate_intrinsics,
 )
@@ -233,6 +235,38 @@ def test_rays_pass_through_pixels(batch):
     pm = plucker_map(K, T, 3, 4)
     assert pm.shape == (*batch, 6, 3, 4)
     torch.testing.assert_close(pm.movedim(-3, -1), plucker(o, d))
+
+
+FOX_LENS = torch.tensor([0.0578, -0.0805, -0.00098, 0.00016, 0.0], dtype=F64)  # the fox capture's k1 k2 p1 p2
+
+
+@pytest.mark.parametrize("batch", BATCHES)
+def test_undistort_points_inverts_distort_points(batch):
+    xy = (torch.rand(*batch, 7, 2, generator=gen(9), dtype=F64) - 0.5) * 1.4  # a 1080 x 1920 image's extent
+    torch.testing.assert_close(undistort_points(distort_points(xy, FOX_LENS), FOX_LENS), xy)
+    torch.testing.assert_close(distort_points(undistort_points(xy, FOX_LENS), FOX_LENS), xy)
+
+
+def test_undistort_points_matches_kornia():
+    from kornia.geometry.calibration import undistort_points as k_undistort
+
+    uv = torch.rand(1, 50, 2, generator=gen(3), dtype=F64) * torch.tensor([1080.0, 1920.0], dtype=F64)
+    K = make_intrinsics(1375.5, 1374.5, 554.6, 965.3).to(F64)
+    ref = k_undistort(uv, K[None], FOX_LENS[None])  # pixels out
+    xy = undistort_points(unproject_points(uv[0], torch.ones(50, dtype=F64), K)[:, :2], FOX_LENS)
+    ours = project_points(torch.cat([xy, torch.ones(50, 1, dtype=F64)], -1), K)[0]
+    torch.testing.assert_close(ours, ref[0], atol=1e-4, rtol=0)  # kornia stops after 5 iterations
+
+
+def test_rays_of_a_distorting_lens_land_on_their_pixels():
+    K, T = rand_K(()), rand_rigid((), seed=5)
+    o, d = camera_rays(K, T, 3, 4, distortion=FOX_LENS)
+    p = transform_points(T, (o + 2.0 * d).reshape(-1, 3))
+    xy = distort_points(p[:, :2] / p[:, 2:], FOX_LENS)
+    uv = project_points(torch.cat([xy, torch.ones_like(xy[:, :1])], -1), K)[0]
+    torch.testing.assert_close(uv, pixel_centers(3, 4, dtype=F64).reshape(-1, 2))
+    o0, d0 = camera_rays(K, T, 3, 4)
+    assert (d - d0).abs().max() > 1e-4  # the lens moved the rays
 
 
 def test_convention_plucker_order_and_moment():

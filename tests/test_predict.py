@@ -222,9 +222,8 @@ def test_energy_voxels_image_to_binvox(shared_data, tmp_path, capsys):
 
 
 def test_capture_normalisation_and_orbit():
+    from unrender.data.capture import TRAIN_DISTANCE, capture_frame, normalise, orbit_cameras
     from unrender.geometry import invert_rigid, look_at
-    from unrender.methods.nvs.capture import TRAIN_DISTANCE, capture_frame, normalise
-    from unrender.methods.nvs.predict import orbit_cameras
 
     g = torch.Generator().manual_seed(0)
     centre = torch.tensor([1.0, -2.0, 3.0], dtype=torch.float64)

@@ -99,8 +99,8 @@ def test_realestate10k_clip_through_eval_and_training_data(tmp_path, capsys):
 
 
 def test_forward_facing_capture_gets_the_stated_convention():
+    from unrender.data.capture import TRAIN_DISTANCE, capture_frame, normalise
     from unrender.geometry import look_at
-    from unrender.methods.nvs.capture import TRAIN_DISTANCE, capture_frame, normalise
 
     eyes = torch.stack([torch.tensor([0.1 * i, 0.0, 0.3 * i], dtype=torch.float64) for i in range(6)])
     T = look_at(eyes, eyes + torch.tensor([0.0, 0.0, 10.0], dtype=torch.float64))  # a camera walking ahead

@@ -33,6 +33,7 @@ from .camera import (
     project_points,
     scale_intrinsics,
     undistort_image,
+    undistort_points,
     unproject_points,
     validate_intrinsics,
 )
@@ -99,6 +100,7 @@ __all__ = [
     "crop_intrinsics",
     "distort_points",
     "undistort_image",
+    "undistort_points",
     "depth_to_points",
     "invert_rigid",
     "look_at",

@@ -26,6 +26,7 @@ __all__ = [
     "pixels_to_normalized",
     "normalized_to_pixels",
     "distort_points",
+    "undistort_points",
     "undistort_image",
 ]
 
@@ -297,6 +298,40 @@ def distort_points(xy: torch.Tensor, distortion: torch.Tensor) -> torch.Tensor:
     xd = x * radial + 2 * p1 * x * y + p2 * (r2 + 2 * x * x)
     yd = y * radial + p1 * (r2 + 2 * y * y) + 2 * p2 * x * y
     return torch.stack([xd, yd], -1)
+
+
+def undistort_points(xy: torch.Tensor, distortion: torch.Tensor, *, iters: int = 20) -> torch.Tensor:
+    """Invert :func:`distort_points`: the undistorted normalised coordinates that the lens images at ``xy``.
+
+    Fixed-point iteration ``x <- (x_d - tangential(x)) / radial(x)`` from ``x = x_d`` (OpenCV's
+    ``undistortPoints``); it converges for the mild distortion of real lenses inside the image.
+
+    Args:
+        xy: ``(..., 2)`` distorted normalised coordinates.
+        distortion: ``(5,)`` as ``(k1, k2, p1, p2, k3)``.
+        iters: iterations.
+
+    Returns:
+        ``(..., 2)`` undistorted normalised coordinates.
+
+    Example:
+        >>> d = torch.tensor([0.1, 0.0, 0.0, 0.0, 0.0])
+        >>> undistort_points(distort_points(torch.tensor([[0.5, 0.0]]), d), d)
+        tensor([[0.5000, 0.0000]])
+    """
+    check_shape(xy, "xy", (2,))
+    check_shape(distortion, "distortion", (5,), max_batch=0)
+    if not bool(torch.isfinite(distortion).all()):
+        raise ValueError("distortion: coefficients contain NaN or inf")
+    k1, k2, p1, p2, k3 = distortion.to(xy).unbind(-1)
+    xd, yd = xy.unbind(-1)
+    x, y = xd, yd
+    for _ in range(iters):
+        r2 = x * x + y * y
+        radial = 1 + r2 * (k1 + r2 * (k2 + r2 * k3))
+        x = (xd - 2 * p1 * x * y - p2 * (r2 + 2 * x * x)) / radial
+        y = (yd - p1 * (r2 + 2 * y * y) - 2 * p2 * x * y) / radial
+    return torch.stack([x, y], -1)
 
 
 def undistort_image(image: torch.Tensor, K: torch.Tensor, distortion: torch.Tensor) -> torch.Tensor:

@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import torch
 
-from .camera import pixel_centers, unproject_points
+from .camera import pixel_centers, undistort_points, unproject_points
 from .checks import check_args
 from .poses import invert_rigid, validate_rigid
 
 __all__ = ["camera_rays", "plucker", "plucker_map"]
 
 
-def camera_rays(K: torch.Tensor, cam_from_world: torch.Tensor, H: int, W: int) -> tuple[torch.Tensor, torch.Tensor]:
+def camera_rays(
+    K: torch.Tensor, cam_from_world: torch.Tensor, H: int, W: int, *, distortion: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """World-frame origin and unit direction of the ray through every pixel centre.
 
     Args:
         K: ``(..., 3, 3)``.
         cam_from_world: ``(..., 4, 4)``.
         H, W: image size.
+        distortion: ``(5,)`` OpenCV ``(k1, k2, p1, p2, k3)`` of a lens that imaged the pixels (the rays are
+            undistorted with :func:`undistort_points`); None: a pinhole.
 
     Returns:
         origins ``(..., H, W, 3)`` (the camera centre) and unit directions ``(..., H, W, 3)``.
@@ -33,6 +37,9 @@ def camera_rays(K: torch.Tensor, cam_from_world: torch.Tensor, H: int, W: int) -
     uv = pixel_centers(H, W, dtype=K.dtype, device=K.device).reshape(H * W, 2)
     ones = torch.ones(H * W, dtype=K.dtype, device=K.device)
     d_cam = unproject_points(uv, ones, K)  # (..., HW, 3) on the z = 1 plane
+    if distortion is not None:
+        xy = undistort_points(d_cam[..., :2], distortion)
+        d_cam = torch.cat([xy, d_cam[..., 2:]], -1)
     world_from_cam = invert_rigid(cam_from_world)
     d = d_cam @ world_from_cam[..., :3, :3].transpose(-1, -2)
     d = d / d.norm(dim=-1, keepdim=True)

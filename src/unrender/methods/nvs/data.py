@@ -83,14 +83,14 @@ class NVSDataset(Dataset):
 
 
 class ViewSetDataset(Dataset):
-    """Items from one posed capture (:func:`unrender.methods.nvs.capture.read_capture`: a transforms.json or a
+    """Items from one posed capture (:func:`unrender.data.capture.read_capture`: a transforms.json or a
     RealEstate10K clip), normalised to the training scale, undistorted and fitted to ``H x W``.
 
     Images are read lazily; item ``i`` is a deterministic choice of inputs and targets.
     """
 
     def __init__(self, capture, *, height: int, width: int, num_input: int, num_target: int, num_items: int = 100):
-        from .capture import capture_frame, normalise
+        from ...data.capture import capture_frame, normalise
 
         n = len(capture.paths)
         if num_input + num_target > n:
@@ -124,7 +124,7 @@ class ViewSetDataset(Dataset):
 
 def capture_views(path: str | Path, cfg: NVSConfig, num_items: int = 100) -> ViewSetDataset:
     """A transforms.json scene or a RealEstate10K clip (camera file + frames) as NVS samples."""
-    from .capture import read_capture
+    from ...data.capture import read_capture
 
     d = cfg.data
     return ViewSetDataset(read_capture(path), height=d.height, width=d.width, num_input=d.num_input,

@@ -9,7 +9,7 @@ For each target the model sees the ``num_input`` capture views nearest to it (ca
 distance plus viewing-direction difference), fitted to its input size like the training views.
 
 The capture (a transforms.json, or a RealEstate10K camera file with its frames) is moved and scaled
-before the model sees it, and the orbit is built there (:mod:`unrender.methods.nvs.capture`).
+before the model sees it, and the orbit is built there (:mod:`unrender.data.capture`).
 
 Writes, under ``--out``: ``view_<i>.png`` per target (the model's output), ``views.mp4``, and
 ``predictions.json`` (the normalisation, per target the input views used and, with ground truth, PSNR
@@ -19,7 +19,6 @@ and SSIM of the model and of the nearest input view).
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,11 +26,10 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from ...data.capture import capture_frame, nearest_views, normalise, orbit_cameras, read_capture
 from ...data.formats import VideoWriter, fit_intrinsics, fit_view_undistorted, read_rgb
-from ...geometry import invert_rigid, look_at
-from .capture import TRAIN_DISTANCE, capture_frame, centres_axes, normalise, read_capture
 
-__all__ = ["NVSPredictArgs", "eval_capture", "orbit_cameras", "predict_nvs_files"]
+__all__ = ["NVSPredictArgs", "eval_capture", "predict_nvs_files"]
 
 
 @dataclass
@@ -53,33 +51,6 @@ class NVSPredictArgs:
     fps: float = 8.0
     """Frame rate of views.mp4."""
     device: str = "auto"
-
-
-def orbit_cameras(cam_from_world: torch.Tensor, n: int) -> torch.Tensor:
-    """``(n, 4, 4)`` cameras on a circle around the origin of an already normalised capture, in the plane
-    perpendicular to the capture's mean up direction, at its mean distance and height, looking at the
-    origin."""
-    if n < 1:
-        raise ValueError(f"--orbit must be >= 1, got {n}")
-    c, _ = centres_axes(cam_from_world)
-    world_from_cam = invert_rigid(cam_from_world.double())
-    up = -world_from_cam[:, :3, 1].mean(0)  # image up is -y
-    up = up / up.norm().clamp(min=1e-9)
-    height = float((c @ up).mean())
-    radial = c - (c @ up)[:, None] * up
-    radius = float(radial.norm(dim=-1).mean())
-    e1 = radial[0] / radial[0].norm().clamp(min=1e-9)
-    e2 = torch.linalg.cross(up, e1)
-    angles = torch.arange(n, dtype=torch.float64) * 2 * math.pi / n
-    eyes = height * up + radius * (torch.cos(angles)[:, None] * e1 + torch.sin(angles)[:, None] * e2)
-    return look_at(eyes, torch.zeros_like(eyes), up=-up.expand_as(eyes))
-
-
-def _nearest(T_in: torch.Tensor, T_target: torch.Tensor, k: int) -> list[int]:
-    c, d = centres_axes(T_in)
-    ct, dt = centres_axes(T_target[None])
-    score = (c - ct).norm(dim=-1) / TRAIN_DISTANCE + (1 - (d * dt).sum(-1))
-    return score.argsort()[:k].tolist()
 
 
 def predict_nvs_files(args: NVSPredictArgs) -> dict[str, Any]:
@@ -130,7 +101,7 @@ def predict_nvs_files(args: NVSPredictArgs) -> dict[str, Any]:
     video = VideoWriter(args.out / "views.mp4", fps=args.fps)
     try:
         for i in tqdm(range(len(T_tg)), desc="predict nvs", unit="view", dynamic_ncols=True):
-            chosen = _nearest(T_in, T_tg[i], d.num_input)
+            chosen = nearest_views(T_in, T_tg[i], d.num_input)
             if i < len(paths):  # a target with its image: scored
                 gt_img, Kt = fit_view_undistorted(read_rgb(paths[i]), K_tg[i], dist_tg, d.height, d.width)
             else:

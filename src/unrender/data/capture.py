@@ -1,5 +1,5 @@
-"""A user's posed capture for novel-view synthesis: a ``transforms.json`` (instant-ngp / NeRF layout) or a
-RealEstate10K camera file, read into one form and moved to the scale the model was trained at.
+"""A user's posed capture, for novel-view synthesis and scene fitting: a ``transforms.json`` (instant-ngp /
+NeRF layout) or a RealEstate10K camera file, read into one form and moved to a common scale.
 
 RealEstate10K: ``<clip>.txt`` with its frames in a folder beside it named like the file (``<clip>/``) or
 ``frames/``, one ``<timestamp>.png`` (or ``.jpg``) per camera line, as the usual download scripts write them.
@@ -14,15 +14,19 @@ the origin is put :data:`TRAIN_DISTANCE` ahead of its mean camera: the scene's t
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from ...data.formats import FormatError, MissingFileError, read_realestate10k, read_transforms_json
-from ...geometry import invert_rigid
+from ..geometry import invert_rigid, look_at
+from .formats import FormatError, MissingFileError, read_realestate10k, read_transforms_json
 
-__all__ = ["TRAIN_DISTANCE", "Capture", "capture_frame", "centres_axes", "normalise", "read_capture"]
+__all__ = [
+    "TRAIN_DISTANCE", "Capture", "capture_frame", "centres_axes", "nearest_views", "normalise", "orbit_cameras",
+    "read_capture",
+]  # fmt: skip
 
 TRAIN_DISTANCE = 2.5  # the generated scenes' mean camera distance to the object (2.2-2.8)
 
@@ -107,3 +111,33 @@ def normalise(cam_from_world: torch.Tensor, centre: torch.Tensor, scale: float) 
     R, t = T[..., :3, :3], T[..., :3, 3]
     T[..., :3, 3] = scale * (t + (R @ centre[:, None])[..., 0])
     return T
+
+
+def orbit_cameras(cam_from_world: torch.Tensor, n: int) -> torch.Tensor:
+    """``(n, 4, 4)`` cameras on a circle around the origin of an already normalised capture, in the plane
+    perpendicular to the capture's mean up direction, at its mean distance and height, looking at the
+    origin."""
+    if n < 1:
+        raise ValueError(f"--orbit must be >= 1, got {n}")
+    c, _ = centres_axes(cam_from_world)
+    world_from_cam = invert_rigid(cam_from_world.double())
+    up = -world_from_cam[:, :3, 1].mean(0)  # image up is -y
+    up = up / up.norm().clamp(min=1e-9)
+    height = float((c @ up).mean())
+    radial = c - (c @ up)[:, None] * up
+    radius = float(radial.norm(dim=-1).mean())
+    e1 = radial[0] / radial[0].norm().clamp(min=1e-9)
+    e2 = torch.linalg.cross(up, e1)
+    angles = torch.arange(n, dtype=torch.float64) * 2 * math.pi / n
+    eyes = height * up + radius * (torch.cos(angles)[:, None] * e1 + torch.sin(angles)[:, None] * e2)
+    return look_at(eyes, torch.zeros_like(eyes), up=-up.expand_as(eyes))
+
+
+def nearest_views(cam_from_world: torch.Tensor, target_cam_from_world: torch.Tensor, k: int) -> list[int]:
+    """Indices of the ``k`` cameras of ``cam_from_world (N, 4, 4)`` nearest to one target camera ``(4, 4)``:
+    centre distance (in units of :data:`TRAIN_DISTANCE`, for a normalised capture) plus one minus the cosine
+    between the optical axes, smallest first."""
+    c, d = centres_axes(cam_from_world)
+    ct, dt = centres_axes(target_cam_from_world[None])
+    score = (c - ct).norm(dim=-1) / TRAIN_DISTANCE + (1 - (d * dt).sum(-1))
+    return score.argsort()[:k].tolist()
