@@ -75,6 +75,7 @@ def test_demo_page_renders_in_chromium(demo_dir, tmp_path):
         "single-view voxels",
         "Dynamic scenes",
         "Scene codes",
+        "Scene fitting",
     )
     for name in systems:
         assert any(name in heading for heading in sections), f"no section for {name}: {list(sections)}"
@@ -105,8 +106,9 @@ def _sections(dom: str) -> dict[str, tuple[str, str]]:
 
 
 def _method_of(heading: str) -> str:
-    for key, method in (("Scene codes", "code-prior"), ("mapping", "mapping"), ("depth", "depth"),
-                        ("novel-view", "nvs"), ("pose", "energy-pose"), ("voxels", "energy-voxels")):  # fmt: skip
+    for key, method in (("Scene codes", "code-prior"), ("Scene fitting", "radiance"), ("mapping", "mapping"),
+                        ("depth", "depth"), ("novel-view", "nvs"), ("pose", "energy-pose"),
+                        ("voxels", "energy-voxels")):  # fmt: skip
         if key in heading:
             return method
     raise AssertionError(f"model section {heading!r} of no known method")
@@ -121,6 +123,24 @@ def _shipped_fully_trained(method: str) -> bool:
         return False
     step = json.loads((folder / "state.json").read_text())["step"]
     return step >= json.loads((folder / "config.json").read_text())["train"]["max_steps"]
+
+
+def test_an_image_list_is_shown_as_a_looping_animation(tmp_path):
+    import base64
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from unrender.viz import write_report
+
+    frames = [np.full((4, 5, 3), 40 * k, np.uint8) for k in range(3)]
+    page = write_report(tmp_path / "p.html", "t", {"s": {"images": {"spin": frames}}}).read_text()
+    data = re.search(r"data:image/png;base64,([^'\"]+)", page).group(1)
+    with Image.open(io.BytesIO(base64.b64decode(data))) as im:
+        assert im.n_frames == 3 and im.size == (5, 4)
+        im.seek(2)
+        assert np.asarray(im.convert("RGB"))[0, 0, 0] == 80
 
 
 def test_browser_check_catches_a_broken_page(tmp_path):

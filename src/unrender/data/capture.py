@@ -25,7 +25,7 @@ from .formats import FormatError, MissingFileError, read_realestate10k, read_tra
 
 __all__ = [
     "TRAIN_DISTANCE", "Capture", "capture_frame", "centres_axes", "nearest_views", "normalise", "orbit_cameras",
-    "read_capture",
+    "orbit_circle", "read_capture",
 ]  # fmt: skip
 
 TRAIN_DISTANCE = 2.5  # the generated scenes' mean camera distance to the object (2.2-2.8)
@@ -113,20 +113,27 @@ def normalise(cam_from_world: torch.Tensor, centre: torch.Tensor, scale: float) 
     return T
 
 
-def orbit_cameras(cam_from_world: torch.Tensor, n: int) -> torch.Tensor:
-    """``(n, 4, 4)`` cameras on a circle around the origin of an already normalised capture, in the plane
-    perpendicular to the capture's mean up direction, at its mean distance and height, looking at the
-    origin."""
-    if n < 1:
-        raise ValueError(f"--orbit must be >= 1, got {n}")
+def orbit_circle(cam_from_world: torch.Tensor) -> torch.Tensor:
+    """The circle the capture's cameras go round, as ``(8,)``: the mean up direction (3; image up is -y), a
+    unit vector from the circle's axis towards the first camera (3), the cameras' mean height along up and
+    their mean distance from the axis through the origin (an already normalised capture)."""
     c, _ = centres_axes(cam_from_world)
     world_from_cam = invert_rigid(cam_from_world.double())
-    up = -world_from_cam[:, :3, 1].mean(0)  # image up is -y
+    up = -world_from_cam[:, :3, 1].mean(0)
     up = up / up.norm().clamp(min=1e-9)
-    height = float((c @ up).mean())
     radial = c - (c @ up)[:, None] * up
-    radius = float(radial.norm(dim=-1).mean())
     e1 = radial[0] / radial[0].norm().clamp(min=1e-9)
+    return torch.cat([up, e1, (c @ up).mean()[None], radial.norm(dim=-1).mean()[None]])
+
+
+def orbit_cameras(cam_from_world: torch.Tensor | None, n: int, *, circle: torch.Tensor | None = None) -> torch.Tensor:
+    """``(n, 4, 4)`` cameras on a circle around the origin of an already normalised capture, in the plane
+    perpendicular to the capture's mean up direction, at its mean distance and height, looking at the
+    origin: :func:`orbit_circle` of ``cam_from_world``, or the ``circle`` given."""
+    if n < 1:
+        raise ValueError(f"--orbit must be >= 1, got {n}")
+    circle = orbit_circle(cam_from_world) if circle is None else circle.double()
+    up, e1, height, radius = circle[:3], circle[3:6], circle[6], circle[7]
     e2 = torch.linalg.cross(up, e1)
     angles = torch.arange(n, dtype=torch.float64) * 2 * math.pi / n
     eyes = height * up + radius * (torch.cos(angles)[:, None] * e1 + torch.sin(angles)[:, None] * e2)

@@ -20,6 +20,7 @@ METHODS: dict[str, str] = {
     "energy-voxels": "unrender.methods.energy.voxels",
     "mapping": "unrender.methods.mapping",
     "nvs": "unrender.methods.nvs",
+    "radiance": "unrender.methods.radiance",
     "toy": "unrender.methods.toy",
 }
 

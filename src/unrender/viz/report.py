@@ -12,7 +12,7 @@ import base64
 import html
 import io
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -86,12 +86,17 @@ _VIEWER_JS = r"""
 """
 
 
-def png_data_uri(image: np.ndarray) -> str:
-    """An ``(H, W, 3)`` image as a ``data:image/png;base64,...`` URI."""
+def png_data_uri(image: np.ndarray | Sequence[np.ndarray], *, fps: float = 10.0) -> str:
+    """An ``(H, W, 3)`` image, or a sequence of them (an animated PNG looping at ``fps``: every browser plays
+    it, no video codec needed), as a ``data:image/png;base64,...`` URI."""
     from PIL import Image
 
     buf = io.BytesIO()
-    Image.fromarray(to_uint8(image)).save(buf, format="PNG")
+    if isinstance(image, np.ndarray) and image.ndim == 3:
+        Image.fromarray(to_uint8(image)).save(buf, format="PNG")
+    else:
+        first, *rest = [Image.fromarray(to_uint8(f)) for f in image]
+        first.save(buf, format="PNG", save_all=True, append_images=rest, duration=round(1000 / fps), loop=0)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
@@ -137,7 +142,7 @@ def write_report(
     * ``"metrics"``: a list of ``{"name", "value", "unit", "better", "baseline", "target"}`` rows
       (``better`` is ``"higher"`` or ``"lower"``), shown as a table with those columns;
     * ``"legend"``: a caption -> ``{name: (r, g, b)}`` colour swatches (e.g. the semantic classes);
-    * ``"images"``: a caption -> ``(H, W, 3)`` uint8 array;
+    * ``"images"``: a caption -> ``(H, W, 3)`` uint8 array, or a list of them (shown as a looping animation);
     * ``"scene3d"``: a caption -> ``{"points" (N, 3), "colors" (N, 3) uint8, "point_size",
       "cameras": [{"lines": (2L, 3) segment end points, "color"}]}`` shown in an interactive viewer
       (drag to turn, wheel to zoom).
@@ -188,7 +193,8 @@ def write_report(
             )
             parts.append(f"<p class='legend'>{html.escape(caption)}: {swatches}</p>")
         for caption, im in dict(values.get("images", {})).items():
-            parts.append(f"<figure><img src='{png_data_uri(np.asarray(im))}' alt='{html.escape(caption)}'>")
+            im = np.asarray(im) if isinstance(im, np.ndarray) else [np.asarray(f) for f in im]
+            parts.append(f"<figure><img src='{png_data_uri(im)}' alt='{html.escape(caption)}'>")
             parts.append(f"<figcaption>{html.escape(caption)}</figcaption></figure>")
         for caption, scene in dict(values.get("scene3d", {})).items():
             sid = f"scene{n3d}"

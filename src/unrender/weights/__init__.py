@@ -53,20 +53,37 @@ def load_trained(method: str, ckpt: Path | None = None, device: str = "auto", *,
     return cfg, model.to(dev).eval(), folder, dev
 
 
-def ship_checkpoint(checkpoint: Path, method: str, *, card: str) -> Path:
+def ship_checkpoint(checkpoint: Path, method: str, *, card: str, half: bool = False) -> Path:
     """Copy a trained checkpoint's weights, config and state (no optimiser state) into the package as
-    ``method``'s shipped weights, with ``card`` (Markdown) as its ``card.md``. A maintainer's tool."""
+    ``method``'s shipped weights, with ``card`` (Markdown) as its ``card.md``. ``half``: store the float32
+    tensors as float16 (half the size; loading converts them back, so the model's dtype is unchanged) and
+    record the new file's checksum. A maintainer's tool."""
+    import json
     import shutil
 
+    import torch
+    from safetensors.torch import load_file, save_file
+
     from ..engine import load_checkpoint
+    from ..engine.checkpoint import WEIGHTS, _sha256
     from ..io import atomic_path
 
     ck = load_checkpoint(checkpoint)  # checks the files
     dest = SHIPPED / method
     dest.mkdir(parents=True, exist_ok=True)
-    for name in ("model.safetensors", "config.json", "state.json"):
+    state = json.loads((ck["path"] / "state.json").read_text())
+    with atomic_path(dest / WEIGHTS) as tmp:
+        if half:
+            tensors = load_file(ck["path"] / WEIGHTS)
+            save_file({k: v.half() if v.dtype == torch.float32 else v for k, v in tensors.items()}, tmp)
+            state["weights_sha256"] = _sha256(tmp)
+        else:
+            shutil.copyfile(ck["path"] / WEIGHTS, tmp)
+    for name in ("config.json",):
         with atomic_path(dest / name) as tmp:
             shutil.copyfile(ck["path"] / name, tmp)
+    with atomic_path(dest / "state.json") as tmp:
+        tmp.write_text(json.dumps(state, indent=2))
     with atomic_path(dest / "card.md") as tmp:
         tmp.write_text(card)
     return dest
