@@ -243,6 +243,30 @@ def test_capture_normalisation_and_orbit():
     assert (origin_cam[:, 2] > 0).all()
 
 
+def test_orbit_is_upright_and_stays_on_the_arc_the_cameras_span():
+    import math
+
+    from unrender.data.capture import centres_axes, orbit_cameras
+    from unrender.geometry import invert_rigid, look_at
+
+    def ring(angles: torch.Tensor) -> torch.Tensor:  # cameras 3 m out, 1 m above the origin (y down), upright
+        eyes = torch.stack([3 * torch.sin(angles), torch.full_like(angles, -1.0), -3 * torch.cos(angles)], -1)
+        return look_at(eyes, torch.zeros_like(eyes))
+
+    arc = ring(torch.linspace(-1.0, 1.0, 9, dtype=torch.float64))  # a 115-degree arc, as in front of a wall
+    orbit = orbit_cameras(arc, 16)
+    c, _ = centres_axes(orbit)
+    az = torch.atan2(c[:, 0], -c[:, 2])
+    assert float(az.min()) >= -1.0 - 1e-6 and float(az.max()) <= 1.0 + 1e-6 and float(az.max() - az.min()) > 1.9
+    torch.testing.assert_close(c[:, 1], torch.full((16,), -1.0, dtype=torch.float64))
+    assert (invert_rigid(orbit)[:, 1, 1] > 0.9).all()  # upright: image down is world down, as in the inputs
+    full = orbit_cameras(ring(torch.arange(8, dtype=torch.float64) * 2 * math.pi / 8), 8)
+    c, _ = centres_axes(full)
+    az = torch.atan2(c[:, 0], -c[:, 2])
+    assert len(set(torch.round(az, decimals=6).tolist())) == 8  # once round: eight different places
+    assert float(torch.cos(az[1] - az[0])) < 0.75
+
+
 def test_nvs_capture_to_held_out_views_and_video(shared_data, tmp_path, capsys):
     from unrender.data.formats import iter_frames
 
@@ -307,10 +331,10 @@ def _room_as_tum_and_transforms(root: Path) -> dict:
 
 
 def test_mapping_rgbd_capture_to_occupancy_boxes_and_views(tmp_path, capsys):
+    from unrender.data.capture import gravity_direction
     from unrender.data.formats import read_binvox, read_tum_rgbd
     from unrender.geometry import transform_points
     from unrender.methods.mapping.data import mem_from_world
-    from unrender.methods.mapping.predict import gravity_direction
 
     s = _room_as_tum_and_transforms(tmp_path / "room")
     T = torch.from_numpy(s["cam_from_world"]).double()

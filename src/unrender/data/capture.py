@@ -24,8 +24,8 @@ from ..geometry import invert_rigid, look_at
 from .formats import FormatError, MissingFileError, read_realestate10k, read_transforms_json
 
 __all__ = [
-    "TRAIN_DISTANCE", "Capture", "capture_frame", "centres_axes", "nearest_views", "normalise", "orbit_cameras",
-    "orbit_circle", "read_capture",
+    "TRAIN_DISTANCE", "Capture", "capture_frame", "centres_axes", "gravity_direction", "nearest_views", "normalise",
+    "orbit_cameras", "orbit_circle", "read_capture",
 ]  # fmt: skip
 
 TRAIN_DISTANCE = 2.5  # the generated scenes' mean camera distance to the object (2.2-2.8)
@@ -113,31 +113,68 @@ def normalise(cam_from_world: torch.Tensor, centre: torch.Tensor, scale: float) 
     return T
 
 
-def orbit_circle(cam_from_world: torch.Tensor) -> torch.Tensor:
-    """The circle the capture's cameras go round, as ``(8,)``: the mean up direction (3; image up is -y), a
-    unit vector from the circle's axis towards the first camera (3), the cameras' mean height along up and
-    their mean distance from the axis through the origin (an already normalised capture)."""
-    c, _ = centres_axes(cam_from_world)
+def gravity_direction(cam_from_world: torch.Tensor) -> torch.Tensor:
+    """World-frame gravity ("down", unit) of cameras held without roll: the direction perpendicular to
+    every camera's x axis (image right is horizontal), signed like their mean image-down direction.
+    Where the x axes all agree (a camera moving straight ahead) that leaves a plane, and the mean
+    image-down direction, made perpendicular to x, is used.
+
+    Raises:
+        ValueError: the cameras' image-down directions disagree too much to tell which way is down.
+    """
     world_from_cam = invert_rigid(cam_from_world.double())
-    up = -world_from_cam[:, :3, 1].mean(0)
-    up = up / up.norm().clamp(min=1e-9)
+    x, down = world_from_cam[:, :3, 0], world_from_cam[:, :3, 1].mean(0)
+    if down.norm() < 0.5:
+        raise ValueError("the cameras' image-down directions disagree (mean length < 0.5): gravity is unclear; "
+                         "this needs roughly upright cameras")  # fmt: skip
+    evals, evecs = torch.linalg.eigh(x.T @ x / len(x))  # ascending
+    if evals[0] < 0.1 * evals[1]:
+        g = evecs[:, 0]
+    else:
+        xm = torch.nn.functional.normalize(x.mean(0), dim=0)
+        g = down - (down @ xm) * xm
+    g = g / g.norm()
+    return g if float(g @ down) > 0 else -g
+
+
+def orbit_circle(cam_from_world: torch.Tensor) -> torch.Tensor:
+    """The circle the capture's cameras go round, as ``(10,)``: the up direction (3; :func:`gravity_direction`), a
+    unit vector from the circle's axis towards the first camera (3), the cameras' mean height along up,
+    their mean distance from the axis through the origin (an already normalised capture), and the arc of
+    azimuths (radians from that vector, about up) the cameras span: the circle less its largest empty gap,
+    the whole circle when no gap exceeds 90 degrees."""
+    c, _ = centres_axes(cam_from_world)
+    up = -gravity_direction(cam_from_world)
     radial = c - (c @ up)[:, None] * up
     e1 = radial[0] / radial[0].norm().clamp(min=1e-9)
-    return torch.cat([up, e1, (c @ up).mean()[None], radial.norm(dim=-1).mean()[None]])
+    e2 = torch.linalg.cross(up, e1)
+    az = torch.atan2(radial @ e2, radial @ e1).sort().values  # in (-pi, pi]; the first camera at 0
+    gaps = torch.cat([az[1:] - az[:-1], (az[:1] + 2 * math.pi) - az[-1:]])
+    k = int(gaps.argmax())
+    if float(gaps[k]) <= math.pi / 2:
+        arc = torch.tensor([0.0, 2 * math.pi], dtype=torch.float64)
+    else:  # from the camera after the largest gap, round to the one before it
+        start = az[(k + 1) % len(az)]
+        arc = torch.stack([start, start + 2 * math.pi - gaps[k]])
+    return torch.cat([up, e1, (c @ up).mean()[None], radial.norm(dim=-1).mean()[None], arc])
 
 
 def orbit_cameras(cam_from_world: torch.Tensor | None, n: int, *, circle: torch.Tensor | None = None) -> torch.Tensor:
-    """``(n, 4, 4)`` cameras on a circle around the origin of an already normalised capture, in the plane
-    perpendicular to the capture's mean up direction, at its mean distance and height, looking at the
-    origin: :func:`orbit_circle` of ``cam_from_world``, or the ``circle`` given."""
+    """``(n, 4, 4)`` cameras on the circle of :func:`orbit_circle` (of ``cam_from_world``, or the ``circle``
+    given) looking at the origin, upright: once round when the capture's cameras surround it, else back and
+    forth over the arc they span (easing at its ends), so the video loops and shows only what was seen."""
     if n < 1:
         raise ValueError(f"--orbit must be >= 1, got {n}")
     circle = orbit_circle(cam_from_world) if circle is None else circle.double()
-    up, e1, height, radius = circle[:3], circle[3:6], circle[6], circle[7]
+    up, e1, height, radius, a0, a1 = circle[:3], circle[3:6], circle[6], circle[7], circle[8], circle[9]
     e2 = torch.linalg.cross(up, e1)
-    angles = torch.arange(n, dtype=torch.float64) * 2 * math.pi / n
+    k = torch.arange(n, dtype=torch.float64)
+    if float(a1 - a0) >= 2 * math.pi - 1e-9:
+        angles = a0 + k * 2 * math.pi / n
+    else:
+        angles = a0 + (a1 - a0) * (1 - torch.cos(2 * math.pi * k / n)) / 2
     eyes = height * up + radius * (torch.cos(angles)[:, None] * e1 + torch.sin(angles)[:, None] * e2)
-    return look_at(eyes, torch.zeros_like(eyes), up=-up.expand_as(eyes))
+    return look_at(eyes, torch.zeros_like(eyes), up=up.expand_as(eyes))
 
 
 def nearest_views(cam_from_world: torch.Tensor, target_cam_from_world: torch.Tensor, k: int) -> list[int]:

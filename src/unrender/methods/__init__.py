@@ -21,6 +21,7 @@ METHODS: dict[str, str] = {
     "mapping": "unrender.methods.mapping",
     "nvs": "unrender.methods.nvs",
     "radiance": "unrender.methods.radiance",
+    "scene-grids": "unrender.methods.scenegrids",
     "toy": "unrender.methods.toy",
 }
 

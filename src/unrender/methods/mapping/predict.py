@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ...data.capture import gravity_direction
 from ...data.formats import (
     FormatError,
     fit_map,
@@ -48,7 +49,7 @@ from ...data.formats import (
 )
 from ...geometry import VoxelGrid, box_corners, invert_rigid, make_rigid, transform_points
 
-__all__ = ["MappingPredictArgs", "gravity_direction", "level_rotation", "predict_mapping_files"]
+__all__ = ["MappingPredictArgs", "level_rotation", "predict_mapping_files"]
 
 
 @dataclass
@@ -97,30 +98,6 @@ def _read_capture(args: MappingPredictArgs) -> _Capture:
         raise FormatError(f"{path}: its frames give no depth_file_path; mapping needs RGB-D views")
     return _Capture(scene.image_paths, scene.depth_paths, 1.0 / scene.depth_scale, scene.K, scene.cam_from_world,
                     f"transforms.json ({path})")  # fmt: skip
-
-
-def gravity_direction(cam_from_world: torch.Tensor) -> torch.Tensor:
-    """World-frame gravity ("down", unit) of cameras held without roll: the direction perpendicular to
-    every camera's x axis (image right is horizontal), signed like their mean image-down direction.
-    Where the x axes all agree (a camera moving straight ahead) that leaves a plane, and the mean
-    image-down direction, made perpendicular to x, is used.
-
-    Raises:
-        ValueError: the cameras' image-down directions disagree too much to tell which way is down.
-    """
-    world_from_cam = invert_rigid(cam_from_world.double())
-    x, down = world_from_cam[:, :3, 0], world_from_cam[:, :3, 1].mean(0)
-    if down.norm() < 0.5:
-        raise ValueError("the cameras' image-down directions disagree (mean length < 0.5): gravity is unclear; "
-                         "mapping expects roughly upright cameras")  # fmt: skip
-    evals, evecs = torch.linalg.eigh(x.T @ x / len(x))  # ascending
-    if evals[0] < 0.1 * evals[1]:
-        g = evecs[:, 0]
-    else:
-        xm = torch.nn.functional.normalize(x.mean(0), dim=0)
-        g = down - (down @ xm) * xm
-    g = g / g.norm()
-    return g if float(g @ down) > 0 else -g
 
 
 def level_rotation(cam_from_world: torch.Tensor) -> torch.Tensor:

@@ -33,7 +33,7 @@ class CaptureFrame:
     centre: torch.Tensor  # (3,) float64: x_normalised = scale (x - centre)
     scale: float
     how: str
-    circle: torch.Tensor  # (8,) float64: the cameras' orbit (:func:`unrender.data.capture.orbit_circle`)
+    circle: torch.Tensor  # (10,) float64: the cameras' orbit (:func:`unrender.data.capture.orbit_circle`)
     K: torch.Tensor  # (3, 3) float64: the first image's intrinsics at the fitted size
     size: tuple[int, int]  # (H, W) at the fitted size
 

@@ -52,7 +52,7 @@ class RadianceGrid(nn.Module):
         self.grids = nn.ParameterList(grids)
         self.register_buffer("centre", torch.zeros(3, dtype=torch.float64))
         self.register_buffer("scale", torch.ones((), dtype=torch.float64))
-        self.register_buffer("circle", torch.zeros(8, dtype=torch.float64))
+        self.register_buffer("circle", torch.zeros(10, dtype=torch.float64))
         self.register_buffer("K", torch.eye(3, dtype=torch.float64))
         self.register_buffer("size", torch.zeros(2, dtype=torch.long))
 

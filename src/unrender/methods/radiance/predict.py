@@ -134,7 +134,7 @@ def predict_radiance(args: RadiancePredictArgs) -> dict[str, Any]:
         ckpt = cfg.train.out_dir
     else:
         ckpt = None if str(args.ckpt) == "shipped" else args.ckpt
-    _, model, folder, _ = load_trained("radiance", ckpt, args.device)
+    cfg, model, folder, _ = load_trained("radiance", ckpt, args.device)
     summary["checkpoint"] = str(folder)
     args.out.mkdir(parents=True, exist_ok=True)
     video = VideoWriter(args.out / "orbit.mp4", fps=args.fps)
@@ -149,7 +149,7 @@ def predict_radiance(args: RadiancePredictArgs) -> dict[str, Any]:
         video.abort()
         raise
     summary["video"] = str(video.close())
-    points, colours, occ, grid = export_occupancy(model)
+    points, colours, occ, grid = export_occupancy(model, cfg.eval.export_alpha)
     write_ply(args.out / "occupancy.ply", points, colours)
     write_binvox(args.out / "occupancy.binvox", occ, grid)
     summary.update(occupied_voxels=int(occ.sum()), ply=str(args.out / "occupancy.ply"),

@@ -1,0 +1,104 @@
+"""Config and presets of per-scene latent grids (an auto-decoder) with shared decoders and renderers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from ...engine.config import TrainConfig
+
+
+@dataclass
+class GridsData:
+    """The rooms of a mapping model's held-out split (the same rooms, views and memory frame its evaluation
+    scores): each has input RGB-D views, one held-out view and exact occupancy. Only the input views are fitted;
+    the held-out view and the exact occupancy are the scores."""
+
+    mapping: Path | None = None
+    """A mapping run or checkpoint whose config names the rooms, and whose net is the feed-forward baseline
+    (None: the shipped mapping weights)."""
+    scenes: int = 32
+    """Rooms fitted jointly with the shared decoder (the first of the held-out split)."""
+    new_scenes: int = 4
+    """Rooms after those, fitted afterwards with the decoder frozen (the evaluation's steps-to-quality curve)."""
+    root: Path = Path("runs/data")
+    """Where the generated rooms are (written there once, as the mapping method writes them)."""
+
+
+@dataclass
+class GridsModel:
+    channels: int = 8
+    """Feature channels of a scene's grid."""
+    upsample: int = 2
+    """The scene grids have this many times the mapping memory's resolution along each axis."""
+    renderer: Literal["composite", "linear", "nerf"] = "nerf"
+    """``composite``: 1x1x1 convolutions decode occupancy and colour volumes, composited along each ray
+    with occupancy as alpha (no parameters in the renderer). ``linear``: the features themselves are
+    composited (occupancy as alpha) and one 1x1 map without bias turns them into colour, so the features
+    must carry the appearance. ``nerf``: an MLP on trilinearly sampled features gives density and colour,
+    volume rendered."""
+    hidden: int = 32
+    samples: int = 64
+    """Points per ray, evenly spaced from ``near`` to ``far`` (stratified in training)."""
+    near: float = 0.1
+    far: float = 9.0
+    init_std: float = 0.1
+    """Scene grids start as Gaussian noise of this deviation."""
+
+
+@dataclass
+class GridsLoss:
+    rays: int = 1024
+    """Rays per scene per step, drawn from its input views."""
+    rgb: float = 1.0
+    depth: float = 0.1
+    """L1 of the rendered depth (expected distance along the ray, converted to z) against the input depth."""
+    occupancy: float = 0.1
+    """Cross-entropy of the occupancy against occupancy carved from the input depths (carved-known voxels)."""
+    tv: float = 0.01
+    """Total variation of the scene grids."""
+    scene_lr: float = 0.05
+    """Adam learning rate of every scene's own optimiser (the trainer's ``lr`` is the decoder's)."""
+
+
+@dataclass
+class GridsEval:
+    new_steps: int = 300
+    """Steps of fitting each new scene with the decoder frozen."""
+    every: int = 25
+    """Score the new scenes' held-out views every this many of those steps."""
+
+
+@dataclass
+class GridsConfig:
+    """One latent grid per room, each with its own optimiser, and one shared decoder and renderer; scored on
+    the rooms' held-out views and exact occupancy against the feed-forward mapping net on the same rooms."""
+
+    train: TrainConfig = field(default_factory=TrainConfig)
+    data: GridsData = field(default_factory=GridsData)
+    model: GridsModel = field(default_factory=GridsModel)
+    loss: GridsLoss = field(default_factory=GridsLoss)
+    eval: GridsEval = field(default_factory=GridsEval)
+
+
+def cpu() -> GridsConfig:
+    """32 rooms, 4 per step: 3000 steps = about 375 optimiser steps per room."""
+    return GridsConfig(
+        train=TrainConfig(max_steps=3000, batch_size=4, lr=3e-3, grad_clip=0.0, ckpt_every=500, log_every=25,
+                          out_dir=Path("runs/scene-grids"), time_limit_min=30.0),
+    )  # fmt: skip
+
+
+def tiny() -> GridsConfig:
+    return GridsConfig(
+        train=TrainConfig(max_steps=4, batch_size=2, lr=3e-3, grad_clip=0.0, ckpt_every=2, log_every=2,
+                          out_dir=Path("runs/scene-grids-tiny")),
+        data=GridsData(scenes=2, new_scenes=1),
+        model=GridsModel(channels=4, upsample=1, hidden=8, samples=16),
+        loss=GridsLoss(rays=64),
+        eval=GridsEval(new_steps=4, every=2),
+    )  # fmt: skip
+
+
+PRESETS = {"cpu": cpu, "tiny": tiny}

@@ -1,0 +1,104 @@
+"""The rooms the scene grids fit: a mapping model's held-out rooms, taken through the method registry (the
+mapping method's own dataset, so the rooms, views, memory frame and exact occupancy are the ones its
+evaluation scores), plus each room's input rays and the occupancy carved from its input depths."""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset
+
+from ...geometry import VoxelGrid, camera_rays, carve_depth
+from .config import GridsConfig
+
+__all__ = ["RoomViews", "mapping_checkpoint", "mapping_config", "memory_grid"]
+
+
+def mapping_checkpoint(path: Path | None) -> Path:
+    """The checkpoint folder of a mapping run or checkpoint (None: the shipped mapping weights)."""
+    from ...engine.checkpoint import find_latest_checkpoint
+    from ...weights import shipped_checkpoint
+
+    if path is None:
+        return shipped_checkpoint("mapping")
+    found = find_latest_checkpoint(Path(path))
+    if found is None:
+        raise FileNotFoundError(f"no mapping checkpoint under {path}")
+    return found
+
+
+def mapping_config(cfg: GridsConfig) -> Any:
+    """The mapping config that names the rooms (its data root replaced by ``data.root``)."""
+    from ...engine import config_from_dict
+    from ...methods import get_method
+
+    folder = mapping_checkpoint(cfg.data.mapping)
+    mcfg = config_from_dict(get_method("mapping").config, json.loads((folder / "config.json").read_text()))
+    mcfg.data.root = cfg.data.root
+    return mcfg
+
+
+def memory_grid(cfg: GridsConfig) -> VoxelGrid:
+    d = mapping_config(cfg).data
+    return VoxelGrid(d.bounds_min, d.bounds_max, d.resolution)
+
+
+@lru_cache(maxsize=2)
+def _rooms(mapping: Path | None, root: Path):
+    from ...methods import get_method
+
+    cfg = GridsConfig()
+    cfg.data.mapping, cfg.data.root = mapping, root
+    mcfg = mapping_config(cfg)
+    return get_method("mapping").build_dataset(mcfg, "val"), VoxelGrid(mcfg.data.bounds_min, mcfg.data.bounds_max,
+                                                                        mcfg.data.resolution)  # fmt: skip
+
+
+class RoomViews(Dataset):
+    """Rooms ``first .. first + count - 1`` of the held-out split; item ``i`` is room ``first + i`` as the
+    mapping dataset gives it (``room``), with ``scene`` (its index in the bank: ``first + i``), its input rays
+    ``origins``/``directions (N H W, 3)``, colours ``rgb`` and z-depths ``depth (N H W)`` and the ray's z per
+    unit of distance ``z_per_t``, and ``carved``/``known (Z, Y, X)`` from the input depths only."""
+
+    def __init__(self, cfg: GridsConfig, first: int, count: int):
+        self.rooms, self.grid = _rooms(cfg.data.mapping, Path(cfg.data.root))
+        if first + count > len(self.rooms):
+            raise ValueError(f"scene grids: rooms {first}..{first + count - 1} asked for, the mapping model's "
+                             f"held-out split has {len(self.rooms)}")  # fmt: skip
+        self.first, self.count = first, count
+        self._cache: dict[int, dict[str, Any]] = {}
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        if not 0 <= i < self.count:
+            raise IndexError(f"RoomViews: index {i} out of range for {self.count} rooms")
+        if i not in self._cache:
+            room = self.rooms[self.first + i]
+            K, T = room["K_in"].double(), room["cam_from_mem_in"].double()
+            H, W = room["rgb_in"].shape[-2:]
+            o, d = camera_rays(K, T, H, W)  # (N, H, W, 3)
+            axis = torch.linalg.inv(T)[:, None, None, :3, 2]
+            carved, free = carve_depth(self.grid, room["depth_in"].double(), K, T)
+            self._cache[i] = {
+                "scene": self.first + i,
+                "origins": o.reshape(-1, 3).float(),
+                "directions": d.reshape(-1, 3).float(),
+                "z_per_t": (d * axis).sum(-1).reshape(-1).float(),
+                "rgb": room["rgb_in"].permute(0, 2, 3, 1).reshape(-1, 3).float(),
+                "depth": room["depth_in"].reshape(-1).float(),
+                "carved": carved.float(),
+                "known": ((carved + free) > 0).float(),
+                "room": room,
+            }
+        return self._cache[i]
+
+
+def collate(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rooms stay a list (each scene is rendered through its own grid)."""
+    return items

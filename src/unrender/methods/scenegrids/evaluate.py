@@ -1,0 +1,141 @@
+"""Scene grids scored on their rooms' held-out views and exact occupancy, next to the feed-forward mapping
+net on the same rooms; then new rooms fitted with the decoder frozen (held-out PSNR every few steps)."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from ...geometry import camera_rays
+from ...metrics import psnr, ssim, voxel_iou
+from .bank import SceneBank
+from .config import GridsConfig
+from .data import RoomViews
+from .model import SceneGridModel
+
+__all__ = ["evaluate_scene_grids", "fit_scene", "scene_losses", "score_room"]
+
+
+def scene_losses(model: SceneGridModel, grid: torch.Tensor, item: dict[str, Any], cfg: GridsConfig) -> dict:
+    """One scene's losses on ``loss.rays`` random input rays: colour MSE, z-depth L1 (valid pixels),
+    occupancy cross-entropy on the carved-known voxels of the mapping grid, and the grid's total variation."""
+    L = cfg.loss
+    idx = torch.randint(len(item["rgb"]), (L.rays,), device=item["rgb"].device)
+    out = model(grid, item["origins"][idx], item["directions"][idx], jitter=True)
+    mse = F.mse_loss(out["rgb"], item["rgb"][idx])
+    d = item["depth"][idx]
+    valid = (d > 0).float()
+    z = out["distance"][:, 0] * item["z_per_t"][idx]
+    depth = ((z - d).abs() * valid).sum() / valid.sum().clamp(min=1)
+    centres = model.grid.centers(device=grid.device)  # (Z, Y, X, 3)
+    known = item["known"][0] > 0
+    p = model.occupancy(grid, centres[known]).clamp(1e-5, 1 - 1e-5)
+    occ = F.binary_cross_entropy(p, item["carved"][0][known])
+    tv = sum(grid.diff(dim=k).pow(2).mean() for k in (1, 2, 3))
+    loss = L.rgb * mse + L.depth * depth + L.occupancy * occ + L.tv * tv
+    return {"loss": loss, "mse": mse.detach(), "depth_l1": depth.detach(), "occ_bce": occ.detach(), "tv": tv.detach()}
+
+
+@torch.no_grad()
+def score_room(model: SceneGridModel, grid: torch.Tensor, room: dict[str, torch.Tensor]) -> dict[str, Any]:
+    """Held-out view PSNR/SSIM and occupancy IoU (mapping voxel centres, exact occupancy) of one fitted grid."""
+    H, W = room["rgb_out"].shape[-2:]
+    o, d = camera_rays(room["K_out"].double(), room["cam_from_mem_out"].double(), H, W)
+    out = model(grid, o.reshape(-1, 3).float(), d.reshape(-1, 3).float())
+    img = out["rgb"].T.reshape(1, 3, H, W).clamp(0, 1)
+    target = room["rgb_out"][None].float()
+    occ = model.occupancy(grid, model.grid.centers(device=grid.device))  # (Z, Y, X)
+    iou = voxel_iou(occ[None, None].cpu(), room["occ"][None].cpu())[0]
+    return {"psnr": float(psnr(img, target)[0]), "ssim": float(ssim(img, target)[0]), "occ_iou": float(iou),
+            "image": img[0]}  # fmt: skip
+
+
+def fit_scene(model: SceneGridModel, bank: SceneBank, item: dict[str, Any], cfg: GridsConfig, steps: int,
+              every: int) -> list[tuple[int, float]]:  # fmt: skip
+    """Fit ``item``'s grid in ``bank`` for ``steps`` steps with the decoder frozen; ``(step, held-out PSNR)``
+    at step 0 and every ``every`` steps."""
+    curve = []
+    for p in model.parameters():
+        p.requires_grad_(False)
+    try:
+        for s in range(steps + 1):
+            if s % every == 0 or s == steps:
+                curve.append((s, score_room(model, bank.get(item["scene"]), item["room"])["psnr"]))
+            if s < steps:
+                with torch.enable_grad():
+                    scene_losses(model, bank.get(item["scene"]), item, cfg)["loss"].backward()
+    finally:
+        for p in model.parameters():
+            p.requires_grad_(True)
+    return curve
+
+
+def _feedforward(cfg: GridsConfig, rooms: list[dict[str, torch.Tensor]], device: torch.device) -> dict[str, list]:
+    """The mapping net's held-out view PSNR/SSIM and occupancy IoU on the same rooms."""
+    from ...weights import load_trained
+
+    _, net, _, dev = load_trained("mapping", cfg.data.mapping, str(device.type))
+    out: dict[str, list] = {"psnr": [], "ssim": [], "occ_iou": [], "image": []}
+    with torch.no_grad():
+        for room in rooms:
+            o = net({k: v[None].to(dev) for k, v in room.items() if isinstance(v, torch.Tensor)})
+            pred, target = o["rgb_pred"].float().cpu().clamp(0, 1), room["rgb_out"][None].float()
+            out["psnr"].append(float(psnr(pred, target)[0]))
+            out["ssim"].append(float(ssim(pred, target)[0]))
+            prob = torch.sigmoid(o["occ_logits"].float()).cpu()
+            out["occ_iou"].append(float(voxel_iou(prob, room["occ"][None].cpu())[0]))
+            out["image"].append(pred[0])
+    return out
+
+
+def evaluate_scene_grids(model: SceneGridModel, cfg: GridsConfig, device: torch.device) -> dict[str, Any]:
+    """The fitted rooms (``data.scenes``): held-out view PSNR/SSIM and occupancy IoU of the grids and of the
+    feed-forward mapping net; then ``data.new_scenes`` more rooms fitted from fresh grids with the decoder
+    frozen, their held-out PSNR every ``eval.every`` steps, and the first step at which their mean reaches
+    the feed-forward net's on them."""
+    from ...viz import image_grid
+
+    d, e = cfg.data, cfg.eval
+    fitted = RoomViews(cfg, 0, d.scenes)
+    rows, grids, ff_rooms = [], {"psnr": [], "ssim": [], "occ_iou": []}, []
+    for i in tqdm(range(len(fitted)), desc="eval scene grids", unit="room", dynamic_ncols=True):
+        item = fitted[i]
+        s = score_room(model, model.bank.get(item["scene"]), item["room"])
+        for k in grids:
+            grids[k].append(s[k])
+        ff_rooms.append(item["room"])
+        if i < 4:
+            rows.append([item["room"]["rgb_in"][0], item["room"]["rgb_out"], s["image"].cpu()])
+    ff = _feedforward(cfg, ff_rooms, device)
+    for row, img in zip(rows, ff["image"], strict=False):
+        row.append(img)
+    out: dict[str, Any] = {f"grids/{k}": float(np.mean(v)) for k, v in grids.items()}
+    out.update({f"feedforward/{k}": float(np.mean(v)) for k, v in ff.items() if k != "image"})
+    out["scenes"] = len(fitted)
+    out["psnr_gain_over_feedforward"] = out["grids/psnr"] - out["feedforward/psnr"]
+    if d.new_scenes:
+        new = RoomViews(cfg, d.scenes, d.new_scenes)
+        with tempfile.TemporaryDirectory() as tmp:  # the run's own bank is left as it was
+            bank = SceneBank(Path(tmp), d.scenes + d.new_scenes, model.shape, lr=cfg.loss.scene_lr,
+                             init_std=cfg.model.init_std)  # fmt: skip
+            bar = tqdm(range(len(new)), desc="fit new rooms", unit="room", dynamic_ncols=True)
+            curves = [fit_scene(model, bank, new[i], cfg, e.new_steps, e.every) for i in bar]
+        steps = [s for s, _ in curves[0]]
+        mean = [float(np.mean([c[k][1] for c in curves])) for k in range(len(steps))]
+        target = float(np.mean(_feedforward(cfg, [new[i]["room"] for i in range(len(new))], device)["psnr"]))
+        reached = [s for s, p in zip(steps, mean, strict=True) if p >= target]
+        out.update({"new/scenes": len(new), "new/feedforward_psnr": target, "new/psnr_start": mean[0],
+                    "new/psnr_end": mean[-1], "new/steps": steps[-1],
+                    "new/reached_feedforward": float(bool(reached))})  # fmt: skip
+        if reached:
+            out["new/steps_to_feedforward"] = float(reached[0])
+        for s, p in zip(steps, mean, strict=True):
+            out[f"new/psnr@{s}"] = p
+    out["images"] = {"input view 0 | held-out view | scene grid | feed-forward mapping net": image_grid(rows, scale=2)}
+    return out

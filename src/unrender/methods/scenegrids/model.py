@@ -1,0 +1,99 @@
+"""The shared part of the auto-decoder: occupancy and colour decoders and three renderers, applied to any
+scene's latent grid ``(C, Z, Y, X)`` (in the mapping memory frame, on its box at ``upsample`` x its
+resolution). The grids themselves live in a :class:`~unrender.methods.scenegrids.bank.SceneBank`, not in the
+module's parameters: the trainer's optimiser steps the decoder, each scene's own optimiser its grid.
+
+Rays are sampled at ``samples`` points evenly from ``near`` to ``far`` (one point at a random place in each
+interval while training); features are read trilinearly (zero outside the box).
+
+* ``composite``: 1x1x1 convolutions decode occupancy (a probability) and colour volumes; along each ray,
+  the occupancy at a point is its alpha, colours are alpha-composited front to back. No renderer parameters.
+* ``linear``: the same occupancy as alpha, but the *features* are composited and one 1x1 map without bias
+  turns the composited feature into colour: the features must carry the appearance.
+* ``nerf``: an MLP on the sampled feature gives density (per metre) and colour, volume rendered
+  (:func:`unrender.render.volume_render`); its occupancy is the alpha of one mapping voxel's length.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ...geometry import VoxelGrid
+from ...render import volume_render
+from .bank import SceneBank
+from .config import GridsConfig
+
+__all__ = ["SceneGridModel"]
+
+
+def _mlp(cin: int, hidden: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(cin, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
+                         nn.Linear(hidden, cout))  # fmt: skip
+
+
+class SceneGridModel(nn.Module):
+    """Decoders and a renderer shared by every scene; ``bank`` holds the scenes' grids (``grid``: the
+    mapping memory's :class:`VoxelGrid`; the scene grids cover its box at ``upsample`` x its resolution)."""
+
+    def __init__(self, cfg: GridsConfig, grid: VoxelGrid, bank_folder: Path, num_scenes: int):
+        super().__init__()
+        m = self.m = cfg.model
+        self.grid = grid
+        X, Y, Z = grid.resolution
+        self.shape = (m.channels, Z * m.upsample, Y * m.upsample, X * m.upsample)
+        self.voxel = float(min(grid.voxel_size))  # the mapping memory's voxel edge: occupancy's length
+        self.bank = SceneBank(bank_folder, num_scenes, self.shape, lr=cfg.loss.scene_lr, init_std=m.init_std)
+        if m.renderer == "nerf":
+            self.field = _mlp(m.channels, m.hidden, 4)  # density logit, colour logits
+        else:
+            self.occ = _mlp(m.channels, m.hidden, 1)
+            if m.renderer == "composite":
+                self.colour = _mlp(m.channels, m.hidden, 3)
+            else:
+                self.to_rgb = nn.Linear(m.channels, 3, bias=False)
+        # the bank's changed scenes are written whenever the weights are (every trainer checkpoint)
+        self._register_state_dict_hook(lambda module, *args: module.bank.flush())
+
+    def sample(self, grid: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+        """Features ``(..., C)`` of a scene grid ``(C, Z, Y, X)`` at points ``(..., 3)`` (memory frame)."""
+        g = self.grid.world_to_normalized(points).reshape(1, 1, 1, -1, 3).to(grid.dtype)
+        f = F.grid_sample(grid[None], g, mode="bilinear", padding_mode="zeros", align_corners=False)
+        return f.reshape(grid.shape[0], -1).T.reshape(*points.shape[:-1], grid.shape[0])
+
+    def occupancy(self, grid: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+        """Occupancy probability ``(...)`` at points ``(..., 3)``."""
+        f = self.sample(grid, points)
+        if self.m.renderer == "nerf":
+            sigma = F.softplus(self.field(f)[..., 0])
+            return 1 - torch.exp(-sigma * self.voxel)
+        return torch.sigmoid(self.occ(f)[..., 0])
+
+    def forward(self, grid: torch.Tensor, origins: torch.Tensor, directions: torch.Tensor,
+                jitter: bool = False) -> dict[str, torch.Tensor]:  # fmt: skip
+        """Render rays ``(R, 3)`` (unit directions, memory frame) through a scene grid: ``rgb (R, 3)``,
+        ``distance (R, 1)`` (expected, the background at ``far``), ``opacity (R, 1)``."""
+        m = self.m
+        t = torch.linspace(m.near, m.far, m.samples + 1, device=origins.device).expand(len(origins), -1)
+        u = torch.rand_like(t[:, 1:]) if jitter else torch.full_like(t[:, 1:], 0.5)
+        mid = t[:, :-1] + u * (t[:, 1:] - t[:, :-1])
+        pts = origins[:, None] + directions[:, None] * mid[..., None]
+        f = self.sample(grid, pts)  # (R, S, C)
+        if m.renderer == "nerf":
+            out = self.field(f)
+            r = volume_render(F.softplus(out[..., 0]), torch.sigmoid(out[..., 1:]), t)
+            rgb, w, opacity = r["rgb"], r["weights"], r["opacity"]
+        else:
+            alpha = torch.sigmoid(self.occ(f)[..., 0])
+            trans = torch.cumprod(torch.cat([torch.ones_like(alpha[:, :1]), 1 - alpha], -1), -1)
+            w = alpha * trans[:, :-1]
+            opacity = w.sum(-1, keepdim=True)
+            if m.renderer == "composite":
+                rgb = (w[..., None] * torch.sigmoid(self.colour(f))).sum(1)
+            else:
+                rgb = torch.sigmoid(self.to_rgb((w[..., None] * f).sum(1)))
+        distance = (w * mid).sum(-1, keepdim=True) + (1 - opacity) * m.far
+        return {"rgb": rgb, "distance": distance, "opacity": opacity}
