@@ -1,7 +1,7 @@
 import pytest
 import torch
 import torch.nn.functional as F
-from _util import BATCHES
+from _util import BATCHES, gen
 
 from unrender.geometry import (
     VoxelGrid,
@@ -271,3 +271,33 @@ def test_boxes_from_components_recover_a_turned_car():
         assert box_iou_3d(got[None].float(), box[None].float()).item() > 0.85, (yaw, got)
         d = (got[6] - yaw + torch.pi / 2) % torch.pi - torch.pi / 2  # a half-turn is the same box
         assert abs(float(d)) < 0.05, (yaw, got)
+
+
+def test_pasting_a_prototype_identity_translation_yaw_and_scale():
+    """A 4-voxel prototype pasted into a scene grid: the identity gives it back exactly, a known translation
+    and a quarter turn of yaw move it by exactly that, a scale of 2 makes it twice as wide."""
+    from unrender.geometry import yaw_matrix
+
+    proto_grid = VoxelGrid((-1.0, -1.0, -1.0), (1.0, 1.0, 1.0), (4, 4, 4))
+    scene = VoxelGrid((-2.0, -2.0, -2.0), (2.0, 2.0, 2.0), (8, 8, 8))  # the same voxel size, twice as wide
+    proto = torch.rand(2, 4, 4, 4, dtype=torch.float64, generator=gen(5))
+    eye = torch.eye(4, dtype=torch.float64)
+    out = warp_volume(proto, proto_grid, eye, dst_grid=scene, affine=True)
+    torch.testing.assert_close(out[:, 2:6, 2:6, 2:6], proto, atol=1e-12, rtol=0)
+    assert out.sum() == pytest.approx(proto.sum())  # nothing outside the pasted box
+    shift = eye.clone()
+    shift[:3, 3] = torch.tensor([1.0, 0.0, -0.5], dtype=torch.float64)  # +2 voxels along x, -1 along z
+    out = warp_volume(proto, proto_grid, shift, dst_grid=scene, affine=True)
+    torch.testing.assert_close(out[:, 1:5, 2:6, 4:8], proto, atol=1e-12, rtol=0)
+    turn = eye.clone()
+    turn[:3, :3] = yaw_matrix(torch.tensor(torch.pi / 2, dtype=torch.float64))
+    out = warp_volume(proto, proto_grid, turn, dst_grid=scene, affine=True)[:, 2:6, 2:6, 2:6]
+    rotated = torch.stack([torch.rot90(proto, k, dims=(1, 3)) for k in (1, -1)])  # (Z, Y, X): about y
+    assert min(float((out - r).abs().max()) for r in rotated) < 1e-9
+    big = eye.clone()
+    big[:3, :3] *= 2
+    out = warp_volume(torch.ones(1, 4, 4, 4, dtype=torch.float64), proto_grid, big, dst_grid=scene, affine=True)
+    assert (out > 0).all() and torch.equal(out[0, 1:7, 1:7, 1:7], torch.ones(6, 6, 6, dtype=torch.float64))
+    # a 2 m prototype now spans the 4 m scene box (its outer voxels blend with the zeros beyond it)
+    vol = torch.rand(1, 4, 4, 4, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda v: warp_volume(v, proto_grid, big, dst_grid=scene, affine=True), (vol,))

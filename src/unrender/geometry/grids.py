@@ -314,8 +314,10 @@ def warp_volume(
     dst_grid: VoxelGrid | None = None,
     mode: str = "bilinear",
     padding_mode: str = "zeros",
+    affine: bool = False,
 ) -> torch.Tensor:
-    """Resample a volume into another frame.
+    """Resample a volume into another frame (differentiable in the volume and the transform: a 3D spatial
+    transformer, e.g. to paste an object or a prototype into a scene).
 
     The output voxel at ``p`` (in the ``dst`` frame, on ``dst_grid``) takes the
     input's value at ``src_from_dst @ p``; outside the input it is 0 (or per
@@ -324,7 +326,8 @@ def warp_volume(
     Args:
         volume: ``(..., C, Z, Y, X)`` on ``grid`` in the ``src`` frame.
         grid: the input volume's grid.
-        dst_from_src: ``(..., 4, 4)`` rigid transform.
+        dst_from_src: ``(..., 4, 4)`` rigid transform, or with ``affine`` any invertible affine one (a scaled
+            rotation: a prototype placed at a size).
         dst_grid: the output grid (default: ``grid``).
 
     Returns:
@@ -343,7 +346,7 @@ def warp_volume(
     vol = volume.expand(*batch, *volume.shape[-4:]).reshape(-1, C, *grid.shape)
     T = dst_from_src.expand(*batch, 4, 4).reshape(-1, 4, 4)
     pts = dst_grid.centers(dtype=volume.dtype, device=volume.device).reshape(-1, 3)
-    src = transform_points(invert_rigid(T), pts)
+    src = transform_points(torch.linalg.inv(T) if affine else invert_rigid(T), pts)  # affine too: no rigidity check
     xyz = grid.world_to_normalized(src).reshape(-1, *dst_grid.shape, 3)
     out = F.grid_sample(vol, xyz, mode=mode, padding_mode=padding_mode, align_corners=False)
     return out.reshape(*batch, C, *dst_grid.shape)

@@ -20,6 +20,7 @@ METHODS: dict[str, str] = {
     "energy-voxels": "unrender.methods.energy.voxels",
     "mapping": "unrender.methods.mapping",
     "nvs": "unrender.methods.nvs",
+    "prototypes": "unrender.methods.prototypes",
     "radiance": "unrender.methods.radiance",
     "scene-grids": "unrender.methods.scenegrids",
     "toy": "unrender.methods.toy",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["SHIPPED", "load_trained", "ship_checkpoint", "shipped_checkpoint"]
+__all__ = ["SHIPPED", "load_trained", "ship_checkpoint", "shipped_checkpoint", "trained_config"]
 
 SHIPPED = Path(__file__).resolve().parent
 
@@ -51,6 +51,25 @@ def load_trained(method: str, ckpt: Path | None = None, device: str = "auto", *,
     cfg, model, folder = load_for_inference(path, method, m.config, m.build_model, data_root=data_root)
     dev = pick_device(device)
     return cfg, model.to(dev).eval(), folder, dev
+
+
+def trained_config(method: str, ckpt: Path | None = None):
+    """The config a trained model of ``method`` was made with (``ckpt``: a run or checkpoint folder; None: the
+    shipped weights), read without its weights.
+
+    Raises:
+        FileNotFoundError: no checkpoint there (or no shipped weights); ValueError: a config of another version.
+    """
+    import json
+
+    from ..engine import config_from_dict
+    from ..engine.checkpoint import find_latest_checkpoint
+    from ..methods import get_method
+
+    folder = shipped_checkpoint(method) if ckpt is None else find_latest_checkpoint(Path(ckpt))
+    if folder is None:
+        raise FileNotFoundError(f"no {method} checkpoint under {ckpt}")
+    return config_from_dict(get_method(method).config, json.loads((folder / "config.json").read_text()))
 
 
 def ship_checkpoint(checkpoint: Path, method: str, *, card: str, half: bool = False) -> Path:

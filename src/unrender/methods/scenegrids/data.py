@@ -4,7 +4,6 @@ evaluation scores), plus each room's input rays and the occupancy carved from it
 
 from __future__ import annotations
 
-import json
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -15,29 +14,14 @@ from torch.utils.data import Dataset
 from ...geometry import VoxelGrid, camera_rays, carve_depth
 from .config import GridsConfig
 
-__all__ = ["RoomViews", "mapping_checkpoint", "mapping_config", "memory_grid"]
-
-
-def mapping_checkpoint(path: Path | None) -> Path:
-    """The checkpoint folder of a mapping run or checkpoint (None: the shipped mapping weights)."""
-    from ...engine.checkpoint import find_latest_checkpoint
-    from ...weights import shipped_checkpoint
-
-    if path is None:
-        return shipped_checkpoint("mapping")
-    found = find_latest_checkpoint(Path(path))
-    if found is None:
-        raise FileNotFoundError(f"no mapping checkpoint under {path}")
-    return found
+__all__ = ["RoomViews", "mapping_config", "memory_grid"]
 
 
 def mapping_config(cfg: GridsConfig) -> Any:
     """The mapping config that names the rooms (its data root replaced by ``data.root``)."""
-    from ...engine import config_from_dict
-    from ...methods import get_method
+    from ...weights import trained_config
 
-    folder = mapping_checkpoint(cfg.data.mapping)
-    mcfg = config_from_dict(get_method("mapping").config, json.loads((folder / "config.json").read_text()))
+    mcfg = trained_config("mapping", cfg.data.mapping)
     mcfg.data.root = cfg.data.root
     return mcfg
 

@@ -1,0 +1,70 @@
+"""Scenes composed from a dictionary of learned 3D RGBA prototypes: the debugging stage, where each of K
+rooms should end up explained by one of K whole-room prototypes chosen by a classifier of its partial view.
+
+The classifier (a small 3D CNN on the occupancy carved from the input depths, pooled to K scores) weights
+the prototypes: the scene's occupancy is ``sum_k w_k sigmoid(P_k[3])`` and its colour ``sum_k w_k sigmoid(
+P_k[:3])``. With a plain softmax every prototype gets a share of every scene's gradient at first, so all of
+them drift towards the mean room and the classifier has nothing to tell apart: one prototype can take over.
+The training-time alternatives of :class:`~unrender.methods.prototypes.config.ProtoModel` break that
+symmetry (logit noise, a temperature, epsilon-greedy picks).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ...geometry import VoxelGrid, sample_frustum
+from ...render import alpha_composite
+from .config import ProtoConfig
+
+__all__ = ["PrototypeComposer"]
+
+
+class PrototypeComposer(nn.Module):
+    def __init__(self, cfg: ProtoConfig, grid: VoxelGrid):
+        super().__init__()
+        m = self.m = cfg.model
+        self.grid = grid
+        w = m.width
+        self.encoder = nn.Sequential(
+            nn.Conv3d(2, w, 3, padding=1), nn.ReLU(),
+            nn.Conv3d(w, 2 * w, 3, stride=2, padding=1), nn.ReLU(),
+            nn.Conv3d(2 * w, 4 * w, 3, stride=2, padding=1), nn.ReLU(),
+            nn.AdaptiveAvgPool3d(1), nn.Flatten(), nn.Linear(4 * w, m.prototypes),
+        )  # fmt: skip
+        g = torch.Generator().manual_seed(0)
+        self.prototypes = nn.Parameter(0.01 * torch.randn(m.prototypes, 4, *grid.shape, generator=g))
+        self.register_buffer("step", torch.zeros((), dtype=torch.long))  # training steps taken (epsilon's decay)
+        self.register_buffer("planes", torch.linspace(0.2, 9.0, m.depth_planes), persistent=False)
+
+    def select(self, logits: torch.Tensor) -> torch.Tensor:
+        """Prototype weights ``(B, K)`` from scores ``(B, K)`` (the training-time variant while training)."""
+        m = self.m
+        if not self.training or m.selection == "softmax":
+            return F.softmax(logits / m.temperature, -1)
+        if m.selection == "noise":
+            return F.softmax((logits + m.noise * torch.randn_like(logits)) / m.temperature, -1)
+        eps = m.epsilon * max(0.0, 1 - float(self.step) / max(1, m.epsilon_steps))
+        w = F.softmax(logits / m.temperature, -1)
+        pick = torch.rand(len(w), device=w.device) < eps
+        one_hot = F.one_hot(torch.randint(w.shape[-1], (len(w),), device=w.device), w.shape[-1]).to(w.dtype)
+        return torch.where(pick[:, None], one_hot, w)
+
+    def compose(self, weights: torch.Tensor) -> torch.Tensor:
+        """``(B, 4, Z, Y, X)``: colour and occupancy probabilities, the prototypes weighted by ``(B, K)``."""
+        return torch.einsum("bk,kczyx->bczyx", weights, torch.sigmoid(self.prototypes))
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """``logits``/``weights (B, K)``, the composed ``volume (B, 4, Z, Y, X)`` and, with a held-out camera in
+        the batch, its composited ``view (B, 3, H, W)``."""
+        logits = self.encoder(torch.cat([batch["carved"], batch["known"]], 1))
+        weights = self.select(logits)
+        vol = self.compose(weights)
+        out = {"logits": logits, "weights": weights, "volume": vol}
+        if "K_out" in batch:
+            H, W = batch["rgb_out"].shape[-2:]
+            fr = sample_frustum(vol, self.grid, batch["K_out"], batch["cam_from_mem_out"], H, W, self.planes)
+            out["view"], _ = alpha_composite(fr[:, 3:], fr[:, :3])
+        return out
