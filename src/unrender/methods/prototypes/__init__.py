@@ -4,6 +4,7 @@ them), with the variants that keep one prototype from taking over."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -68,9 +69,14 @@ def loss(model: PrototypeComposer, batch: dict[str, torch.Tensor], cfg: ProtoCon
     view = F.mse_loss(out["view"], batch["rgb_out"])
     if m.training:
         m.step += 1
-    top = out["weights"].max(-1).values.mean()
-    return {"loss": cfg.loss.occupancy * occ + cfg.loss.view * view, "occ_bce": occ.detach(),
-            "view_mse": view.detach(), "top_weight": top.detach()}  # fmt: skip
+    top = out["weights"].max(-1).values.mean()  # the mean weight of each room's first prototype
+    w = out["weights"]
+    mean = w.mean(0)
+    own = -(w * torch.log(w.clamp(min=1e-9))).sum(-1).mean()
+    balance = math.log(mean.numel()) + (mean * torch.log(mean.clamp(min=1e-9))).sum() + own
+    loss = cfg.loss.occupancy * occ + cfg.loss.view * view + cfg.loss.balance * balance
+    return {"loss": loss, "occ_bce": occ.detach(), "view_mse": view.detach(), "top_weight": top.detach(),
+            "balance": balance.detach()}  # fmt: skip
 
 
 def evaluate(model: PrototypeComposer, cfg: ProtoConfig, device: torch.device) -> dict[str, Any]:

@@ -36,6 +36,9 @@ class ProtoModel:
     noise: float = 1.0
     epsilon: float = 0.5
     epsilon_steps: int = 300
+    init_std: float = 0.01
+    """Prototypes start as Gaussian noise of this deviation (in logits): equal prototypes give the
+    classifier nothing to choose between."""
     depth_planes: int = 24
     """Planes the held-out view is composited over (as the mapping net's view)."""
 
@@ -45,6 +48,12 @@ class ProtoLoss:
     occupancy: float = 1.0
     view: float = 1.0
     """MSE of the held-out view composited from the weighted prototypes (alpha = occupancy)."""
+    balance: float = 0.0
+    """Weight of a mutual-information term between rooms and prototypes (as in IIC's clustering): log K minus
+    the entropy of the batch's mean prototype weights (0 when the batch spreads over the prototypes evenly,
+    log K when one prototype takes every room) plus the mean entropy of each room's weights (0 when every room
+    is sure of its prototype). The first half alone is minimised by every room weighting all prototypes
+    evenly."""
 
 
 @dataclass

@@ -35,7 +35,7 @@ class PrototypeComposer(nn.Module):
             nn.AdaptiveAvgPool3d(1), nn.Flatten(), nn.Linear(4 * w, m.prototypes),
         )  # fmt: skip
         g = torch.Generator().manual_seed(0)
-        self.prototypes = nn.Parameter(0.01 * torch.randn(m.prototypes, 4, *grid.shape, generator=g))
+        self.prototypes = nn.Parameter(m.init_std * torch.randn(m.prototypes, 4, *grid.shape, generator=g))
         self.register_buffer("step", torch.zeros((), dtype=torch.long))  # training steps taken (epsilon's decay)
         self.register_buffer("planes", torch.linspace(0.2, 9.0, m.depth_planes), persistent=False)
 
