@@ -5,6 +5,11 @@ took, so a scene can be loaded, stepped and saved alone: nothing needs every sce
 Scenes are loaded on first use and kept in memory up to ``cache`` of them; :meth:`SceneBank.flush` writes
 the ones that changed (each file atomically).
 
+With ``cache`` 0 (every scene stays in memory; the default) scene files change only at :meth:`SceneBank.flush`,
+which the scene-grids model calls whenever its weights are saved, so a resumed run sees scenes and decoder of
+the same step. With a smaller cache a scene pushed out is written at once, so after a crash it can be a few
+steps ahead of the last checkpoint (the run still resumes; it is no longer step-for-step identical).
+
 A scene's optimiser steps from inside the backward pass (a post-accumulate-grad hook on its grid), so a
 training loop that knows nothing of the bank (the engine's trainer) steps every scene a batch touched.
 """
