@@ -32,6 +32,11 @@ def test_selection_variants_train_differently_and_all_evaluate_as_the_softmax():
     m.train()
     m.step.fill_(10)  # epsilon has decayed to 0: the softmax again
     torch.testing.assert_close(m.select(logits), soft)
+    m = _model(selection="sinkhorn")
+    m.train()
+    w = m.select(torch.randn(6, 3, generator=torch.Generator().manual_seed(1)) * 3)
+    torch.testing.assert_close(w.sum(-1), torch.ones(6))
+    torch.testing.assert_close(w.sum(0), torch.full((3,), 2.0), atol=1e-3, rtol=0)  # balanced over the batch
     m = _model(temperature=0.25)
     torch.testing.assert_close(m.select(logits), torch.softmax(logits / 0.25, -1))
 

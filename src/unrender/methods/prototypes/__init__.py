@@ -75,8 +75,17 @@ def loss(model: PrototypeComposer, batch: dict[str, torch.Tensor], cfg: ProtoCon
     own = -(w * torch.log(w.clamp(min=1e-9))).sum(-1).mean()
     balance = math.log(mean.numel()) + (mean * torch.log(mean.clamp(min=1e-9))).sum() + own
     loss = cfg.loss.occupancy * occ + cfg.loss.view * view + cfg.loss.balance * balance
-    return {"loss": loss, "occ_bce": occ.detach(), "view_mse": view.detach(), "top_weight": top.detach(),
-            "balance": balance.detach()}  # fmt: skip
+    parts = {
+        "occ_bce": occ.detach(),
+        "view_mse": view.detach(),
+        "top_weight": top.detach(),
+        "balance": balance.detach(),
+    }
+    if m.training and cfg.model.selection == "sinkhorn":  # the plain softmax learns the balanced weights (SwAV)
+        swap = -(w.detach() * F.log_softmax(out["logits"] / cfg.model.temperature, -1)).sum(-1).mean()
+        loss = loss + swap
+        parts["swap"] = swap.detach()
+    return {"loss": loss, **parts}
 
 
 def evaluate(model: PrototypeComposer, cfg: ProtoConfig, device: torch.device) -> dict[str, Any]:

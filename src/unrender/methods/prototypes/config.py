@@ -27,11 +27,14 @@ class ProtoModel:
     """Dictionary entries (the debugging stage: one per scene, each the size of the whole grid)."""
     width: int = 16
     """Channels of the 3D encoder of the partial view."""
-    selection: Literal["softmax", "noise", "epsilon"] = "softmax"
+    selection: Literal["softmax", "noise", "epsilon", "sinkhorn"] = "softmax"
     """How the classifier's scores weight the prototypes in training: ``softmax`` (of logits / temperature),
     ``noise`` (Gaussian noise of ``noise`` deviation added to the logits first), ``epsilon`` (with probability
-    epsilon, decaying linearly from ``epsilon`` to 0 over ``epsilon_steps``, a random prototype alone). At
-    evaluation every variant takes the plain softmax."""
+    epsilon, decaying linearly from ``epsilon`` to 0 over ``epsilon_steps``, a random prototype alone),
+    ``sinkhorn`` (the batch's softmax made doubly balanced by Sinkhorn iterations, as in SwAV: every room's
+    weights sum to 1 and every prototype gets the same total weight over the batch, so with a batch of all K
+    rooms no prototype can take two of them; the plain softmax is also trained to predict those balanced
+    weights, a cross-entropy). At evaluation every variant takes the plain softmax."""
     temperature: float = 1.0
     noise: float = 1.0
     epsilon: float = 0.5

@@ -11,6 +11,8 @@ symmetry (logit noise, a temperature, epsilon-greedy picks).
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -44,6 +46,12 @@ class PrototypeComposer(nn.Module):
         m = self.m
         if not self.training or m.selection == "softmax":
             return F.softmax(logits / m.temperature, -1)
+        if m.selection == "sinkhorn":
+            log_w = logits / m.temperature
+            for _ in range(20):  # alternately: each prototype the same total weight, each room's weights sum to 1
+                log_w = log_w - torch.logsumexp(log_w, 0, keepdim=True) + math.log(len(logits) / logits.shape[-1])
+                log_w = log_w - torch.logsumexp(log_w, -1, keepdim=True)
+            return log_w.exp()
         if m.selection == "noise":
             return F.softmax((logits + m.noise * torch.randn_like(logits)) / m.temperature, -1)
         eps = m.epsilon * max(0.0, 1 - float(self.step) / max(1, m.epsilon_steps))
