@@ -118,8 +118,9 @@ def test_predict_fits_a_capture_and_writes_the_orbit_scores_and_voxels(tmp_path,
     )
     capsys.readouterr()
     one_line_error(main(["predict", "radiance", "--out", str(tmp_path / "x")]), capsys.readouterr().err, "--input")
-    one_line_error(main(["predict", "radiance", "--input", str(tmp_path / "missing.json")]),
-                   capsys.readouterr().err, "missing.json")  # fmt: skip
+    missing = ["predict", "radiance", "--input", str(tmp_path / "missing.json"), "--out", str(tmp_path / "m")]
+    one_line_error(main(missing), capsys.readouterr().err, "missing.json")
+    assert not (tmp_path / "m").exists()  # a bad capture fails before any run folder is made
 
 
 @pytest.mark.parametrize("bad", ["levels", "downscale"])

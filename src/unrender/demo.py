@@ -17,6 +17,7 @@ Writes ``<out>/index.html`` (no external files or CDN) and ``<out>/summary.json`
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Callable
@@ -545,8 +546,8 @@ def _radiance_section(cfg: Any, model: torch.nn.Module, real: Path, device: torc
         out["held-out photos"] = f"not scored: {fox} is absent"
         return out
     d = cfg.data
-    views = load_views(fox, d.downscale, d.holdout)
-    views.held_out = views.held_out[:2]
+    views = load_views(fox, d.downscale, d.holdout)  # cached: a copy with two held-out photos, not an edit
+    views = dataclasses.replace(views, held_out=views.held_out[:2])
     m = evaluate_views(model, views, cfg.eval.chunk)
     best = max(m["nearest_plane/psnr"], m["nearest_depth/psnr"])
     out["metrics"] = [

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["SHIPPED", "load_trained", "ship_checkpoint", "shipped_checkpoint", "trained_config"]
+__all__ = ["SHIPPED", "load_trained", "ship_checkpoint", "shipped_checkpoint", "trained_config", "trained_dataset"]
 
 SHIPPED = Path(__file__).resolve().parent
 
@@ -70,6 +70,18 @@ def trained_config(method: str, ckpt: Path | None = None):
     if folder is None:
         raise FileNotFoundError(f"no {method} checkpoint under {ckpt}")
     return config_from_dict(get_method(method).config, json.loads((folder / "config.json").read_text()))
+
+
+def trained_dataset(method: str, ckpt: Path | None = None, split: str = "val", *, root: Path | None = None):
+    """``(config, dataset)``: the ``split`` a trained model of ``method`` was made for (its config's data,
+    generated under ``root`` instead of the config's own data root when given), e.g. the held-out rooms a
+    mapping model's evaluation scores."""
+    from ..methods import get_method
+
+    cfg = trained_config(method, ckpt)
+    if root is not None:
+        cfg.data.root = Path(root)
+    return cfg, get_method(method).build_dataset(cfg, split)
 
 
 def ship_checkpoint(checkpoint: Path, method: str, *, card: str, half: bool = False) -> Path:

@@ -25,12 +25,9 @@ class Rooms(Dataset):
     the input depths (the partial view), ``occ``, the held-out view and its camera, and ``scene`` (its index)."""
 
     def __init__(self, cfg: ProtoConfig):
-        from ...methods import get_method
-        from ...weights import trained_config
+        from ...weights import trained_dataset
 
-        mcfg = trained_config("mapping", cfg.data.mapping)
-        mcfg.data.root = cfg.data.root
-        rooms = get_method("mapping").build_dataset(mcfg, "val")
+        mcfg, rooms = trained_dataset("mapping", cfg.data.mapping, "val", root=cfg.data.root)
         if cfg.data.scenes > len(rooms):
             raise ValueError(f"prototypes: {cfg.data.scenes} rooms asked for, the mapping split has {len(rooms)}")
         self.grid = VoxelGrid(mcfg.data.bounds_min, mcfg.data.bounds_max, mcfg.data.resolution)

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
-from ...data.capture import capture_frame, normalise, orbit_circle, read_capture
+from ...data.capture import Capture, capture_frame, normalise, orbit_circle, read_capture
 from ...data.formats import FormatError, read_rgb
 from ...geometry import camera_rays, scale_intrinsics
 from ...resources import check_memory
@@ -50,25 +50,31 @@ class CaptureViews:
     paths: list[Path]
 
 
-def _split(n: int, holdout: int) -> tuple[list[int], list[int]]:
-    held = [i for i in range(n) if holdout and i % holdout == 0]
-    return [i for i in range(n) if i not in held], held
-
-
-def load_frame(capture: Path, downscale: int, holdout: int) -> CaptureFrame:
-    """The :class:`CaptureFrame` of a capture, from its cameras alone (no image is read)."""
+def _frame(cap: Capture, downscale: int, holdout: int) -> tuple[CaptureFrame, torch.Tensor, list[int], list[int]]:
+    """A read capture's frame, its normalised cameras ``(N, 4, 4)`` and its training and held-out indices."""
     if downscale < 1:
         raise ValueError(f"downscale must be >= 1, got {downscale}")
-    cap = read_capture(capture)
-    train, _ = _split(len(cap.paths), holdout)
+    n = len(cap.paths)
+    held = [i for i in range(n) if holdout and i % holdout == 0]
+    train = [i for i in range(n) if i not in held]
     if len(train) < 2:
-        raise ValueError(f"{capture}: {len(train)} training images after holding every {holdout}-th out; need 2")
+        raise ValueError(f"{cap.source}: {len(train)} training images after holding every {holdout}-th out; need 2")
     centre, scale, how = capture_frame(cap.cam_from_world)
     T = normalise(cap.cam_from_world, centre, scale)
     h, w = cap.size
     s = 1.0 / downscale
-    return CaptureFrame(centre, scale, how, orbit_circle(T[train]), scale_intrinsics(cap.K[0].double(), s, s),
-                        (h // downscale, w // downscale))  # fmt: skip
+    frame = CaptureFrame(centre, scale, how, orbit_circle(T[train]), scale_intrinsics(cap.K[0].double(), s, s),
+                         (h // downscale, w // downscale))  # fmt: skip
+    return frame, T, train, held
+
+
+def load_frame(capture: Path, downscale: int, holdout: int) -> CaptureFrame:
+    """The :class:`CaptureFrame` of a capture, from its cameras alone (no image is read).
+
+    Raises:
+        MissingFileError, FormatError: the capture's file is missing or malformed; ValueError: too few images.
+    """
+    return _frame(read_capture(capture), downscale, holdout)[0]
 
 
 def _downscale(image: torch.Tensor, k: int) -> torch.Tensor:
@@ -88,10 +94,9 @@ def load_views(capture: Path, downscale: int, holdout: int) -> CaptureViews:
         MissingFileError, FormatError: the capture's file or an image is missing or malformed.
         ValueError: images of different sizes, or too few images to hold some out.
     """
-    frame = load_frame(capture, downscale, holdout)
     cap = read_capture(capture)
+    frame, T, train, held = _frame(cap, downscale, holdout)
     n = len(cap.paths)
-    train, held = _split(n, holdout)
     h, w = cap.size
     check_memory(n * 3 * (h * w + 2 * h * w // downscale**2) * 4, f"the {n} images of {capture}")
     images = []
@@ -101,7 +106,6 @@ def load_views(capture: Path, downscale: int, holdout: int) -> CaptureViews:
             raise FormatError(f"{p}: {img.shape[-1]} x {img.shape[-2]} pixels; the capture says {w} x {h}")
         images.append(_downscale(img, downscale))
     s = 1.0 / downscale
-    T = normalise(cap.cam_from_world, frame.centre, frame.scale)
     dist = cap.distortion.double() if bool((cap.distortion != 0).any()) else None
     return CaptureViews(torch.stack(images), scale_intrinsics(cap.K.double(), s, s), T, dist, train, held, frame,
                         list(cap.paths))  # fmt: skip

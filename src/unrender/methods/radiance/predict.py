@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from ...data.capture import orbit_cameras
 from ...data.formats import VideoWriter, write_binvox, write_ply
 from ...geometry import VoxelGrid, camera_rays
+from .data import load_frame
 from .model import RadianceGrid
 
 __all__ = ["RadiancePredictArgs", "export_occupancy", "predict_radiance", "render_orbit"]
@@ -123,6 +124,8 @@ def predict_radiance(args: RadiancePredictArgs) -> dict[str, Any]:
             cfg.train.max_steps = args.steps
         cfg.train.out_dir = args.out / "fit"
         cfg.train.device = args.device
+        frame = load_frame(args.input, cfg.data.downscale, cfg.data.holdout)  # fails before a run folder exists
+        summary["normalisation"] = {"centre": frame.centre.tolist(), "scale": frame.scale, "how": frame.how}
         t0 = time.time()
         metrics = Trainer(METHOD, cfg).fit()
         record = json.loads((cfg.train.out_dir / "eval.json").read_text())

@@ -14,32 +14,23 @@ from torch.utils.data import Dataset
 from ...geometry import VoxelGrid, camera_rays, carve_depth
 from .config import GridsConfig
 
-__all__ = ["RoomViews", "mapping_config", "memory_grid"]
-
-
-def mapping_config(cfg: GridsConfig) -> Any:
-    """The mapping config that names the rooms (its data root replaced by ``data.root``)."""
-    from ...weights import trained_config
-
-    mcfg = trained_config("mapping", cfg.data.mapping)
-    mcfg.data.root = cfg.data.root
-    return mcfg
+__all__ = ["RoomViews", "collate", "memory_grid"]
 
 
 def memory_grid(cfg: GridsConfig) -> VoxelGrid:
-    d = mapping_config(cfg).data
+    """The mapping memory's grid (the box the scene grids cover), from the mapping model's config."""
+    from ...weights import trained_config
+
+    d = trained_config("mapping", cfg.data.mapping).data
     return VoxelGrid(d.bounds_min, d.bounds_max, d.resolution)
 
 
 @lru_cache(maxsize=2)
 def _rooms(mapping: Path | None, root: Path):
-    from ...methods import get_method
+    from ...weights import trained_dataset
 
-    cfg = GridsConfig()
-    cfg.data.mapping, cfg.data.root = mapping, root
-    mcfg = mapping_config(cfg)
-    return get_method("mapping").build_dataset(mcfg, "val"), VoxelGrid(mcfg.data.bounds_min, mcfg.data.bounds_max,
-                                                                        mcfg.data.resolution)  # fmt: skip
+    mcfg, rooms = trained_dataset("mapping", mapping, "val", root=root)
+    return rooms, VoxelGrid(mcfg.data.bounds_min, mcfg.data.bounds_max, mcfg.data.resolution)
 
 
 class RoomViews(Dataset):

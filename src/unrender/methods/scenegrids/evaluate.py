@@ -33,9 +33,8 @@ def scene_losses(model: SceneGridModel, grid: torch.Tensor, item: dict[str, Any]
     valid = (d > 0).float()
     z = out["distance"][:, 0] * item["z_per_t"][idx]
     depth = ((z - d).abs() * valid).sum() / valid.sum().clamp(min=1)
-    centres = model.grid.centers(device=grid.device)  # (Z, Y, X, 3)
     known = item["known"][0] > 0
-    p = model.occupancy(grid, centres[known]).clamp(1e-5, 1 - 1e-5)
+    p = model.occupancy(grid, model.centres[known]).clamp(1e-5, 1 - 1e-5)
     occ = F.binary_cross_entropy(p, item["carved"][0][known])
     tv = sum(grid.diff(dim=k).pow(2).mean() for k in (1, 2, 3))
     loss = L.rgb * mse + L.depth * depth + L.occupancy * occ + L.tv * tv
@@ -50,7 +49,7 @@ def score_room(model: SceneGridModel, grid: torch.Tensor, room: dict[str, torch.
     out = model(grid, o.reshape(-1, 3).float(), d.reshape(-1, 3).float())
     img = out["rgb"].T.reshape(1, 3, H, W).clamp(0, 1)
     target = room["rgb_out"][None].float()
-    occ = model.occupancy(grid, model.grid.centers(device=grid.device))  # (Z, Y, X)
+    occ = model.occupancy(grid, model.centres)  # (Z, Y, X)
     iou = voxel_iou(occ[None, None].cpu(), room["occ"][None].cpu())[0]
     return {"psnr": float(psnr(img, target)[0]), "ssim": float(ssim(img, target)[0]), "occ_iou": float(iou),
             "image": img[0]}  # fmt: skip

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...geometry import VoxelGrid
-from ...render import volume_render
+from ...render import alpha_composite, volume_render
 from .bank import SceneBank
 from .config import GridsConfig
 
@@ -46,6 +46,7 @@ class SceneGridModel(nn.Module):
         X, Y, Z = grid.resolution
         self.shape = (m.channels, Z * m.upsample, Y * m.upsample, X * m.upsample)
         self.voxel = float(min(grid.voxel_size))  # the mapping memory's voxel edge: occupancy's length
+        self.register_buffer("centres", grid.centers(), persistent=False)  # (Z, Y, X, 3): where occupancy is scored
         self.bank = SceneBank(bank_folder, num_scenes, self.shape, lr=cfg.loss.scene_lr, init_std=m.init_std)
         if m.renderer == "nerf":
             self.field = _mlp(m.channels, m.hidden, 4)  # density logit, colour logits
@@ -85,15 +86,14 @@ class SceneGridModel(nn.Module):
         if m.renderer == "nerf":
             out = self.field(f)
             r = volume_render(F.softplus(out[..., 0]), torch.sigmoid(out[..., 1:]), t)
-            rgb, w, opacity = r["rgb"], r["weights"], r["opacity"]
-        else:
-            alpha = torch.sigmoid(self.occ(f)[..., 0])
-            trans = torch.cumprod(torch.cat([torch.ones_like(alpha[:, :1]), 1 - alpha], -1), -1)
-            w = alpha * trans[:, :-1]
-            opacity = w.sum(-1, keepdim=True)
-            if m.renderer == "composite":
-                rgb = (w[..., None] * torch.sigmoid(self.colour(f))).sum(1)
-            else:
-                rgb = torch.sigmoid(self.to_rgb((w[..., None] * f).sum(1)))
-        distance = (w * mid).sum(-1, keepdim=True) + (1 - opacity) * m.far
+            rgb, opacity = r["rgb"], r["opacity"]
+            distance = (r["weights"] * mid).sum(-1, keepdim=True)  # at the sampled points (jittered in training)
+        else:  # occupancy as alpha; the colour (or the feature) and the distance composited with it
+            value = torch.sigmoid(self.colour(f)) if m.renderer == "composite" else f
+            alpha = torch.sigmoid(self.occ(f))[..., 0].T[None, :, :, None]  # (1, S, R, 1): S planes of R x 1 pixels
+            vals = torch.cat([value, mid[..., None]], -1).permute(2, 1, 0)[..., None]  # (C + 1, S, R, 1)
+            img, acc = alpha_composite(alpha, vals)
+            composited, distance, opacity = img[:-1, :, 0].T, img[-1:, :, 0].T, acc[0, :, 0][:, None]
+            rgb = composited if m.renderer == "composite" else torch.sigmoid(self.to_rgb(composited))
+        distance = distance + (1 - opacity) * m.far
         return {"rgb": rgb, "distance": distance, "opacity": opacity}
