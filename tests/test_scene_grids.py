@@ -7,6 +7,7 @@ import torch
 from _util import untrained_checkpoint
 
 from unrender.methods.scenegrids.bank import SceneBank
+from unrender.methods.scenegrids.evaluate import scene_losses
 
 
 def _loss(grid: torch.Tensor, step: int) -> torch.Tensor:
@@ -76,3 +77,25 @@ def test_scene_grids_train_and_evaluate_end_to_end(tmp_path):
         assert torch.isfinite(torch.tensor(m[k])), k
     assert (tmp_path / "run" / "scenes" / "scene_00000.pt").is_file()  # written with the checkpoint
     assert not (tmp_path / "run" / "scenes" / "scene_00001.pt").exists()  # the new room was fitted elsewhere
+
+
+def test_the_feed_forward_prior_reaches_only_voxels_no_input_ray_saw(tmp_path):
+    from unrender.methods import get_method
+
+    untrained_checkpoint("mapping", "tiny", tmp_path / "mapping")
+    method = get_method("scene-grids")
+    cfg = method.make_config("tiny")
+    cfg.data.mapping, cfg.data.root, cfg.train.out_dir = tmp_path / "mapping", tmp_path / "data", tmp_path / "run"
+    cfg.loss.rgb = cfg.loss.depth = cfg.loss.occupancy = cfg.loss.tv = 0.0  # the prior alone
+    cfg.loss.prior, cfg.loss.prior_voxels = 1.0, 10_000
+    model, item = method.build_model(cfg), method.build_dataset(cfg, "train")[0]
+    assert item["prior_occ"].shape == item["known"].shape[1:] and item["prior_rgb"].shape[-1] == 3
+    grid = model.bank.get(0).detach().clone().requires_grad_(True)  # a copy: no scene optimiser steps
+    out = scene_losses(model, grid, item, cfg)
+    out["loss"].backward()
+    assert float(out["prior"]) > 0
+    # the grid has upsample 1 in the tiny preset: a voxel's gradient is non-zero only next to unseen voxels
+    touched = grid.grad.abs().sum(0) > 0
+    unseen = item["known"][0] == 0
+    near = torch.nn.functional.max_pool3d(unseen[None, None].float(), 3, 1, 1)[0, 0] > 0
+    assert touched.any() and not (touched & ~near).any()

@@ -339,7 +339,6 @@ def _model_section(name: str, about: str, out: Path, device: str, build: Callabl
 def _mapping_section(cfg: Any, model: torch.nn.Module, device: torch.device) -> dict:
     """Shipped mapping weights on held-out generated rooms: metrics, a held-out view, 3D occupancy and boxes."""
     from .methods.mapping.data import MappingDataset, memory_grid
-    from .methods.mapping.detection import decode_boxes
     from .methods.mapping.evaluate import evaluate_mapping
     from .viz import box_edges_2d, colorize_labels, draw_segments, frustum_lines, image_grid
 
@@ -355,7 +354,7 @@ def _mapping_section(cfg: Any, model: torch.nn.Module, device: torch.device) -> 
     centers = grid.centers(dtype=torch.float64)
     pred_occ = torch.sigmoid(o["occ_logits"][0, 0]) > 0.5
     pred_sem = o["sem_logits"][0].argmax(0)
-    dets = decode_boxes(torch.sigmoid(o["heatmap_logits"]), o["reg"], o["yaw_logits"], o["yaw_res"], grid)[0]
+    dets = model.detect(o)[0]
     strong = dets["scores"] > 0.3
     gt_boxes = item["boxes"][item["box_labels"] >= 0]
     H, W = item["rgb_in"].shape[-2:]

@@ -7,9 +7,18 @@ says the command and commit that made it, the data, and what it measured.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
-__all__ = ["SHIPPED", "load_trained", "ship_checkpoint", "shipped_checkpoint", "trained_config", "trained_dataset"]
+__all__ = [
+    "SHIPPED",
+    "load_trained",
+    "ship_checkpoint",
+    "shipped_checkpoint",
+    "trained_config",
+    "trained_dataset",
+    "trained_model",
+]
 
 SHIPPED = Path(__file__).resolve().parent
 
@@ -51,6 +60,13 @@ def load_trained(method: str, ckpt: Path | None = None, device: str = "auto", *,
     cfg, model, folder = load_for_inference(path, method, m.config, m.build_model, data_root=data_root)
     dev = pick_device(device)
     return cfg, model.to(dev).eval(), folder, dev
+
+
+@functools.lru_cache(maxsize=4)
+def trained_model(method: str, ckpt: Path | None = None, device: str = "cpu"):
+    """:func:`load_trained`'s model alone, loaded once per ``(method, ckpt, device)`` and kept (a frozen net that
+    another method reads, e.g. the mapping net behind scene grids and prototype composition). Do not train it."""
+    return load_trained(method, ckpt, device)[1]
 
 
 def trained_config(method: str, ckpt: Path | None = None):

@@ -104,6 +104,15 @@ class MappingDataset(Dataset):
             self._cache[i] = self._make(i)
         return self._cache[i]
 
+    def exact_occupancy(self, i: int, grid: VoxelGrid) -> tuple[torch.Tensor, torch.Tensor]:
+        """Exact occupancy ``(1, Z, Y, X)`` and class ids ``(Z, Y, X)`` of item ``i``'s room on any ``grid`` in
+        its memory frame (e.g. finer than the memory: the truth at a higher resolution). Not for mirrored items."""
+        if not 0 <= i < len(self.synth):
+            raise IndexError(f"MappingDataset.exact_occupancy: index {i} out of range for {len(self.synth)} rooms")
+        s = self.synth[i]
+        scene = Scene.from_json(json.dumps(s["scene_json"]))
+        return occupancy(scene, grid, grid_from_world=mem_from_world(s["cam_from_world"][0].double()))
+
     def _make(self, i: int) -> dict[str, torch.Tensor]:
         s = self.synth[i]
         n = self.cfg.data.views_in

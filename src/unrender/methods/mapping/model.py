@@ -169,6 +169,19 @@ class MappingNet(nn.Module):
         out.update(self._decode(skips, batch if self.cfg.model.view else None))
         return out
 
+    def detect(self, out: dict[str, torch.Tensor], score_threshold: float = 0.05) -> list[dict[str, torch.Tensor]]:
+        """The 3D boxes of :meth:`forward`'s outputs (the detection heads' peaks, rotated NMS with this model's
+        settings): per sample ``{"boxes" (N, 7), "scores" (N,), "labels" (N,)}`` in the memory frame, labels
+        indexing ``model.det_classes``."""
+        from .detection import decode_boxes
+
+        m = self.cfg.model
+        if not m.detection:
+            raise ValueError("MappingNet.detect: this model has no detection head (model.detection False)")
+        return decode_boxes(torch.sigmoid(out["heatmap_logits"]), out["reg"], out["yaw_logits"], out["yaw_res"],
+                            self.grid, max_detections=m.max_detections, score_threshold=score_threshold,
+                            nms_iou=m.nms_iou)  # fmt: skip
+
     def _decode(self, skips: list, batch: dict[str, torch.Tensor] | None) -> dict[str, torch.Tensor]:
         """The heads on the decoders' features; the held-out view only with ``batch``."""
         m = self.cfg.model
@@ -176,6 +189,7 @@ class MappingNet(nn.Module):
         X, Y, Z = self.grid.resolution
         hs = self.net.decode(skips, (Z, Y, X))
         h = hs[0]
+        out["features"] = h  # the occupancy decoder's features (for heads trained on a frozen net)
         if self.occ_head is not None:
             out["occ_logits"] = self.occ_head(h)
         if self.sem_head is not None:

@@ -127,7 +127,6 @@ def predict_mapping_files(args: MappingPredictArgs) -> dict[str, Any]:
     from ...weights import load_trained
     from ...world import CLASSES
     from .data import mem_from_world, memory_grid
-    from .detection import decode_boxes
 
     if args.render < 0 or not 0 <= args.score_threshold <= 1:
         raise ValueError("--render must be >= 0 and --score-threshold in [0, 1]")
@@ -189,7 +188,7 @@ def predict_mapping_files(args: MappingPredictArgs) -> dict[str, Any]:
                             bounds_max=np.array(grid.bounds_max), class_names=np.array(CLASSES))  # fmt: skip
     boxes = []
     if "heatmap_logits" in o:
-        det = decode_boxes(torch.sigmoid(o["heatmap_logits"]), o["reg"], o["yaw_logits"], o["yaw_res"], grid)[0]
+        det = model.detect(o)[0]
         for box, score, label in zip(det["boxes"], det["scores"], det["labels"], strict=True):
             if float(score) < args.score_threshold:
                 continue

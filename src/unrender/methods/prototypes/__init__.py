@@ -1,6 +1,7 @@
 """``prototypes``: scenes composed from a learned dictionary of 3D RGBA prototypes chosen from a partial
-view. Built so far: the debugging stage (K rooms, K whole-room prototypes, a classifier whose softmax weights
-them), with the variants that keep one prototype from taking over."""
+view. Two stages (``model.stage``): ``debug`` (K rooms, K whole-room prototypes, a classifier whose softmax
+weights them, with the variants that keep one prototype from taking over) and ``compose`` (small prototypes
+pasted at a frozen mapping net's boxes into a finer grid than its own, :mod:`.compose`)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 from torch.utils.data import Dataset
 
 from ...geometry import VoxelGrid, carve_depth
 from ...metrics import psnr, voxel_iou
 from ..base import Method
+from .compose import ComposeRooms, PrototypePlacer, compose_loss, evaluate_compose
 from .config import PRESETS, ProtoConfig
 from .model import PrototypeComposer
 
@@ -47,19 +50,26 @@ class Rooms(Dataset):
         return self.items[i]
 
 
-def build_model(cfg: ProtoConfig) -> PrototypeComposer:
+def build_model(cfg: ProtoConfig) -> PrototypeComposer | PrototypePlacer:
     from ...weights import trained_config
 
-    d = trained_config("mapping", cfg.data.mapping).data
-    return PrototypeComposer(cfg, VoxelGrid(d.bounds_min, d.bounds_max, d.resolution))
+    mcfg = trained_config("mapping", cfg.data.mapping)
+    d = mcfg.data
+    grid = VoxelGrid(d.bounds_min, d.bounds_max, d.resolution)
+    if cfg.model.stage == "compose":
+        return PrototypePlacer(cfg, grid, mcfg.model.channels[0])
+    return PrototypeComposer(cfg, grid)
 
 
-def build_dataset(cfg: ProtoConfig, split: str) -> Rooms:
-    return Rooms(cfg)
+def build_dataset(cfg: ProtoConfig, split: str) -> Rooms | ComposeRooms:
+    return ComposeRooms(cfg, "train") if cfg.model.stage == "compose" else Rooms(cfg)
 
 
-def loss(model: PrototypeComposer, batch: dict[str, torch.Tensor], cfg: ProtoConfig) -> dict[str, torch.Tensor]:
-    """Occupancy cross-entropy against the exact occupancy and MSE of the composited held-out view."""
+def loss(model: nn.Module, batch: dict[str, torch.Tensor], cfg: ProtoConfig) -> dict[str, torch.Tensor]:
+    """``debug``: occupancy cross-entropy against the exact occupancy and MSE of the composited held-out view
+    (plus the selection variants' terms); ``compose``: :func:`~.compose.compose_loss`."""
+    if cfg.model.stage == "compose":
+        return compose_loss(model, batch, cfg)
     m = getattr(model, "module", model)
     out = model(batch)
     occ = F.binary_cross_entropy(out["volume"][:, 3:].clamp(1e-5, 1 - 1e-5), batch["occ"])
@@ -82,13 +92,21 @@ def loss(model: PrototypeComposer, batch: dict[str, torch.Tensor], cfg: ProtoCon
         swap = -(w.detach() * F.log_softmax(out["logits"] / cfg.model.temperature, -1)).sum(-1).mean()
         loss = loss + swap
         parts["swap"] = swap.detach()
+    if "assigned" in out:  # the classifier learns the assignment
+        pick = F.cross_entropy(out["logits"] / cfg.model.temperature, out["assigned"])
+        loss = loss + pick
+        parts["pick_ce"] = pick.detach()
     return {"loss": loss, **parts}
 
 
-def evaluate(model: PrototypeComposer, cfg: ProtoConfig, device: torch.device) -> dict[str, Any]:
-    """Which prototype each room picks (plain softmax): how many distinct ones, the largest share one takes,
-    the mean top weight; occupancy IoU and view PSNR with the soft weights and with the picked one alone."""
+def evaluate(model: nn.Module, cfg: ProtoConfig, device: torch.device) -> dict[str, Any]:
+    """``debug``: which prototype each room picks (plain softmax): how many distinct ones, the largest share one
+    takes, the mean top weight; occupancy IoU and view PSNR with the soft weights and with the picked one alone.
+    ``compose``: :func:`~.compose.evaluate_compose`."""
     from ...viz import image_grid
+
+    if cfg.model.stage == "compose":
+        return evaluate_compose(model, cfg, device)
 
     rooms = Rooms(cfg)
     batch = {k: torch.stack([torch.as_tensor(it[k]) for it in rooms.items]).to(device) for k in (*KEYS, "carved",
@@ -114,7 +132,8 @@ def evaluate(model: PrototypeComposer, cfg: ProtoConfig, device: torch.device) -
 
 METHOD = Method(
     name="prototypes",
-    description="Scenes composed from learned 3D RGBA prototypes chosen from a partial view (debugging stage).",
+    description="Scenes composed from learned 3D RGBA prototypes: the K-scene debugging stage, and small "
+    "prototypes pasted at a mapping net's boxes into a finer grid.",
     config=ProtoConfig,
     presets=PRESETS,
     default_preset="debug",

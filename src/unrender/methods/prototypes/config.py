@@ -16,25 +16,37 @@ class ProtoData:
     the input depths; the targets are the exact occupancy and the held-out view."""
 
     mapping: Path | None = None
-    """A mapping run or checkpoint naming the rooms (None: the shipped mapping weights)."""
+    """A mapping run or checkpoint naming the rooms (None: the shipped mapping weights); in the ``compose``
+    stage also the frozen net whose features, occupancy, colour and detections the composition builds on."""
     scenes: int = 8
+    """The debugging stage's rooms (the first of the held-out split)."""
+    train_scenes: int = 200
+    """The ``compose`` stage's training rooms (the first of the mapping training split; evaluated on all of its
+    held-out rooms)."""
     root: Path = Path("runs/data")
 
 
 @dataclass
 class ProtoModel:
+    stage: Literal["debug", "compose"] = "debug"
+    """``debug``: K rooms, K whole-room prototypes weighted by a classifier of the partial view. ``compose``:
+    small prototypes pasted at a frozen mapping net's boxes into a grid finer than its own
+    (:mod:`unrender.methods.prototypes.compose`)."""
     prototypes: int = 8
     """Dictionary entries (the debugging stage: one per scene, each the size of the whole grid)."""
     width: int = 16
     """Channels of the 3D encoder of the partial view."""
-    selection: Literal["softmax", "noise", "epsilon", "sinkhorn"] = "softmax"
+    selection: Literal["softmax", "noise", "epsilon", "sinkhorn", "assign"] = "softmax"
     """How the classifier's scores weight the prototypes in training: ``softmax`` (of logits / temperature),
     ``noise`` (Gaussian noise of ``noise`` deviation added to the logits first), ``epsilon`` (with probability
     epsilon, decaying linearly from ``epsilon`` to 0 over ``epsilon_steps``, a random prototype alone),
     ``sinkhorn`` (the batch's softmax made doubly balanced by Sinkhorn iterations, as in SwAV: every room's
     weights sum to 1 and every prototype gets the same total weight over the batch, so with a batch of all K
     rooms no prototype can take two of them; the plain softmax is also trained to predict those balanced
-    weights, a cross-entropy). At evaluation every variant takes the plain softmax."""
+    weights, a cross-entropy), ``assign`` (a hard one-to-one assignment of the batch's rooms to the prototypes,
+    the least summed occupancy cross-entropy of each prototype alone; each room trains only its prototype, and
+    the classifier is trained to predict the assignment, a cross-entropy: min-over-K, balanced). At evaluation
+    every variant takes the plain softmax."""
     temperature: float = 1.0
     noise: float = 1.0
     epsilon: float = 0.5
@@ -44,6 +56,17 @@ class ProtoModel:
     classifier nothing to choose between."""
     depth_planes: int = 24
     """Planes the held-out view is composited over (as the mapping net's view)."""
+    size: int = 16
+    """``compose``: voxels along each edge of a prototype (it is scaled to its box)."""
+    upsample: int = 2
+    """``compose``: the output grid has this many times the mapping memory's resolution along each axis."""
+    id_lattice: int = 4
+    """``compose``: the id head reads the net's features at this many points along each edge of a box."""
+    det_score: float = 0.3
+    """``compose``: the net's detections kept for pasting (score at least this)."""
+    match_radius: float = 0.5
+    """``compose``: a detection counts as landing on the true object whose centre is nearest within this many
+    metres (ground plane), for the prototype-to-class table."""
 
 
 @dataclass
@@ -51,6 +74,8 @@ class ProtoLoss:
     occupancy: float = 1.0
     view: float = 1.0
     """MSE of the held-out view composited from the weighted prototypes (alpha = occupancy)."""
+    pick: float = 1.0
+    """``compose``: weight of the id head's cross-entropy against the min-over-K assignment."""
     balance: float = 0.0
     """Weight of a mutual-information term between rooms and prototypes (as in IIC's clustering): log K minus
     the entropy of the batch's mean prototype weights (0 when the batch spreads over the prototypes evenly,
@@ -87,4 +112,23 @@ def tiny() -> ProtoConfig:
     )  # fmt: skip
 
 
-PRESETS = {"debug": debug, "tiny": tiny}
+def cpu() -> ProtoConfig:
+    """The ``compose`` stage: 8 prototypes of 16^3 on 200 training rooms, 1500 steps of 4 rooms, output at
+    twice the memory's resolution."""
+    return ProtoConfig(
+        train=TrainConfig(max_steps=1500, batch_size=4, lr=3e-3, grad_clip=0.0, ckpt_every=500, log_every=25,
+                          out_dir=Path("runs/prototypes"), time_limit_min=40.0),
+        model=ProtoModel(stage="compose"),
+    )  # fmt: skip
+
+
+def tiny_compose() -> ProtoConfig:
+    return ProtoConfig(
+        train=TrainConfig(max_steps=4, batch_size=2, lr=3e-3, grad_clip=0.0, ckpt_every=2, log_every=2,
+                          out_dir=Path("runs/prototypes-tiny-compose")),
+        data=ProtoData(train_scenes=4),
+        model=ProtoModel(stage="compose", prototypes=3, size=4, id_lattice=2, depth_planes=6, det_score=0.0),
+    )  # fmt: skip
+
+
+PRESETS = {"debug": debug, "tiny": tiny, "cpu": cpu, "tiny-compose": tiny_compose}

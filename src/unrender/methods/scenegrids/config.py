@@ -58,6 +58,12 @@ class GridsLoss:
     """Cross-entropy of the occupancy against occupancy carved from the input depths (carved-known voxels)."""
     tv: float = 0.01
     """Total variation of the scene grids."""
+    prior: float = 0.0
+    """Weight of the feed-forward prior: in mapping voxels the input depths say nothing about (neither carved
+    nor seen free), the grid's occupancy is pulled to the mapping net's (cross-entropy) and its colour to the
+    net's colour volume (MSE weighted by the net's occupancy). The net sees the same input views only."""
+    prior_voxels: int = 4096
+    """Unseen voxels drawn per scene per step for the prior."""
     scene_lr: float = 0.05
     """Adam learning rate of every scene's own optimiser (the trainer's ``lr`` is the decoder's)."""
 

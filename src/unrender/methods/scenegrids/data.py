@@ -12,6 +12,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ...geometry import VoxelGrid, camera_rays, carve_depth
+from ...weights import trained_model
 from .config import GridsConfig
 
 __all__ = ["RoomViews", "collate", "memory_grid"]
@@ -33,11 +34,24 @@ def _rooms(mapping: Path | None, root: Path):
     return rooms, VoxelGrid(mcfg.data.bounds_min, mcfg.data.bounds_max, mcfg.data.resolution)
 
 
+@torch.no_grad()
+def feedforward_volumes(net, room: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The mapping net's outputs on one room (from its input views): all of them (``out``), its occupancy
+    probability ``occ (Z, Y, X)`` and, if it has a colour volume, ``colour (Z, Y, X, 3)``."""
+    dev = next(net.parameters()).device
+    o = net({k: v[None].to(dev) for k, v in room.items() if isinstance(v, torch.Tensor)})
+    v = {"out": o, "occ": torch.sigmoid(o["occ_logits"][0, 0].float()).cpu()}
+    if "colour" in o:
+        v["colour"] = o["colour"][0].float().permute(1, 2, 3, 0).cpu()
+    return v
+
+
 class RoomViews(Dataset):
     """Rooms ``first .. first + count - 1`` of the held-out split; item ``i`` is room ``first + i`` as the
     mapping dataset gives it (``room``), with ``scene`` (its index in the bank: ``first + i``), its input rays
     ``origins``/``directions (N H W, 3)``, colours ``rgb`` and z-depths ``depth (N H W)`` and the ray's z per
-    unit of distance ``z_per_t``, and ``carved``/``known (Z, Y, X)`` from the input depths only."""
+    unit of distance ``z_per_t``, and ``carved``/``known (Z, Y, X)`` from the input depths only; with
+    ``loss.prior`` also the mapping net's ``prior_occ (Z, Y, X)`` and ``prior_rgb (Z, Y, X, 3)`` on it."""
 
     def __init__(self, cfg: GridsConfig, first: int, count: int):
         self.rooms, self.grid = _rooms(cfg.data.mapping, Path(cfg.data.root))
@@ -45,6 +59,7 @@ class RoomViews(Dataset):
             raise ValueError(f"scene grids: rooms {first}..{first + count - 1} asked for, the mapping model's "
                              f"held-out split has {len(self.rooms)}")  # fmt: skip
         self.first, self.count = first, count
+        self.mapping, self.prior = cfg.data.mapping, cfg.loss.prior > 0
         self._cache: dict[int, dict[str, Any]] = {}
 
     def __len__(self) -> int:
@@ -71,6 +86,12 @@ class RoomViews(Dataset):
                 "known": ((carved + free) > 0).float(),
                 "room": room,
             }
+            if self.prior:
+                v = feedforward_volumes(trained_model("mapping", self.mapping), room)
+                if "colour" not in v:
+                    raise ValueError("scene grids: loss.prior needs a mapping net with a colour volume "
+                                     "(its model.colour_volume)")  # fmt: skip
+                self._cache[i].update(prior_occ=v["occ"], prior_rgb=v["colour"])
         return self._cache[i]
 
 

@@ -14,9 +14,10 @@ from tqdm.auto import tqdm
 
 from ...geometry import camera_rays
 from ...metrics import psnr, ssim, voxel_iou
+from ...weights import trained_model
 from .bank import SceneBank
 from .config import GridsConfig
-from .data import RoomViews
+from .data import RoomViews, feedforward_volumes
 from .model import SceneGridModel
 
 __all__ = ["evaluate_scene_grids", "fit_scene", "scene_losses", "score_room"]
@@ -38,7 +39,18 @@ def scene_losses(model: SceneGridModel, grid: torch.Tensor, item: dict[str, Any]
     occ = F.binary_cross_entropy(p, item["carved"][0][known])
     tv = sum(grid.diff(dim=k).pow(2).mean() for k in (1, 2, 3))
     loss = L.rgb * mse + L.depth * depth + L.occupancy * occ + L.tv * tv
-    return {"loss": loss, "mse": mse.detach(), "depth_l1": depth.detach(), "occ_bce": occ.detach(), "tv": tv.detach()}
+    out = {"mse": mse.detach(), "depth_l1": depth.detach(), "occ_bce": occ.detach(), "tv": tv.detach()}
+    unseen = (item["known"][0] == 0).nonzero() if L.prior > 0 else []
+    if len(unseen):  # the feed-forward net's guess where the input views saw nothing
+        pick = unseen[torch.randint(len(unseen), (min(L.prior_voxels, len(unseen)),), device=unseen.device)]
+        z, y, x = pick.unbind(-1)
+        p, rgb = model.decode(grid, model.centres[z, y, x])
+        q = item["prior_occ"][z, y, x]
+        prior = F.binary_cross_entropy(p.clamp(1e-5, 1 - 1e-5), q)
+        prior = prior + (q[:, None] * (rgb - item["prior_rgb"][z, y, x]).pow(2)).mean()
+        loss = loss + L.prior * prior
+        out["prior"] = prior.detach()
+    return {"loss": loss, **out}
 
 
 @torch.no_grad()
@@ -77,13 +89,11 @@ def fit_scene(model: SceneGridModel, bank: SceneBank, item: dict[str, Any], cfg:
 
 def _feedforward(cfg: GridsConfig, rooms: list[dict[str, torch.Tensor]], device: torch.device) -> dict[str, list]:
     """The mapping net's held-out view PSNR/SSIM and occupancy IoU on the same rooms."""
-    from ...weights import load_trained
-
-    _, net, _, dev = load_trained("mapping", cfg.data.mapping, str(device.type))
+    net = trained_model("mapping", cfg.data.mapping, device.type)
     out: dict[str, list] = {"psnr": [], "ssim": [], "occ_iou": [], "image": []}
     with torch.no_grad():
         for room in rooms:
-            o = net({k: v[None].to(dev) for k, v in room.items() if isinstance(v, torch.Tensor)})
+            o = feedforward_volumes(net, room)["out"]
             pred, target = o["rgb_pred"].float().cpu().clamp(0, 1), room["rgb_out"][None].float()
             out["psnr"].append(float(psnr(pred, target)[0]))
             out["ssim"].append(float(ssim(pred, target)[0]))

@@ -6,8 +6,9 @@ module's parameters: the trainer's optimiser steps the decoder, each scene's own
 Rays are sampled at ``samples`` points evenly from ``near`` to ``far`` (one point at a random place in each
 interval while training); features are read trilinearly (zero outside the box).
 
-* ``composite``: 1x1x1 convolutions decode occupancy (a probability) and colour volumes; along each ray,
-  the occupancy at a point is its alpha, colours are alpha-composited front to back. No renderer parameters.
+* ``composite``: 1x1x1 convolutions (one MLP per sampled feature) decode occupancy (a probability) and colour
+  volumes; along each ray, the occupancy at a point is its alpha, colours are alpha-composited front to back.
+  No renderer parameters.
 * ``linear``: the same occupancy as alpha, but the *features* are composited and one 1x1 map without bias
   turns the composited feature into colour: the features must carry the appearance.
 * ``nerf``: an MLP on the sampled feature gives density (per metre) and colour, volume rendered
@@ -48,14 +49,10 @@ class SceneGridModel(nn.Module):
         self.voxel = float(min(grid.voxel_size))  # the mapping memory's voxel edge: occupancy's length
         self.register_buffer("centres", grid.centers(), persistent=False)  # (Z, Y, X, 3): where occupancy is scored
         self.bank = SceneBank(bank_folder, num_scenes, self.shape, lr=cfg.loss.scene_lr, init_std=m.init_std)
-        if m.renderer == "nerf":
-            self.field = _mlp(m.channels, m.hidden, 4)  # density logit, colour logits
-        else:
-            self.occ = _mlp(m.channels, m.hidden, 1)
-            if m.renderer == "composite":
-                self.colour = _mlp(m.channels, m.hidden, 3)
-            else:
-                self.to_rgb = nn.Linear(m.channels, 3, bias=False)
+        # nerf: density logit and colour logits; composite: occupancy and colour logits; linear: occupancy only
+        self.field = _mlp(m.channels, m.hidden, 1 if m.renderer == "linear" else 4)
+        if m.renderer == "linear":
+            self.to_rgb = nn.Linear(m.channels, 3, bias=False)
         # the bank's changed scenes are written whenever the weights are (every trainer checkpoint)
         self._register_state_dict_hook(lambda module, *args: module.bank.flush())
 
@@ -67,11 +64,18 @@ class SceneGridModel(nn.Module):
 
     def occupancy(self, grid: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
         """Occupancy probability ``(...)`` at points ``(..., 3)``."""
+        return self.decode(grid, points)[0]
+
+    def decode(self, grid: torch.Tensor, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Occupancy probability ``(...)`` and colour ``(..., 3)`` in [0, 1] at points ``(..., 3)``."""
         f = self.sample(grid, points)
+        out = self.field(f)
         if self.m.renderer == "nerf":
-            sigma = F.softplus(self.field(f)[..., 0])
-            return 1 - torch.exp(-sigma * self.voxel)
-        return torch.sigmoid(self.occ(f)[..., 0])
+            occ = 1 - torch.exp(-F.softplus(out[..., 0]) * self.voxel)
+        else:
+            occ = torch.sigmoid(out[..., 0])
+        rgb = torch.sigmoid(self.to_rgb(f) if self.m.renderer == "linear" else out[..., 1:])
+        return occ, rgb
 
     def forward(self, grid: torch.Tensor, origins: torch.Tensor, directions: torch.Tensor,
                 jitter: bool = False) -> dict[str, torch.Tensor]:  # fmt: skip
@@ -83,14 +87,14 @@ class SceneGridModel(nn.Module):
         mid = t[:, :-1] + u * (t[:, 1:] - t[:, :-1])
         pts = origins[:, None] + directions[:, None] * mid[..., None]
         f = self.sample(grid, pts)  # (R, S, C)
+        out = self.field(f)
         if m.renderer == "nerf":
-            out = self.field(f)
             r = volume_render(F.softplus(out[..., 0]), torch.sigmoid(out[..., 1:]), t)
             rgb, opacity = r["rgb"], r["opacity"]
             distance = (r["weights"] * mid).sum(-1, keepdim=True)  # at the sampled points (jittered in training)
         else:  # occupancy as alpha; the colour (or the feature) and the distance composited with it
-            value = torch.sigmoid(self.colour(f)) if m.renderer == "composite" else f
-            alpha = torch.sigmoid(self.occ(f))[..., 0].T[None, :, :, None]  # (1, S, R, 1): S planes of R x 1 pixels
+            value = torch.sigmoid(out[..., 1:]) if m.renderer == "composite" else f
+            alpha = torch.sigmoid(out[..., 0]).T[None, :, :, None]  # (1, S, R, 1): S planes of R x 1 pixels
             vals = torch.cat([value, mid[..., None]], -1).permute(2, 1, 0)[..., None]  # (C + 1, S, R, 1)
             img, acc = alpha_composite(alpha, vals)
             composited, distance, opacity = img[:-1, :, 0].T, img[-1:, :, 0].T, acc[0, :, 0][:, None]
