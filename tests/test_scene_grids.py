@@ -86,7 +86,7 @@ def test_the_feed_forward_prior_reaches_only_voxels_no_input_ray_saw(tmp_path):
     method = get_method("scene-grids")
     cfg = method.make_config("tiny")
     cfg.data.mapping, cfg.data.root, cfg.train.out_dir = tmp_path / "mapping", tmp_path / "data", tmp_path / "run"
-    cfg.loss.rgb = cfg.loss.depth = cfg.loss.occupancy = cfg.loss.tv = 0.0  # the prior alone
+    cfg.loss.rgb = cfg.loss.depth = cfg.loss.occupancy = cfg.loss.tv = cfg.loss.empty = 0.0  # the prior alone
     cfg.loss.prior, cfg.loss.prior_voxels = 1.0, 10_000
     model, item = method.build_model(cfg), method.build_dataset(cfg, "train")[0]
     assert item["prior_occ"].shape == item["known"].shape[1:] and item["prior_rgb"].shape[-1] == 3
@@ -99,3 +99,23 @@ def test_the_feed_forward_prior_reaches_only_voxels_no_input_ray_saw(tmp_path):
     unseen = item["known"][0] == 0
     near = torch.nn.functional.max_pool3d(unseen[None, None].float(), 3, 1, 1)[0, 0] > 0
     assert touched.any() and not (touched & ~near).any()
+
+
+def test_a_ray_through_empty_space_shows_the_learned_background(tmp_path):
+    from unrender.geometry import VoxelGrid
+    from unrender.methods.scenegrids.config import tiny
+    from unrender.methods.scenegrids.model import SceneGridModel
+
+    grid = VoxelGrid((-1.0, -1.0, 0.0), (1.0, 1.0, 2.0), (4, 4, 4))
+    for renderer in ("nerf", "composite", "linear"):
+        cfg = tiny()
+        cfg.model.renderer = renderer
+        m = SceneGridModel(cfg, grid, tmp_path / renderer, 1)
+        with torch.no_grad():
+            m.field[-1].bias[0] = -30.0  # nothing anywhere
+            m.background.copy_(torch.linspace(-1.0, 1.0, len(m.background)))
+        rays = torch.nn.functional.normalize(torch.randn(5, 3), dim=-1)
+        out = m(m.bank.get(0), torch.zeros(5, 3), rays)
+        assert float(out["opacity"].max()) < 1e-6
+        colour = m.to_rgb(m.background) if renderer == "linear" else m.background  # linear: a feature
+        torch.testing.assert_close(out["rgb"], torch.sigmoid(colour).detach().expand(5, 3))

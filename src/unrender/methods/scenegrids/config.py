@@ -45,6 +45,11 @@ class GridsModel:
     far: float = 9.0
     init_std: float = 0.1
     """Scene grids start as Gaussian noise of this deviation."""
+    background: bool = True
+    """A learned background colour (shared by every scene; for the ``linear`` renderer a feature, composited
+    behind the others and turned into colour with them) behind every ray: what a ray
+    that leaves the box without hitting anything shows (the sky of the rooms). Without it the grids must put
+    density somewhere to show that colour, floaters that other views see."""
 
 
 @dataclass
@@ -58,7 +63,9 @@ class GridsLoss:
     """Cross-entropy of the occupancy against occupancy carved from the input depths (carved-known voxels)."""
     tv: float = 0.01
     """Total variation of the scene grids."""
-    prior: float = 0.0
+    empty: float = 0.1
+    """Rays whose input depth is 0 (nothing hit within range): cross-entropy pulling their opacity to 0."""
+    prior: float = 0.1
     """Weight of the feed-forward prior: in mapping voxels the input depths say nothing about (neither carved
     nor seen free), the grid's occupancy is pulled to the mapping net's (cross-entropy) and its colour to the
     net's colour volume (MSE weighted by the net's occupancy). The net sees the same input views only."""

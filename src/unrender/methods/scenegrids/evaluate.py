@@ -24,8 +24,9 @@ __all__ = ["evaluate_scene_grids", "fit_scene", "scene_losses", "score_room"]
 
 
 def scene_losses(model: SceneGridModel, grid: torch.Tensor, item: dict[str, Any], cfg: GridsConfig) -> dict:
-    """One scene's losses on ``loss.rays`` random input rays: colour MSE, z-depth L1 (valid pixels),
-    occupancy cross-entropy on the carved-known voxels of the mapping grid, and the grid's total variation."""
+    """One scene's losses on ``loss.rays`` random input rays: colour MSE, z-depth L1 (valid pixels), the
+    opacity of rays that hit nothing (depth 0) pulled to 0, occupancy cross-entropy on the carved-known voxels
+    of the mapping grid, the grid's total variation, and with ``loss.prior`` the feed-forward prior."""
     L = cfg.loss
     idx = torch.randint(len(item["rgb"]), (L.rays,), device=item["rgb"].device)
     out = model(grid, item["origins"][idx], item["directions"][idx], jitter=True)
@@ -34,12 +35,15 @@ def scene_losses(model: SceneGridModel, grid: torch.Tensor, item: dict[str, Any]
     valid = (d > 0).float()
     z = out["distance"][:, 0] * item["z_per_t"][idx]
     depth = ((z - d).abs() * valid).sum() / valid.sum().clamp(min=1)
+    none = 1 - valid  # nothing hit: the ray stays empty
+    empty = -(torch.log1p(-out["opacity"][:, 0].clamp(max=1 - 1e-5)) * none).sum() / none.sum().clamp(min=1)
     known = item["known"][0] > 0
     p = model.occupancy(grid, model.centres[known]).clamp(1e-5, 1 - 1e-5)
     occ = F.binary_cross_entropy(p, item["carved"][0][known])
     tv = sum(grid.diff(dim=k).pow(2).mean() for k in (1, 2, 3))
-    loss = L.rgb * mse + L.depth * depth + L.occupancy * occ + L.tv * tv
-    out = {"mse": mse.detach(), "depth_l1": depth.detach(), "occ_bce": occ.detach(), "tv": tv.detach()}
+    loss = L.rgb * mse + L.depth * depth + L.occupancy * occ + L.tv * tv + L.empty * empty
+    out = {"mse": mse.detach(), "depth_l1": depth.detach(), "occ_bce": occ.detach(), "tv": tv.detach(),
+           "empty": empty.detach()}  # fmt: skip
     unseen = (item["known"][0] == 0).nonzero() if L.prior > 0 else []
     if len(unseen):  # the feed-forward net's guess where the input views saw nothing
         pick = unseen[torch.randint(len(unseen), (min(L.prior_voxels, len(unseen)),), device=unseen.device)]

@@ -53,6 +53,9 @@ class SceneGridModel(nn.Module):
         self.field = _mlp(m.channels, m.hidden, 1 if m.renderer == "linear" else 4)
         if m.renderer == "linear":
             self.to_rgb = nn.Linear(m.channels, 3, bias=False)
+        # the background: colour logits, or for the linear renderer a feature (turned into colour like the rest)
+        size = m.channels if m.renderer == "linear" else 3
+        self.background = nn.Parameter(torch.zeros(size)) if m.background else None
         # the bank's changed scenes are written whenever the weights are (every trainer checkpoint)
         self._register_state_dict_hook(lambda module, *args: module.bank.flush())
 
@@ -80,7 +83,7 @@ class SceneGridModel(nn.Module):
     def forward(self, grid: torch.Tensor, origins: torch.Tensor, directions: torch.Tensor,
                 jitter: bool = False) -> dict[str, torch.Tensor]:  # fmt: skip
         """Render rays ``(R, 3)`` (unit directions, memory frame) through a scene grid: ``rgb (R, 3)``,
-        ``distance (R, 1)`` (expected, the background at ``far``), ``opacity (R, 1)``."""
+        ``distance (R, 1)`` (expected, the background at ``far``), ``opacity (R, 1)``; a ray's unoccluded part shows the learned background colour (``model.background``)."""
         m = self.m
         t = torch.linspace(m.near, m.far, m.samples + 1, device=origins.device).expand(len(origins), -1)
         u = torch.rand_like(t[:, 1:]) if jitter else torch.full_like(t[:, 1:], 0.5)
@@ -98,6 +101,13 @@ class SceneGridModel(nn.Module):
             vals = torch.cat([value, mid[..., None]], -1).permute(2, 1, 0)[..., None]  # (C + 1, S, R, 1)
             img, acc = alpha_composite(alpha, vals)
             composited, distance, opacity = img[:-1, :, 0].T, img[-1:, :, 0].T, acc[0, :, 0][:, None]
-            rgb = composited if m.renderer == "composite" else torch.sigmoid(self.to_rgb(composited))
+            if m.renderer == "linear":
+                if self.background is not None:
+                    composited = composited + (1 - opacity) * self.background
+                rgb = torch.sigmoid(self.to_rgb(composited))
+            else:
+                rgb = composited
         distance = distance + (1 - opacity) * m.far
+        if self.background is not None and m.renderer != "linear":
+            rgb = rgb + (1 - opacity) * torch.sigmoid(self.background)
         return {"rgb": rgb, "distance": distance, "opacity": opacity}
