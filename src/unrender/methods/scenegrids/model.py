@@ -83,7 +83,8 @@ class SceneGridModel(nn.Module):
     def forward(self, grid: torch.Tensor, origins: torch.Tensor, directions: torch.Tensor,
                 jitter: bool = False) -> dict[str, torch.Tensor]:  # fmt: skip
         """Render rays ``(R, 3)`` (unit directions, memory frame) through a scene grid: ``rgb (R, 3)``,
-        ``distance (R, 1)`` (expected, the background at ``far``), ``opacity (R, 1)``; a ray's unoccluded part shows the learned background colour (``model.background``)."""
+        ``distance (R, 1)`` (expected, the background at ``far``), ``opacity (R, 1)``; a ray's unoccluded part
+        shows the learned background colour (``model.background``)."""
         m = self.m
         t = torch.linspace(m.near, m.far, m.samples + 1, device=origins.device).expand(len(origins), -1)
         u = torch.rand_like(t[:, 1:]) if jitter else torch.full_like(t[:, 1:], 0.5)
