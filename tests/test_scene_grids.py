@@ -117,5 +117,22 @@ def test_a_ray_through_empty_space_shows_the_learned_background(tmp_path):
         rays = torch.nn.functional.normalize(torch.randn(5, 3), dim=-1)
         out = m(m.bank.get(0), torch.zeros(5, 3), rays)
         assert float(out["opacity"].max()) < 1e-6
+        assert m.scene_grid.shape == m.shape[1:] == (4, 4, 4)  # the tiny preset: no margin, the memory's box
         colour = m.to_rgb(m.background) if renderer == "linear" else m.background  # linear: a feature
         torch.testing.assert_close(out["rgb"], torch.sigmoid(colour).detach().expand(5, 3))
+
+
+def test_the_scene_grids_cover_the_memory_box_grown_by_the_margin(tmp_path):
+    from unrender.geometry import VoxelGrid
+    from unrender.methods.scenegrids.config import tiny
+    from unrender.methods.scenegrids.model import SceneGridModel
+
+    cfg = tiny()
+    cfg.model.upsample, cfg.model.margin = 2, 0.5
+    m = SceneGridModel(cfg, VoxelGrid((-1.0, -1.0, 0.0), (1.0, 1.0, 2.0), (4, 4, 4)), tmp_path, 1)
+    assert m.scene_grid.bounds_min == (-1.5, -1.5, -0.5) and m.scene_grid.bounds_max == (1.5, 1.5, 2.5)
+    assert m.shape == (4, 12, 12, 12) and m.scene_grid.voxel_size == (0.25, 0.25, 0.25)
+    g = torch.zeros(m.shape)
+    g[:, 0, 0, 0] = 1.0  # the corner voxel, outside the memory's box, is read where it is
+    f = m.sample(g, torch.tensor([[-1.375, -1.375, -0.375]]))
+    torch.testing.assert_close(f, torch.ones(1, 4))

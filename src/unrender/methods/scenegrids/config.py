@@ -32,6 +32,10 @@ class GridsModel:
     """Feature channels of a scene's grid."""
     upsample: int = 2
     """The scene grids have this many times the mapping memory's resolution along each axis."""
+    margin: float = 2.0
+    """The scene grids cover the mapping memory's box grown by this many metres on every side (rounded to whole
+    voxels): what the views see beyond the box (the walls above it, the room beside it) needs a place too, or
+    a held-out view shows background there. Occupancy is scored on the memory's box alone."""
     renderer: Literal["composite", "linear", "nerf"] = "nerf"
     """``composite``: 1x1x1 convolutions decode occupancy and colour volumes, composited along each ray
     with occupancy as alpha (no parameters in the renderer). ``linear``: the features themselves are
@@ -108,7 +112,7 @@ def tiny() -> GridsConfig:
         train=TrainConfig(max_steps=4, batch_size=2, lr=3e-3, grad_clip=0.0, ckpt_every=2, log_every=2,
                           out_dir=Path("runs/scene-grids-tiny")),
         data=GridsData(scenes=2, new_scenes=1),
-        model=GridsModel(channels=4, upsample=1, hidden=8, samples=16),
+        model=GridsModel(channels=4, upsample=1, hidden=8, samples=16, margin=0.0),
         loss=GridsLoss(rays=64),
         eval=GridsEval(new_steps=4, every=2),
     )  # fmt: skip

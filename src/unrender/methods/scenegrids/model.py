@@ -1,6 +1,6 @@
 """The shared part of the auto-decoder: occupancy and colour decoders and three renderers, applied to any
-scene's latent grid ``(C, Z, Y, X)`` (in the mapping memory frame, on its box at ``upsample`` x its
-resolution). The grids themselves live in a :class:`~unrender.methods.scenegrids.bank.SceneBank`, not in the
+scene's latent grid ``(C, Z, Y, X)`` (in the mapping memory frame, on its box grown by ``margin``, at
+``upsample`` x its resolution). The grids themselves live in a :class:`~unrender.methods.scenegrids.bank.SceneBank`, not in the
 module's parameters: the trainer's optimiser steps the decoder, each scene's own optimiser its grid.
 
 Rays are sampled at ``samples`` points evenly from ``near`` to ``far`` (one point at a random place in each
@@ -38,14 +38,22 @@ def _mlp(cin: int, hidden: int, cout: int) -> nn.Sequential:
 
 class SceneGridModel(nn.Module):
     """Decoders and a renderer shared by every scene; ``bank`` holds the scenes' grids (``grid``: the
-    mapping memory's :class:`VoxelGrid`; the scene grids cover its box at ``upsample`` x its resolution)."""
+    mapping memory's :class:`VoxelGrid`; the scene grids, ``scene_grid``, cover its box grown by ``margin`` at
+    ``upsample`` x its resolution; occupancy is scored on the memory's box)."""
 
     def __init__(self, cfg: GridsConfig, grid: VoxelGrid, bank_folder: Path, num_scenes: int):
         super().__init__()
         m = self.m = cfg.model
         self.grid = grid
-        X, Y, Z = grid.resolution
-        self.shape = (m.channels, Z * m.upsample, Y * m.upsample, X * m.upsample)
+        # the scene grids: the memory's box grown by ``margin`` (whole fine voxels) at ``upsample`` x its resolution
+        v = [size / m.upsample for size in grid.voxel_size]
+        n = [round(m.margin / size) for size in v]
+        lo = [b - k * size for b, k, size in zip(grid.bounds_min, n, v, strict=True)]
+        hi = [b + k * size for b, k, size in zip(grid.bounds_max, n, v, strict=True)]
+        res = [r * m.upsample + 2 * k for r, k in zip(grid.resolution, n, strict=True)]
+        self.scene_grid = VoxelGrid(tuple(lo), tuple(hi), tuple(res))
+        X, Y, Z = res
+        self.shape = (m.channels, Z, Y, X)
         self.voxel = float(min(grid.voxel_size))  # the mapping memory's voxel edge: occupancy's length
         self.register_buffer("centres", grid.centers(), persistent=False)  # (Z, Y, X, 3): where occupancy is scored
         self.bank = SceneBank(bank_folder, num_scenes, self.shape, lr=cfg.loss.scene_lr, init_std=m.init_std)
@@ -61,7 +69,7 @@ class SceneGridModel(nn.Module):
 
     def sample(self, grid: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
         """Features ``(..., C)`` of a scene grid ``(C, Z, Y, X)`` at points ``(..., 3)`` (memory frame)."""
-        g = self.grid.world_to_normalized(points).reshape(1, 1, 1, -1, 3).to(grid.dtype)
+        g = self.scene_grid.world_to_normalized(points).reshape(1, 1, 1, -1, 3).to(grid.dtype)
         f = F.grid_sample(grid[None], g, mode="bilinear", padding_mode="zeros", align_corners=False)
         return f.reshape(grid.shape[0], -1).T.reshape(*points.shape[:-1], grid.shape[0])
 
