@@ -136,3 +136,14 @@ def test_the_scene_grids_cover_the_memory_box_grown_by_the_margin(tmp_path):
     g[:, 0, 0, 0] = 1.0  # the corner voxel, outside the memory's box, is read where it is
     f = m.sample(g, torch.tensor([[-1.375, -1.375, -0.375]]))
     torch.testing.assert_close(f, torch.ones(1, 4))
+
+
+def test_total_variation_over_a_block_is_the_whole_grids_in_expectation():
+    from unrender.methods.scenegrids.evaluate import total_variation
+
+    g = torch.randn(2, 6, 5, 7, generator=torch.Generator().manual_seed(0))
+    whole = total_variation(g)
+    torch.testing.assert_close(total_variation(g, block=8), whole)  # a block larger than the grid: all of it
+    torch.manual_seed(0)
+    blocks = torch.stack([total_variation(g, block=3) for _ in range(2000)])
+    assert abs(float(blocks.mean()) - float(whole)) < 0.05 * float(whole)

@@ -23,6 +23,9 @@ import torch
 
 from ...io import atomic_path
 
+# Adam's fused step runs on CPU from torch 2.4 (before that on CUDA only)
+_FUSED = tuple(int(x) for x in torch.__version__.split("+")[0].split(".")[:2]) >= (2, 4)
+
 __all__ = ["SceneBank"]
 
 
@@ -62,7 +65,7 @@ class SceneBank:
         if state is not None and tuple(state["grid"].shape) != self.shape:
             raise ValueError(f"{p}: a grid of shape {tuple(state['grid'].shape)}, this model's is {self.shape}")
         grid = (state["grid"] if state is not None else self._new(i)).clone().requires_grad_(True)
-        opt = torch.optim.Adam([grid], lr=self.lr)
+        opt = torch.optim.Adam([grid], lr=self.lr, fused=_FUSED)  # fused: a large grid's step in one pass
         if state is not None:
             opt.load_state_dict(state["optimizer"])
 

@@ -67,6 +67,9 @@ class GridsLoss:
     """Cross-entropy of the occupancy against occupancy carved from the input depths (carved-known voxels)."""
     tv: float = 0.01
     """Total variation of the scene grids."""
+    tv_block: int = 32
+    """The total variation is taken over one random block of this many voxels along each edge per step (0: the
+    whole grid)."""
     empty: float = 0.1
     """Rays whose input depth is 0 (nothing hit within range): cross-entropy pulling their opacity to 0."""
     prior: float = 0.1

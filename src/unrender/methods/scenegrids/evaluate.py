@@ -20,7 +20,17 @@ from .config import GridsConfig
 from .data import RoomViews, feedforward_volumes
 from .model import SceneGridModel
 
-__all__ = ["evaluate_scene_grids", "fit_scene", "scene_losses", "score_room"]
+__all__ = ["evaluate_scene_grids", "fit_scene", "scene_losses", "score_room", "total_variation"]
+
+
+def total_variation(grid: torch.Tensor, block: int = 0) -> torch.Tensor:
+    """Mean squared difference of neighbouring voxels of ``grid (C, Z, Y, X)``; with ``block`` > 0 over one
+    random ``block^3`` part of it (as Plenoxels regularises a random subset: about the same in expectation, voxels
+    near the grid's faces counted less often; a large grid's whole-grid term would cost more than the rendering)."""
+    if block > 0:
+        corner = [int(torch.randint(max(1, n - block + 1), ())) for n in grid.shape[1:]]
+        grid = grid[:, corner[0] : corner[0] + block, corner[1] : corner[1] + block, corner[2] : corner[2] + block]
+    return sum(grid.diff(dim=k).pow(2).mean() for k in (1, 2, 3))
 
 
 def scene_losses(model: SceneGridModel, grid: torch.Tensor, item: dict[str, Any], cfg: GridsConfig) -> dict:
@@ -40,7 +50,7 @@ def scene_losses(model: SceneGridModel, grid: torch.Tensor, item: dict[str, Any]
     known = item["known"][0] > 0
     p = model.occupancy(grid, model.centres[known]).clamp(1e-5, 1 - 1e-5)
     occ = F.binary_cross_entropy(p, item["carved"][0][known])
-    tv = sum(grid.diff(dim=k).pow(2).mean() for k in (1, 2, 3))
+    tv = total_variation(grid, L.tv_block)
     loss = L.rgb * mse + L.depth * depth + L.occupancy * occ + L.tv * tv + L.empty * empty
     out = {"mse": mse.detach(), "depth_l1": depth.detach(), "occ_bce": occ.detach(), "tv": tv.detach(),
            "empty": empty.detach()}  # fmt: skip

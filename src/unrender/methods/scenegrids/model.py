@@ -1,7 +1,8 @@
 """The shared part of the auto-decoder: occupancy and colour decoders and three renderers, applied to any
 scene's latent grid ``(C, Z, Y, X)`` (in the mapping memory frame, on its box grown by ``margin``, at
-``upsample`` x its resolution). The grids themselves live in a :class:`~unrender.methods.scenegrids.bank.SceneBank`, not in the
-module's parameters: the trainer's optimiser steps the decoder, each scene's own optimiser its grid.
+``upsample`` x its resolution). The grids themselves live in a
+:class:`~unrender.methods.scenegrids.bank.SceneBank`, not in the module's parameters: the trainer's optimiser
+steps the decoder, each scene's own optimiser its grid.
 
 Rays are sampled at ``samples`` points evenly from ``near`` to ``far`` (one point at a random place in each
 interval while training); features are read trilinearly (zero outside the box).
