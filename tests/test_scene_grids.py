@@ -115,7 +115,8 @@ def test_a_ray_through_empty_space_shows_the_learned_background(tmp_path):
             m.field[-1].bias[0] = -30.0  # nothing anywhere
             m.background.copy_(torch.linspace(-1.0, 1.0, len(m.background)))
         rays = torch.nn.functional.normalize(torch.randn(5, 3), dim=-1)
-        out = m(m.bank.get(0), torch.zeros(5, 3), rays)
+        with torch.no_grad():
+            out = m(m.bank.get(0), torch.zeros(5, 3), rays)
         assert float(out["opacity"].max()) < 1e-6
         assert m.scene_grid.shape == m.shape[1:] == (4, 4, 4)  # the tiny preset: no margin, the memory's box
         colour = m.to_rgb(m.background) if renderer == "linear" else m.background  # linear: a feature
