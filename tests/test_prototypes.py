@@ -84,15 +84,20 @@ def test_composition_is_the_weighted_sum_of_the_prototypes():
     torch.testing.assert_close(m.compose(half)[0], torch.sigmoid(m.prototypes[:2]).mean(0))
 
 
-def test_prototypes_debug_stage_end_to_end(tmp_path):
+def _fit(tmp_path, preset: str) -> dict:
+    """Train and evaluate ``preset`` on an untrained tiny mapping model's rooms."""
     from unrender.engine import Trainer
 
     untrained_checkpoint("mapping", "tiny", tmp_path / "mapping")
     method = get_method("prototypes")
-    cfg = method.make_config("tiny")
+    cfg = method.make_config(preset)
     cfg.data.mapping, cfg.data.root = tmp_path / "mapping", tmp_path / "data"
     cfg.train.out_dir, cfg.train.progress = tmp_path / "run", False
-    m = Trainer(method, cfg).fit()
+    return Trainer(method, cfg).fit()
+
+
+def test_prototypes_debug_stage_end_to_end(tmp_path):
+    m = _fit(tmp_path, "tiny")
     assert m["scenes"] == 2 and 1 <= m["distinct_picks"] <= 2 and 0.5 <= m["takeover_share"] <= 1
     assert 0 <= m["soft/occ_iou"] <= 1 and len(m["picks"].split()) == 2
 
@@ -133,14 +138,7 @@ def test_compose_stage_reads_a_box_shape_back_and_pastes_it_where_it_was():
 
 
 def test_prototypes_compose_stage_end_to_end(tmp_path):
-    from unrender.engine import Trainer
-
-    untrained_checkpoint("mapping", "tiny", tmp_path / "mapping")
-    method = get_method("prototypes")
-    cfg = method.make_config("tiny-compose")
-    cfg.data.mapping, cfg.data.root = tmp_path / "mapping", tmp_path / "data"
-    cfg.train.out_dir, cfg.train.progress = tmp_path / "run", False
-    m = Trainer(method, cfg).fit()
+    m = _fit(tmp_path, "tiny-compose")
     assert m["scenes"] == 2 and m["upsample"] == 2 and m["fine_voxel"] < m["native_voxel"]
     for k in ("upsampled/occ_iou", "detected/occ_iou", "true/occ_iou", "native/occ_iou"):
         assert 0 <= m[k] <= 1, k

@@ -33,6 +33,7 @@ from ...metrics import psnr, voxel_iou
 from ...render import alpha_composite
 from ...weights import trained_dataset, trained_model
 from .config import ProtoConfig
+from .model import occupancy_costs
 
 __all__ = ["ComposeRooms", "PrototypePlacer", "compose_loss", "evaluate_compose"]
 
@@ -126,11 +127,6 @@ class PrototypePlacer(nn.Module):
         """The exact fine occupancy ``(1, Z', Y', X')`` at each box's prototype voxels: ``(N, size^3)``."""
         return self._sample(occ_fine.float(), self.fine, boxes, self.cube_points)[:, 0]
 
-    def costs(self, shapes: torch.Tensor) -> torch.Tensor:
-        """``(N, K)``: cross-entropy of each prototype's occupancy against each object's shape ``(N, V)``."""
-        p = torch.sigmoid(self.prototypes[:, 3].detach()).flatten(1).clamp(1e-4, 1 - 1e-4)  # (K, V)
-        return -(shapes @ torch.log(p).T + (1 - shapes) @ torch.log1p(-p).T) / shapes.shape[1]
-
     @torch.no_grad()
     def seed(self, shapes: torch.Tensor) -> None:
         """Set the prototypes' occupancy to K of the object shapes ``(N, V)``, chosen far apart (the first at
@@ -169,7 +165,7 @@ class PrototypePlacer(nn.Module):
         bg = bg * (1 - pasted[4:5].clamp(max=1))  # a box owns its voxels
         weight = bg + pasted[3:4]
         rgb = (bg * bg_rgb + pasted[:3]) / weight.clamp(min=1e-6)
-        return torch.cat([rgb, (bg + pasted[3:4]).clamp(max=1)])
+        return torch.cat([rgb, weight.clamp(max=1)])
 
     def render(self, volume: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Fine RGBA rooms ``(B, 4, Z', Y', X')`` composited into the held-out cameras: ``(B, 3, H, W)``."""
@@ -194,7 +190,7 @@ class PrototypePlacer(nn.Module):
                 shapes = self.object_shapes(batch["occ_fine"][b], boxes)
                 if not bool(self.seeded):
                     self.seed(shapes)
-                pick = self.costs(shapes).argmin(1) if len(boxes) else lg.argmax(1)
+                pick = occupancy_costs(self.prototypes[:, 3], shapes, 1e-4).argmin(1) if len(boxes) else lg.argmax(1)
                 assigned.append(pick)
             else:
                 pick = lg.argmax(1)

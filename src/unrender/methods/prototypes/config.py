@@ -123,12 +123,11 @@ def cpu() -> ProtoConfig:
 
 
 def tiny_compose() -> ProtoConfig:
-    return ProtoConfig(
-        train=TrainConfig(max_steps=4, batch_size=2, lr=3e-3, grad_clip=0.0, ckpt_every=2, log_every=2,
-                          out_dir=Path("runs/prototypes-tiny-compose")),
-        data=ProtoData(train_scenes=4),
-        model=ProtoModel(stage="compose", prototypes=3, size=4, id_lattice=2, depth_planes=6, det_score=0.0),
-    )  # fmt: skip
+    cfg = tiny()
+    cfg.train.out_dir = Path("runs/prototypes-tiny-compose")
+    cfg.data.train_scenes = 4
+    cfg.model = ProtoModel(stage="compose", prototypes=3, size=4, id_lattice=2, depth_planes=6, det_score=0.0)
+    return cfg
 
 
 PRESETS = {"debug": debug, "tiny": tiny, "cpu": cpu, "tiny-compose": tiny_compose}

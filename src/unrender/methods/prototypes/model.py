@@ -22,7 +22,16 @@ from ...geometry import VoxelGrid, sample_frustum
 from ...render import alpha_composite
 from .config import ProtoConfig
 
-__all__ = ["PrototypeComposer", "min_cost_assignment"]
+__all__ = ["PrototypeComposer", "min_cost_assignment", "occupancy_costs"]
+
+
+def occupancy_costs(logits: torch.Tensor, target: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """``(N, K)``: the mean cross-entropy of each of ``K`` prototype occupancies (``logits (K, ...)``) against
+    each of ``N`` targets ``(N, ...)`` of the same size (0/1 or soft), probabilities clamped to ``[eps, 1 - eps]``.
+    """
+    p = torch.sigmoid(logits.detach()).flatten(1).clamp(eps, 1 - eps)  # (K, V)
+    t = target.flatten(1).to(p.dtype)  # (N, V)
+    return -(t @ torch.log(p).T + (1 - t) @ torch.log1p(-p).T) / t.shape[1]
 
 
 def min_cost_assignment(cost: torch.Tensor) -> torch.Tensor:
@@ -106,14 +115,6 @@ class PrototypeComposer(nn.Module):
         one_hot = F.one_hot(torch.randint(w.shape[-1], (len(w),), device=w.device), w.shape[-1]).to(w.dtype)
         return torch.where(pick[:, None], one_hot, w)
 
-    @torch.no_grad()
-    def costs(self, occ: torch.Tensor) -> torch.Tensor:
-        """``(B, K)``: the occupancy cross-entropy of each prototype alone against each room's ``occ (B, 1, Z, Y,
-        X)``."""
-        p = torch.sigmoid(self.prototypes[:, 3]).clamp(1e-5, 1 - 1e-5).flatten(1)  # (K, V)
-        t = occ.flatten(1).to(p.dtype)  # (B, V)
-        return -(t @ torch.log(p).T + (1 - t) @ torch.log1p(-p).T) / t.shape[1]
-
     def compose(self, weights: torch.Tensor) -> torch.Tensor:
         """``(B, 4, Z, Y, X)``: colour and occupancy probabilities, the prototypes weighted by ``(B, K)``."""
         return torch.einsum("bk,kczyx->bczyx", weights, torch.sigmoid(self.prototypes))
@@ -124,7 +125,7 @@ class PrototypeComposer(nn.Module):
         logits = self.encoder(torch.cat([batch["carved"], batch["known"]], 1))
         out = {"logits": logits}
         if self.training and self.m.selection == "assign":  # each room alone on the prototype it is given
-            out["assigned"] = min_cost_assignment(self.costs(batch["occ"]))
+            out["assigned"] = min_cost_assignment(occupancy_costs(self.prototypes[:, 3], batch["occ"]))
             weights = F.one_hot(out["assigned"], logits.shape[-1]).to(logits.dtype)
         else:
             weights = self.select(logits)

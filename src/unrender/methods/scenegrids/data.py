@@ -51,7 +51,8 @@ class RoomViews(Dataset):
     mapping dataset gives it (``room``), with ``scene`` (its index in the bank: ``first + i``), its input rays
     ``origins``/``directions (N H W, 3)``, colours ``rgb`` and z-depths ``depth (N H W)`` and the ray's z per
     unit of distance ``z_per_t``, and ``carved``/``known (Z, Y, X)`` from the input depths only; with
-    ``loss.prior`` also the mapping net's ``prior_occ (Z, Y, X)`` and ``prior_rgb (Z, Y, X, 3)`` on it."""
+    ``loss.prior`` also the mapping net's ``prior_occ (Z, Y, X)`` and ``prior_rgb (Z, Y, X, 3)`` on it and the
+    voxels no input ray passed, ``unseen (U, 3)`` (z, y, x indices)."""
 
     def __init__(self, cfg: GridsConfig, first: int, count: int):
         self.rooms, self.grid = _rooms(cfg.data.mapping, Path(cfg.data.root))
@@ -91,7 +92,8 @@ class RoomViews(Dataset):
                 if "colour" not in v:
                     raise ValueError("scene grids: loss.prior needs a mapping net with a colour volume "
                                      "(its model.colour_volume)")  # fmt: skip
-                self._cache[i].update(prior_occ=v["occ"], prior_rgb=v["colour"])
+                unseen = (self._cache[i]["known"][0] == 0).nonzero()  # (U, 3): where the prior applies
+                self._cache[i].update(prior_occ=v["occ"], prior_rgb=v["colour"], unseen=unseen)
         return self._cache[i]
 
 

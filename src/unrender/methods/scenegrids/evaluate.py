@@ -54,7 +54,7 @@ def scene_losses(model: SceneGridModel, grid: torch.Tensor, item: dict[str, Any]
     loss = L.rgb * mse + L.depth * depth + L.occupancy * occ + L.tv * tv + L.empty * empty
     out = {"mse": mse.detach(), "depth_l1": depth.detach(), "occ_bce": occ.detach(), "tv": tv.detach(),
            "empty": empty.detach()}  # fmt: skip
-    unseen = (item["known"][0] == 0).nonzero() if L.prior > 0 else []
+    unseen = item["unseen"] if L.prior > 0 else []
     if len(unseen):  # the feed-forward net's guess where the input views saw nothing
         pick = unseen[torch.randint(len(unseen), (min(L.prior_voxels, len(unseen)),), device=unseen.device)]
         z, y, x = pick.unbind(-1)
