@@ -220,3 +220,20 @@ def test_surface_colour_reaches_the_occupied_voxel_under_a_seen_face():
     assert weight[0, 0, 3, 2, 3] == 0  # occupied, but nothing seen near it
     assert weight[0, 0, 1, 0, 1] == 0  # next to the seen face, but empty
     assert weight.sum() == 1 + occupied[0, 0, :3, 2, :3].sum()
+
+
+def test_render_views_are_forwards_views_with_each_camera_held_out(tmp_path):
+    cfg = tiny_cfg(tmp_path, max_steps=1)
+    model = MAPPING.build_model(cfg).eval()
+    item = MappingDataset(cfg, "train", workers=1)[0]
+    batch = {k: v[None] for k, v in item.items()}
+    K = torch.stack([item["K_out"], item["K_in"][1], item["K_in"][2]])
+    T = torch.stack([item["cam_from_mem_out"], item["cam_from_mem_in"][1], item["cam_from_mem_in"][2]])
+    H, W = item["rgb_out"].shape[-2:]
+    with torch.no_grad():
+        views = model.render_views(batch, K, T, H, W, chunk=2)  # chunks of 2 and 1
+        for k in range(3):
+            one = model({**batch, "K_out": K[k : k + 1], "cam_from_mem_out": T[k : k + 1]})["rgb_pred"][0]
+            torch.testing.assert_close(views[k], one, atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="batch of one"):
+        model.render_views(default_collate([item, item]), K, T, H, W)

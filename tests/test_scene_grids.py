@@ -3,6 +3,9 @@ method end to end on two rooms."""
 
 from __future__ import annotations
 
+import json
+
+import numpy as np
 import torch
 from _util import untrained_checkpoint
 
@@ -72,7 +75,10 @@ def test_scene_grids_train_and_evaluate_end_to_end(tmp_path):
     cfg.data.mapping, cfg.data.root = tmp_path / "mapping", tmp_path / "data"
     cfg.data.scenes, cfg.data.new_scenes = 1, 1  # the tiny mapping preset holds out 2 rooms
     cfg.train.out_dir, cfg.train.progress = tmp_path / "run", False
+    cfg.loss.net_views, cfg.data.pseudo_views = 1.0, 2  # with the net's views where no input looked
     m = Trainer(method, cfg).fit()
+    logged = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert any(np.isfinite(r.get("train/net_views", np.nan)) for r in logged)
     for k in ("grids/psnr", "grids/occ_iou", "feedforward/psnr", "new/psnr@0", "new/psnr@4"):
         assert torch.isfinite(torch.tensor(m[k])), k
     assert (tmp_path / "run" / "scenes" / "scene_00000.pt").is_file()  # written with the checkpoint
@@ -148,3 +154,39 @@ def test_total_variation_over_a_block_is_the_whole_grids_in_expectation():
     torch.manual_seed(0)
     blocks = torch.stack([total_variation(g, block=3) for _ in range(2000)])
     assert abs(float(blocks.mean()) - float(whole)) < 0.05 * float(whole)
+
+
+def test_ring_cameras_circle_the_point_the_input_axes_meet_and_look_at_it():
+    from unrender.geometry import invert_rigid, look_at
+    from unrender.methods.scenegrids.data import ring_cameras
+
+    centre = torch.tensor([0.7, 0.0, -1.2], dtype=torch.float64)
+    a = torch.tensor([0.3, 2.0, 4.1], dtype=torch.float64)
+    eyes = torch.stack([centre[0] + 2 * a.cos(), torch.tensor([-1.5, -1.2, -1.8]), centre[2] + 2 * a.sin()], -1)
+    targets = centre + torch.tensor([0.0, -0.5, 0.0], dtype=torch.float64)
+    T = ring_cameras(look_at(eyes, targets.expand(3, 3)), 16, torch.Generator().manual_seed(0))
+    world = invert_rigid(T)
+    e, f = world[:, :3, 3], world[:, :3, 2]
+    flat = (e - centre)[:, [0, 2]]
+    assert torch.allclose(flat.norm(dim=-1), torch.full((16,), 2.0, dtype=torch.float64), atol=1e-9)
+    assert (e[:, 1] >= -1.8 - 1e-9).all() and (e[:, 1] <= -1.2 + 1e-9).all()
+    to_centre = -flat / flat.norm(dim=-1, keepdim=True)  # every new camera looks at the centre (horizontally)
+    heading = f[:, [0, 2]] / f[:, [0, 2]].norm(dim=-1, keepdim=True)
+    assert torch.allclose(heading, to_centre, atol=1e-9)
+    assert torch.atan2(flat[:, 1], flat[:, 0]).std() > 1  # spread round the ring, not bunched
+
+
+def test_covered_pixels_are_the_pixels_an_input_view_saw():
+    from unrender.geometry import make_intrinsics
+    from unrender.methods.scenegrids.data import covered_pixels
+
+    K = make_intrinsics(20.0, 20.0, 7.5, 7.5, dtype=torch.float64)[None]
+    T = torch.eye(4, dtype=torch.float64)[None]
+    depth = torch.full((1, 1, 16, 16), 3.0, dtype=torch.float64)
+    depth[..., 4:12, 4:12] = 0  # the input saw nothing there
+    seen = covered_pixels(depth, K, T, K, T, 16, 16)[0]  # the input camera itself
+    assert seen[depth[0, 0] > 0].all()
+    assert not seen[5:11, 5:11].any()  # one pixel of growth, no more
+    T_away = T.clone()
+    T_away[0, 2, 3] = -10  # the points lie behind a camera 10 m ahead
+    assert not covered_pixels(depth, K, T, K, T_away, 16, 16).any()

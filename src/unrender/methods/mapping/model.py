@@ -161,13 +161,36 @@ class MappingNet(nn.Module):
         self._check_batch(batch, view=self.cfg.model.view)
         memory, skips = self._encode(batch)
         out: dict[str, torch.Tensor] = {"bottleneck": skips[-1], "memory": memory}
-        if self.quantizer is not None:  # the decoders see only the codes
-            q = self.quantizer(self.pre_quant(skips[-1]))
-            skips = [*skips[:-1], self.post_quant(q["quantized"])]
+        skips, q = self._quantise(skips)
+        if q is not None:
             out.update(codes=q["indices"], commitment=q["commitment"], code_perplexity=q["perplexity"],
                        code_used=q["used"])  # fmt: skip
         out.update(self._decode(skips, batch if self.cfg.model.view else None))
         return out
+
+    def render_views(self, batch: dict[str, torch.Tensor], K: torch.Tensor, cam_from_mem: torch.Tensor, H: int,
+                     W: int, chunk: int = 8) -> torch.Tensor:  # fmt: skip
+        """One scene's predicted views ``(P, 3, H, W)`` from ``P`` cameras ``K (P, 3, 3)``, ``cam_from_mem
+        (P, 4, 4)``: the inputs of ``batch`` (a batch of one) encoded and decoded once, the view rendered for
+        ``chunk`` cameras at a time (the same images as ``forward`` with each camera as the held-out one)."""
+        if not self.cfg.model.view:
+            raise ValueError("MappingNet.render_views: this model has no view head (model.view false)")
+        self._check_batch(batch, view=False)
+        if batch["rgb_in"].shape[0] != 1:
+            raise ValueError(f"MappingNet.render_views: expected a batch of one scene, got {batch['rgb_in'].shape[0]}")
+        skips, _ = self._quantise(self._encode(batch)[1])
+        vol = self._decode(skips, None, keep_volume=True)["view_volume"]
+        parts = [self._render(vol.expand(len(k), -1, -1, -1, -1), k, t, H, W)["rgb_pred"]
+                 for k, t in zip(K.split(chunk), cam_from_mem.split(chunk), strict=True)]  # fmt: skip
+        return torch.cat(parts)
+
+    def _quantise(self, skips: list) -> tuple[list, dict[str, torch.Tensor] | None]:
+        """The skips with the bottleneck replaced by its codes' embedding (a quantised model's decoders see
+        only the codes), and the quantiser's outputs; unchanged and None for a continuous bottleneck."""
+        if self.quantizer is None:
+            return skips, None
+        q = self.quantizer(self.pre_quant(skips[-1]))
+        return [*skips[:-1], self.post_quant(q["quantized"])], q
 
     def detect(self, out: dict[str, torch.Tensor], score_threshold: float = 0.05) -> list[dict[str, torch.Tensor]]:
         """The 3D boxes of :meth:`forward`'s outputs (the detection heads' peaks, rotated NMS with this model's
@@ -182,8 +205,10 @@ class MappingNet(nn.Module):
                             self.grid, max_detections=m.max_detections, score_threshold=score_threshold,
                             nms_iou=m.nms_iou)  # fmt: skip
 
-    def _decode(self, skips: list, batch: dict[str, torch.Tensor] | None) -> dict[str, torch.Tensor]:
-        """The heads on the decoders' features; the held-out view only with ``batch``."""
+    def _decode(self, skips: list, batch: dict[str, torch.Tensor] | None, keep_volume: bool = False
+                ) -> dict[str, torch.Tensor]:  # fmt: skip
+        """The heads on the decoders' features; the held-out view only with ``batch``; with ``keep_volume``
+        the volume the views are rendered from (``view_volume``)."""
         m = self.cfg.model
         out: dict[str, torch.Tensor] = {}
         X, Y, Z = self.grid.resolution
@@ -199,19 +224,11 @@ class MappingNet(nn.Module):
             if m.colour_volume:  # the first 3 view channels are a per-voxel colour
                 out["colour"] = torch.sigmoid(feat[:, :3])
                 feat = torch.cat([out["colour"], feat[:, 3:]], 1)
-        if m.view and batch is not None:
             vol = torch.cat([feat, torch.sigmoid(out["occ_logits"])], 1)
-            Ho, Wo = batch["rgb_out"].shape[-2:]
-            fr = sample_frustum(vol, self.grid, batch["K_out"], batch["cam_from_mem_out"], Ho, Wo, self.planes)
-            if m.colour_volume:  # parameter-free render: composite the colour volume, occupancy as alpha
-                out["rgb_render"], out["render_alpha"] = alpha_composite(fr[:, -1:], fr[:, :3])
-            _, rays = camera_rays(batch["K_out"], batch["cam_from_mem_out"], Ho, Wo)
-            out["rgb_pred"] = self.view_dec(
-                fr[:, :-1],
-                fr[:, -1:],
-                rearrange(rays, "b h w c -> b c h w"),
-                residual=m.colour_volume and m.render_residual,
-            )
+            if keep_volume:
+                out["view_volume"] = vol
+            if batch is not None:
+                out.update(self._render(vol, batch["K_out"], batch["cam_from_mem_out"], *batch["rgb_out"].shape[-2:]))
         if m.detection:
             k, nb = len(m.det_classes), m.yaw_bins
             bev = self.bev(rearrange(h, "b c z y x -> b (c y) z x"))
@@ -220,4 +237,16 @@ class MappingNet(nn.Module):
             out["reg"] = d[:, k : k + REG_CHANNELS]
             out["yaw_logits"] = d[:, k + REG_CHANNELS : k + REG_CHANNELS + nb]
             out["yaw_res"] = d[:, k + REG_CHANNELS + nb :]
+        return out
+
+    def _render(self, vol: torch.Tensor, K: torch.Tensor, cam_from_mem: torch.Tensor, H: int, W: int
+                ) -> dict[str, torch.Tensor]:  # fmt: skip
+        """The view of ``vol (B, C + 1, Z, Y, X)`` (view features, occupancy last) from cameras ``(B, ...)``."""
+        m, out = self.cfg.model, {}
+        fr = sample_frustum(vol, self.grid, K, cam_from_mem, H, W, self.planes)
+        if m.colour_volume:  # parameter-free render: composite the colour volume, occupancy as alpha
+            out["rgb_render"], out["render_alpha"] = alpha_composite(fr[:, -1:], fr[:, :3])
+        _, rays = camera_rays(K, cam_from_mem, H, W)
+        out["rgb_pred"] = self.view_dec(fr[:, :-1], fr[:, -1:], rearrange(rays, "b h w c -> b c h w"),
+                                        residual=m.colour_volume and m.render_residual)  # fmt: skip
         return out

@@ -22,6 +22,9 @@ class GridsData:
     """Rooms fitted jointly with the shared decoder (the first of the held-out split)."""
     new_scenes: int = 4
     """Rooms after those, fitted afterwards with the decoder frozen (the evaluation's steps-to-quality curve)."""
+    pseudo_views: int = 8
+    """With ``loss.net_views``: cameras per room, placed like its input cameras elsewhere on their ring
+    (``ring_cameras``), whose mapping-net views give the grid the net's completion where no input view looked."""
     root: Path = Path("runs/data")
     """Where the generated rooms are (written there once, as the mapping method writes them)."""
 
@@ -76,6 +79,12 @@ class GridsLoss:
     """Weight of the feed-forward prior: in mapping voxels the input depths say nothing about (neither carved
     nor seen free), the grid's occupancy is pulled to the mapping net's (cross-entropy) and its colour to the
     net's colour volume (MSE weighted by the net's occupancy). The net sees the same input views only."""
+    net_views: float = 0.0
+    """Weight of the feed-forward views: colour MSE against the mapping net's view from ``data.pseudo_views``
+    cameras around the room, on the pixels that no input view saw (the net sees the same input views only):
+    the net's completion of what lies outside every input view, where a grid has nothing else to go by."""
+    view_rays: int = 512
+    """Rays per scene per step drawn from those pixels."""
     prior_voxels: int = 4096
     """Unseen voxels drawn per scene per step for the prior."""
     scene_lr: float = 0.05

@@ -17,10 +17,10 @@ from ...metrics import psnr, ssim, voxel_iou
 from ...weights import trained_model
 from .bank import SceneBank
 from .config import GridsConfig
-from .data import RoomViews, feedforward_volumes
+from .data import RoomViews, covered_pixels, feedforward_volumes
 from .model import SceneGridModel
 
-__all__ = ["evaluate_scene_grids", "fit_scene", "scene_losses", "score_room", "total_variation"]
+__all__ = ["evaluate_scene_grids", "fit_scene", "scene_losses", "score_room", "split_psnr", "total_variation"]
 
 
 def total_variation(grid: torch.Tensor, block: int = 0) -> torch.Tensor:
@@ -64,6 +64,12 @@ def scene_losses(model: SceneGridModel, grid: torch.Tensor, item: dict[str, Any]
         prior = prior + (q[:, None] * (rgb - item["prior_rgb"][z, y, x]).pow(2)).mean()
         loss = loss + L.prior * prior
         out["prior"] = prior.detach()
+    if L.net_views > 0 and len(item["view_rgb"]):  # the net's views where no input view looked
+        j = torch.randint(len(item["view_rgb"]), (L.view_rays,), device=item["view_rgb"].device)
+        seen = model(grid, item["view_origins"][j], item["view_directions"][j], jitter=True)
+        views = F.mse_loss(seen["rgb"], item["view_rgb"][j])
+        loss = loss + L.net_views * views
+        out["net_views"] = views.detach()
     return {"loss": loss, **out}
 
 
@@ -101,15 +107,29 @@ def fit_scene(model: SceneGridModel, bank: SceneBank, item: dict[str, Any], cfg:
     return curve
 
 
+def split_psnr(image: torch.Tensor, target: torch.Tensor, room: dict[str, torch.Tensor]) -> dict[str, float]:
+    """PSNR of ``image (3, H, W)`` against ``target`` on the held-out view's pixels that an input view saw
+    (:func:`covered_pixels`: ``seen``) and on the rest (``unseen``; NaN where a part is empty)."""
+    H, W = target.shape[-2:]
+    seen = covered_pixels(room["depth_in"], room["K_in"], room["cam_from_mem_in"], room["K_out"][None],
+                          room["cam_from_mem_out"][None], H, W)[0]  # fmt: skip
+    err = (image.float().cpu() - target.float().cpu()).pow(2).mean(0)
+    part = lambda m: float(-10 * torch.log10(err[m].mean().clamp(min=1e-10))) if m.any() else float("nan")
+    return {"psnr_seen": part(seen), "psnr_unseen": part(~seen), "unseen_fraction": float((~seen).float().mean())}
+
+
 def _feedforward(cfg: GridsConfig, rooms: list[dict[str, torch.Tensor]], device: torch.device) -> dict[str, list]:
     """The mapping net's held-out view PSNR/SSIM and occupancy IoU on the same rooms."""
     net = trained_model("mapping", cfg.data.mapping, device.type)
-    out: dict[str, list] = {"psnr": [], "ssim": [], "occ_iou": [], "image": []}
+    out: dict[str, list] = {"psnr": [], "ssim": [], "occ_iou": [], "psnr_seen": [], "psnr_unseen": [], "image": []}
     with torch.no_grad():
         for room in rooms:
             o = feedforward_volumes(net, room)["out"]
             pred, target = o["rgb_pred"].float().cpu().clamp(0, 1), room["rgb_out"][None].float()
             out["psnr"].append(float(psnr(pred, target)[0]))
+            split = split_psnr(pred[0], target[0], room)
+            out["psnr_seen"].append(split["psnr_seen"])
+            out["psnr_unseen"].append(split["psnr_unseen"])
             out["ssim"].append(float(ssim(pred, target)[0]))
             prob = torch.sigmoid(o["occ_logits"].float()).cpu()
             out["occ_iou"].append(float(voxel_iou(prob, room["occ"][None].cpu())[0]))
@@ -126,10 +146,13 @@ def evaluate_scene_grids(model: SceneGridModel, cfg: GridsConfig, device: torch.
 
     d, e = cfg.data, cfg.eval
     fitted = RoomViews(cfg, 0, d.scenes)
-    rows, grids, ff_rooms = [], {"psnr": [], "ssim": [], "occ_iou": []}, []
+    rows, ff_rooms = [], []
+    grids: dict[str, list] = {"psnr": [], "ssim": [], "occ_iou": [], "psnr_seen": [], "psnr_unseen": [],
+                              "unseen_fraction": []}  # fmt: skip
     for i in tqdm(range(len(fitted)), desc="eval scene grids", unit="room", dynamic_ncols=True):
         item = fitted[i]
         s = score_room(model, model.bank.get(item["scene"]), item["room"])
+        s.update(split_psnr(s["image"], item["room"]["rgb_out"], item["room"]))
         for k in grids:
             grids[k].append(s[k])
         ff_rooms.append(item["room"])
@@ -138,8 +161,9 @@ def evaluate_scene_grids(model: SceneGridModel, cfg: GridsConfig, device: torch.
     ff = _feedforward(cfg, ff_rooms, device)
     for row, img in zip(rows, ff["image"], strict=False):
         row.append(img)
-    out: dict[str, Any] = {f"grids/{k}": float(np.mean(v)) for k, v in grids.items()}
-    out.update({f"feedforward/{k}": float(np.mean(v)) for k, v in ff.items() if k != "image"})
+    out: dict[str, Any] = {f"grids/{k}": float(np.nanmean(v)) for k, v in grids.items()}
+    out.update({f"feedforward/{k}": float(np.nanmean(v)) for k, v in ff.items() if k != "image"})
+    out["heldout_unseen_fraction"] = out.pop("grids/unseen_fraction")  # of the held-out views' pixels
     out["scenes"] = len(fitted)
     out["psnr_gain_over_feedforward"] = out["grids/psnr"] - out["feedforward/psnr"]
     if d.new_scenes:
