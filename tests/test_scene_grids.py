@@ -75,7 +75,7 @@ def test_scene_grids_train_and_evaluate_end_to_end(tmp_path):
     cfg.data.mapping, cfg.data.root = tmp_path / "mapping", tmp_path / "data"
     cfg.data.scenes, cfg.data.new_scenes = 1, 1  # the tiny mapping preset holds out 2 rooms
     cfg.train.out_dir, cfg.train.progress = tmp_path / "run", False
-    cfg.loss.net_views, cfg.data.pseudo_views = 1.0, 2  # with the net's views where no input looked
+    cfg.data.pseudo_views = 2  # the net's views from 2 ring cameras where no input looked
     m = Trainer(method, cfg).fit()
     logged = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert any(np.isfinite(r.get("train/net_views", np.nan)) for r in logged)
@@ -92,7 +92,8 @@ def test_the_feed_forward_prior_reaches_only_voxels_no_input_ray_saw(tmp_path):
     method = get_method("scene-grids")
     cfg = method.make_config("tiny")
     cfg.data.mapping, cfg.data.root, cfg.train.out_dir = tmp_path / "mapping", tmp_path / "data", tmp_path / "run"
-    cfg.loss.rgb = cfg.loss.depth = cfg.loss.occupancy = cfg.loss.tv = cfg.loss.empty = 0.0  # the prior alone
+    # the prior alone
+    cfg.loss.rgb = cfg.loss.depth = cfg.loss.occupancy = cfg.loss.tv = cfg.loss.empty = cfg.loss.net_views = 0.0
     cfg.loss.prior, cfg.loss.prior_voxels = 1.0, 10_000
     model, item = method.build_model(cfg), method.build_dataset(cfg, "train")[0]
     assert item["prior_occ"].shape == item["known"].shape[1:] and item["prior_rgb"].shape[-1] == 3

@@ -18,11 +18,11 @@ class GridsData:
     mapping: Path | None = None
     """A mapping run or checkpoint whose config names the rooms, and whose net is the feed-forward baseline
     (None: the shipped mapping weights)."""
-    scenes: int = 32
+    scenes: int = 16
     """Rooms fitted jointly with the shared decoder (the first of the held-out split)."""
     new_scenes: int = 4
     """Rooms after those, fitted afterwards with the decoder frozen (the evaluation's steps-to-quality curve)."""
-    pseudo_views: int = 8
+    pseudo_views: int = 24
     """With ``loss.net_views``: cameras per room, placed like its input cameras elsewhere on their ring
     (``ring_cameras``), whose mapping-net views give the grid the net's completion where no input view looked."""
     root: Path = Path("runs/data")
@@ -79,7 +79,7 @@ class GridsLoss:
     """Weight of the feed-forward prior: in mapping voxels the input depths say nothing about (neither carved
     nor seen free), the grid's occupancy is pulled to the mapping net's (cross-entropy) and its colour to the
     net's colour volume (MSE weighted by the net's occupancy). The net sees the same input views only."""
-    net_views: float = 0.0
+    net_views: float = 1.0
     """Weight of the feed-forward views: colour MSE against the mapping net's view from ``data.pseudo_views``
     cameras around the room, on the pixels that no input view saw (the net sees the same input views only):
     the net's completion of what lies outside every input view, where a grid has nothing else to go by."""
@@ -112,9 +112,9 @@ class GridsConfig:
 
 
 def cpu() -> GridsConfig:
-    """32 rooms, 4 per step: 3000 steps = about 375 optimiser steps per room."""
+    """16 rooms, 4 per step: 3200 steps = 800 optimiser steps per room."""
     return GridsConfig(
-        train=TrainConfig(max_steps=3000, batch_size=4, lr=3e-3, grad_clip=0.0, ckpt_every=500, log_every=25,
+        train=TrainConfig(max_steps=3200, batch_size=4, lr=3e-3, grad_clip=0.0, ckpt_every=500, log_every=25,
                           out_dir=Path("runs/scene-grids"), time_limit_min=30.0),
     )  # fmt: skip
 
