@@ -115,7 +115,7 @@ def cpu() -> GridsConfig:
     """16 rooms, 4 per step: 3200 steps = 800 optimiser steps per room."""
     return GridsConfig(
         train=TrainConfig(max_steps=3200, batch_size=4, lr=3e-3, grad_clip=0.0, ckpt_every=500, log_every=25,
-                          out_dir=Path("runs/scene-grids"), time_limit_min=30.0),
+                          out_dir=Path("runs/scene-grids"), time_limit_min=45.0),
     )  # fmt: skip
 
 
