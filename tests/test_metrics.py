@@ -89,6 +89,13 @@ def test_psnr_ssim():
     mse = ((x - y) ** 2).flatten(1).mean(1)
     torch.testing.assert_close(psnr(y, x), 10 * torch.log10(1 / mse))
     assert psnr(x, x).max().item() == pytest.approx(100.0)
+    mask = torch.rand(3, 32, 32) > 0.7
+    mask[2] = False  # an image with no pixels in the mask
+    part = psnr(y, x, mask=mask)
+    for b in range(2):
+        mse_b = ((x[b] - y[b]) ** 2)[:, mask[b]].mean()
+        torch.testing.assert_close(part[b], 10 * torch.log10(1 / mse_b))
+    assert torch.isnan(part[2])
     ref = KM.ssim(y, x, 11, padding="valid").flatten(1).mean(1)
     torch.testing.assert_close(ssim(y, x), ref, atol=1e-5, rtol=0)
     torch.testing.assert_close(ssim(x, x), torch.ones(3, dtype=torch.float64))

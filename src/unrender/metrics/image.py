@@ -10,7 +10,9 @@ from ..geometry.checks import check_shape
 __all__ = ["psnr", "ssim"]
 
 
-def psnr(pred: torch.Tensor, target: torch.Tensor, *, data_range: float = 1.0) -> torch.Tensor:
+def psnr(
+    pred: torch.Tensor, target: torch.Tensor, *, data_range: float = 1.0, mask: torch.Tensor | None = None
+) -> torch.Tensor:
     """Per-image peak signal-to-noise ratio in dB.
 
     Identical images give 100 dB for ``data_range = 1`` (the MSE is floored at
@@ -19,6 +21,7 @@ def psnr(pred: torch.Tensor, target: torch.Tensor, *, data_range: float = 1.0) -
     Args:
         pred: ``(B, C, H, W)``.
         target: ``(B, C, H, W)``.
+        mask: ``(B, H, W)`` bool: the PSNR over these pixels only (NaN for an image with none).
 
     Returns:
         ``(B,)``.
@@ -30,7 +33,14 @@ def psnr(pred: torch.Tensor, target: torch.Tensor, *, data_range: float = 1.0) -
     sizes: dict[str, int] = {}
     check_shape(pred, "pred", ("B", "C", "H", "W"), sizes=sizes, max_batch=0)
     check_shape(target, "target", ("B", "C", "H", "W"), sizes=sizes, max_batch=0)
-    mse = ((pred - target) ** 2).flatten(1).mean(1).clamp(min=1e-10 * data_range**2)
+    err = (pred - target) ** 2
+    if mask is None:
+        mse = err.flatten(1).mean(1)
+    else:
+        check_shape(mask, "mask", ("B", "H", "W"), sizes=sizes, max_batch=0, floating=False)
+        m = mask[:, None].to(err.dtype)
+        mse = (err * m).flatten(1).sum(1) / (m.flatten(1).sum(1) * err.shape[1])  # 0 / 0 = NaN: no pixels
+    mse = mse.clamp(min=1e-10 * data_range**2)
     return 10 * torch.log10(data_range**2 / mse)
 
 

@@ -92,13 +92,14 @@ def covered_pixels(depth: torch.Tensor, K: torch.Tensor, cam_from_mem: torch.Ten
     of one input pixel each)."""
     pts = depth_to_points(depth.double(), K.double())  # (N, h, w, 3)
     pts = transform_points(invert_rigid(cam_from_mem.double()), pts.flatten(1, 2))[depth.flatten(1).gt(0)]
-    out = torch.zeros(len(K_new), H * W, dtype=torch.bool)
-    for k in range(len(K_new)):
-        uv, _, front = project_points(transform_points(cam_from_mem_new[k].double(), pts), K_new[k].double())
-        ij = uv.round().long()
-        ok = front & (ij[:, 0] >= 0) & (ij[:, 0] < W) & (ij[:, 1] >= 0) & (ij[:, 1] < H)
-        out[k, ij[ok, 1] * W + ij[ok, 0]] = True
-    grown = F.max_pool2d(out.view(-1, 1, H, W).float(), 3, stride=1, padding=1)
+    P = len(K_new)
+    uv, _, front = project_points(transform_points(cam_from_mem_new.double(), pts), K_new.double())  # (P, M, ...)
+    ij = uv.round().long()
+    ok = front & (ij[..., 0] >= 0) & (ij[..., 0] < W) & (ij[..., 1] >= 0) & (ij[..., 1] < H)
+    cam = torch.arange(P)[:, None].expand_as(ok)
+    out = torch.zeros(P * H * W, dtype=torch.bool)
+    out[(cam * H * W + ij[..., 1] * W + ij[..., 0])[ok]] = True
+    grown = F.max_pool2d(out.view(P, 1, H, W).float(), 3, stride=1, padding=1)
     return grown[:, 0] > 0
 
 
@@ -106,7 +107,8 @@ class RoomViews(Dataset):
     """Rooms ``first .. first + count - 1`` of the held-out split; item ``i`` is room ``first + i`` as the
     mapping dataset gives it (``room``), with ``scene`` (its index in the bank: ``first + i``), its input rays
     ``origins``/``directions (N H W, 3)``, colours ``rgb`` and z-depths ``depth (N H W)`` and the ray's z per
-    unit of distance ``z_per_t``, and ``carved``/``known (Z, Y, X)`` from the input depths only; with
+    unit of distance ``z_per_t``, ``carved``/``known (Z, Y, X)`` from the input depths only, and
+    ``heldout_seen (H, W)``, the held-out view's pixels an input view saw (:func:`covered_pixels`); with
     ``loss.prior`` also the mapping net's ``prior_occ (Z, Y, X)`` and ``prior_rgb (Z, Y, X, 3)`` on it and the
     voxels no input ray passed, ``unseen (U, 3)`` (z, y, x indices); with ``loss.net_views`` the mapping net's
     views from ``data.pseudo_views`` :func:`ring_cameras`, kept on the pixels no input view saw
@@ -147,8 +149,10 @@ class RoomViews(Dataset):
                 "depth": room["depth_in"].reshape(-1).float(),
                 "carved": carved.float(),
                 "known": ((carved + free) > 0).float(),
+                "heldout_seen": covered_pixels(room["depth_in"], K, T, room["K_out"][None],
+                                               room["cam_from_mem_out"][None], *room["rgb_out"].shape[-2:])[0],
                 "room": room,
-            }
+            }  # fmt: skip
             if self.prior:
                 v = feedforward_volumes(trained_model("mapping", self.mapping), room)
                 if "colour" not in v:

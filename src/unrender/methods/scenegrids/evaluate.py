@@ -17,7 +17,7 @@ from ...metrics import psnr, ssim, voxel_iou
 from ...weights import trained_model
 from .bank import SceneBank
 from .config import GridsConfig
-from .data import RoomViews, covered_pixels, feedforward_volumes
+from .data import RoomViews, feedforward_volumes
 from .model import SceneGridModel
 
 __all__ = ["evaluate_scene_grids", "fit_scene", "scene_losses", "score_room", "split_psnr", "total_variation"]
@@ -36,7 +36,8 @@ def total_variation(grid: torch.Tensor, block: int = 0) -> torch.Tensor:
 def scene_losses(model: SceneGridModel, grid: torch.Tensor, item: dict[str, Any], cfg: GridsConfig) -> dict:
     """One scene's losses on ``loss.rays`` random input rays: colour MSE, z-depth L1 (valid pixels), the
     opacity of rays that hit nothing (depth 0) pulled to 0, occupancy cross-entropy on the carved-known voxels
-    of the mapping grid, the grid's total variation, and with ``loss.prior`` the feed-forward prior."""
+    of the mapping grid, the grid's total variation, with ``loss.prior`` the feed-forward prior, and with
+    ``loss.net_views`` the mapping net's colours on ``loss.view_rays`` rays of its views where no input looked."""
     L = cfg.loss
     idx = torch.randint(len(item["rgb"]), (L.rays,), device=item["rgb"].device)
     out = model(grid, item["origins"][idx], item["directions"][idx], jitter=True)
@@ -107,29 +108,27 @@ def fit_scene(model: SceneGridModel, bank: SceneBank, item: dict[str, Any], cfg:
     return curve
 
 
-def split_psnr(image: torch.Tensor, target: torch.Tensor, room: dict[str, torch.Tensor]) -> dict[str, float]:
-    """PSNR of ``image (3, H, W)`` against ``target`` on the held-out view's pixels that an input view saw
-    (:func:`covered_pixels`: ``seen``) and on the rest (``unseen``; NaN where a part is empty)."""
-    H, W = target.shape[-2:]
-    seen = covered_pixels(room["depth_in"], room["K_in"], room["cam_from_mem_in"], room["K_out"][None],
-                          room["cam_from_mem_out"][None], H, W)[0]  # fmt: skip
-    err = (image.float().cpu() - target.float().cpu()).pow(2).mean(0)
-    part = lambda m: float(-10 * torch.log10(err[m].mean().clamp(min=1e-10))) if m.any() else float("nan")
-    return {"psnr_seen": part(seen), "psnr_unseen": part(~seen), "unseen_fraction": float((~seen).float().mean())}
+def split_psnr(image: torch.Tensor, target: torch.Tensor, seen: torch.Tensor) -> dict[str, float]:
+    """PSNR of ``image (3, H, W)`` against ``target`` on the held-out view's pixels an input view saw
+    (``seen (H, W)``, a room's ``heldout_seen``) and on the rest (NaN where a part is empty)."""
+    image, target = image[None].float().cpu(), target[None].float().cpu()
+    return {"psnr_seen": float(psnr(image, target, mask=seen[None])[0]),
+            "psnr_unseen": float(psnr(image, target, mask=~seen[None])[0])}  # fmt: skip
 
 
-def _feedforward(cfg: GridsConfig, rooms: list[dict[str, torch.Tensor]], device: torch.device) -> dict[str, list]:
-    """The mapping net's held-out view PSNR/SSIM and occupancy IoU on the same rooms."""
+def _feedforward(cfg: GridsConfig, items: list[dict[str, Any]], device: torch.device) -> dict[str, list]:
+    """The mapping net's held-out view PSNR/SSIM (also apart where an input looked and where none did) and
+    occupancy IoU on the same rooms (:class:`RoomViews` items)."""
     net = trained_model("mapping", cfg.data.mapping, device.type)
     out: dict[str, list] = {"psnr": [], "ssim": [], "occ_iou": [], "psnr_seen": [], "psnr_unseen": [], "image": []}
     with torch.no_grad():
-        for room in rooms:
+        for item in items:
+            room = item["room"]
             o = feedforward_volumes(net, room)["out"]
             pred, target = o["rgb_pred"].float().cpu().clamp(0, 1), room["rgb_out"][None].float()
             out["psnr"].append(float(psnr(pred, target)[0]))
-            split = split_psnr(pred[0], target[0], room)
-            out["psnr_seen"].append(split["psnr_seen"])
-            out["psnr_unseen"].append(split["psnr_unseen"])
+            for k, v in split_psnr(pred[0], target[0], item["heldout_seen"]).items():
+                out[k].append(v)
             out["ssim"].append(float(ssim(pred, target)[0]))
             prob = torch.sigmoid(o["occ_logits"].float()).cpu()
             out["occ_iou"].append(float(voxel_iou(prob, room["occ"][None].cpu())[0]))
@@ -146,24 +145,21 @@ def evaluate_scene_grids(model: SceneGridModel, cfg: GridsConfig, device: torch.
 
     d, e = cfg.data, cfg.eval
     fitted = RoomViews(cfg, 0, d.scenes)
-    rows, ff_rooms = [], []
-    grids: dict[str, list] = {"psnr": [], "ssim": [], "occ_iou": [], "psnr_seen": [], "psnr_unseen": [],
-                              "unseen_fraction": []}  # fmt: skip
-    for i in tqdm(range(len(fitted)), desc="eval scene grids", unit="room", dynamic_ncols=True):
-        item = fitted[i]
+    rows, items = [], [fitted[i] for i in range(len(fitted))]
+    grids: dict[str, list] = {"psnr": [], "ssim": [], "occ_iou": [], "psnr_seen": [], "psnr_unseen": []}
+    for i, item in enumerate(tqdm(items, desc="eval scene grids", unit="room", dynamic_ncols=True)):
         s = score_room(model, model.bank.get(item["scene"]), item["room"])
-        s.update(split_psnr(s["image"], item["room"]["rgb_out"], item["room"]))
+        s.update(split_psnr(s["image"], item["room"]["rgb_out"], item["heldout_seen"]))
         for k in grids:
             grids[k].append(s[k])
-        ff_rooms.append(item["room"])
         if i < 4:
             rows.append([item["room"]["rgb_in"][0], item["room"]["rgb_out"], s["image"].cpu()])
-    ff = _feedforward(cfg, ff_rooms, device)
+    ff = _feedforward(cfg, items, device)
     for row, img in zip(rows, ff["image"], strict=False):
         row.append(img)
     out: dict[str, Any] = {f"grids/{k}": float(np.nanmean(v)) for k, v in grids.items()}
     out.update({f"feedforward/{k}": float(np.nanmean(v)) for k, v in ff.items() if k != "image"})
-    out["heldout_unseen_fraction"] = out.pop("grids/unseen_fraction")  # of the held-out views' pixels
+    out["heldout_unseen_fraction"] = float(np.mean([(~it["heldout_seen"]).float().mean() for it in items]))
     out["scenes"] = len(fitted)
     out["psnr_gain_over_feedforward"] = out["grids/psnr"] - out["feedforward/psnr"]
     if d.new_scenes:
@@ -175,7 +171,7 @@ def evaluate_scene_grids(model: SceneGridModel, cfg: GridsConfig, device: torch.
             curves = [fit_scene(model, bank, new[i], cfg, e.new_steps, e.every) for i in bar]
         steps = [s for s, _ in curves[0]]
         mean = [float(np.mean([c[k][1] for c in curves])) for k in range(len(steps))]
-        target = float(np.mean(_feedforward(cfg, [new[i]["room"] for i in range(len(new))], device)["psnr"]))
+        target = float(np.mean(_feedforward(cfg, [new[i] for i in range(len(new))], device)["psnr"]))
         reached = [s for s, p in zip(steps, mean, strict=True) if p >= target]
         out.update({"new/scenes": len(new), "new/feedforward_psnr": target, "new/psnr_start": mean[0],
                     "new/psnr_end": mean[-1], "new/steps": steps[-1],
